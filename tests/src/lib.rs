@@ -1,0 +1,285 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+mod webdriver;
+
+pub use webdriver::{Element, Session, WebDriverError};
+
+use std::cell::Cell;
+use std::fs::{self, File};
+use std::io;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long `tauri-driver` and WebKitWebDriver may take to start listening. A cold start under
+/// Xvfb on this 2-core machine takes well under a second; the margin absorbs a loaded CI host.
+const DRIVER_START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often a wait re-checks its condition. Short enough to keep tests fast, long enough not
+/// to flood the driver with requests.
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Why the harness could not run a test.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HarnessError {
+    /// A process or file could not be started, created or read.
+    #[error("{what}: {source}")]
+    Io {
+        /// What the harness was doing.
+        what: String,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// `tauri-driver` did not accept connections in time.
+    #[error("tauri-driver did not start within {0:?}; see its log in the artifacts directory")]
+    DriverStart(Duration),
+    /// The app binary has not been built.
+    #[error(
+        "{0} does not exist: build the app first (`cargo build -p latch-desktop`, as scripts/test does)"
+    )]
+    AppMissing(PathBuf),
+    /// A WebDriver request failed.
+    #[error(transparent)]
+    WebDriver(#[from] WebDriverError),
+    /// A condition did not become true in time.
+    #[error("timed out after {timeout:?} waiting for {what}")]
+    Timeout {
+        /// What was awaited.
+        what: String,
+        /// How long the harness waited.
+        timeout: Duration,
+    },
+}
+
+fn io_error(what: impl Into<String>) -> impl FnOnce(io::Error) -> HarnessError {
+    let what = what.into();
+    move |source| HarnessError::Io { what, source }
+}
+
+/// The directory a test keeps its screenshots and logs in, emptied at the start of the test.
+#[derive(Debug)]
+pub struct Artifacts {
+    dir: PathBuf,
+    steps: Cell<usize>,
+}
+
+impl Artifacts {
+    /// Creates `artifacts/e2e/<test>/` (or `$LATCH_ARTIFACTS/e2e/<test>/`).
+    ///
+    /// # Errors
+    /// When the directory cannot be created.
+    pub fn for_test(test: &str) -> Result<Self, HarnessError> {
+        let root = std::env::var_os("LATCH_ARTIFACTS").map_or_else(
+            || Path::new(env!("CARGO_MANIFEST_DIR")).join("../artifacts"),
+            PathBuf::from,
+        );
+        let dir = root.join("e2e").join(test);
+        if dir.exists() {
+            fs::remove_dir_all(&dir).map_err(io_error(format!("clearing {}", dir.display())))?;
+        }
+        fs::create_dir_all(&dir).map_err(io_error(format!("creating {}", dir.display())))?;
+        Ok(Self {
+            dir,
+            steps: Cell::new(0),
+        })
+    }
+
+    /// The directory itself.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Saves a numbered screenshot of the session's window, named after the step.
+    ///
+    /// # Errors
+    /// When the screenshot cannot be taken or written.
+    pub fn screenshot(&self, session: &Session, step: &str) -> Result<PathBuf, HarnessError> {
+        let n = self.steps.get() + 1;
+        self.steps.set(n);
+        let path = self.dir.join(format!("{n:02}-{step}.png"));
+        let png = session.screenshot()?;
+        fs::write(&path, png).map_err(io_error(format!("writing {}", path.display())))?;
+        Ok(path)
+    }
+}
+
+/// Takes a last screenshot if the test panics while this guard is alive, so a failure always
+/// leaves a picture of what the window showed next to the logs.
+#[derive(Debug)]
+pub struct ScreenshotOnFailure<'a> {
+    session: &'a Session,
+    artifacts: &'a Artifacts,
+}
+
+impl<'a> ScreenshotOnFailure<'a> {
+    /// Arms the guard for `session`.
+    #[must_use]
+    pub fn new(session: &'a Session, artifacts: &'a Artifacts) -> Self {
+        Self { session, artifacts }
+    }
+}
+
+impl Drop for ScreenshotOnFailure<'_> {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            // Best effort: the app may be the thing that died.
+            let _ = self.artifacts.screenshot(self.session, "failure");
+        }
+    }
+}
+
+/// A running `tauri-driver`, killed when dropped. Its output (which includes the app's own
+/// stdout and stderr, since WebKitWebDriver launches the app) goes to `driver.log`.
+#[derive(Debug)]
+pub struct TauriDriver {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    app: PathBuf,
+    home: PathBuf,
+}
+
+impl TauriDriver {
+    /// Starts `tauri-driver` (from `$LATCH_TAURI_DRIVER` or the `PATH`) for the app built next
+    /// to this test binary, with XDG directories under `home` so the app's data stays out of
+    /// the user's profile.
+    ///
+    /// # Errors
+    /// When the app is not built, the driver cannot start, or it never listens.
+    pub fn start(artifacts: &Artifacts, home: &Path) -> Result<Self, HarnessError> {
+        let app = app_binary()?;
+        let program =
+            std::env::var_os("LATCH_TAURI_DRIVER").unwrap_or_else(|| "tauri-driver".into());
+        let port = free_port()?;
+        let native_port = free_port()?;
+        let log = artifacts.dir().join("driver.log");
+        let out = File::create(&log).map_err(io_error(format!("creating {}", log.display())))?;
+        let err = out
+            .try_clone()
+            .map_err(io_error("duplicating the log handle"))?;
+        for sub in ["data", "config", "cache"] {
+            fs::create_dir_all(home.join(sub)).map_err(io_error("creating the test home"))?;
+        }
+        let child = Command::new(&program)
+            .arg("--port")
+            .arg(port.to_string())
+            .arg("--native-port")
+            .arg(native_port.to_string())
+            .env("XDG_DATA_HOME", home.join("data"))
+            .env("XDG_CONFIG_HOME", home.join("config"))
+            .env("XDG_CACHE_HOME", home.join("cache"))
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(io_error(format!(
+                "starting {}",
+                Path::new(&program).display()
+            )))?;
+        let driver = Self {
+            child,
+            port,
+            log,
+            app,
+            home: home.to_path_buf(),
+        };
+        driver.wait_until_ready()?;
+        Ok(driver)
+    }
+
+    /// Ready means WebDriver's `/status` answers through `tauri-driver`, which proxies it to
+    /// WebKitWebDriver: `tauri-driver` listens before the native driver it starts does.
+    fn wait_until_ready(&self) -> Result<(), HarnessError> {
+        let deadline = Instant::now() + DRIVER_START_TIMEOUT;
+        while Instant::now() < deadline {
+            if webdriver::is_ready(self.port) {
+                return Ok(());
+            }
+            thread::sleep(POLL_INTERVAL);
+        }
+        Err(HarnessError::DriverStart(DRIVER_START_TIMEOUT))
+    }
+
+    /// Launches the app and opens a WebDriver session on its main window.
+    ///
+    /// # Errors
+    /// When the driver refuses the session (typically: the app failed to start; see the log).
+    pub fn launch_app(&self) -> Result<Session, HarnessError> {
+        Ok(Session::create(self.port, &self.app)?)
+    }
+
+    /// Where the driver's and the app's output goes.
+    #[must_use]
+    pub fn log(&self) -> &Path {
+        &self.log
+    }
+
+    /// The directory holding the app's XDG data, config and cache directories.
+    #[must_use]
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+}
+
+impl Drop for TauriDriver {
+    fn drop(&mut self) {
+        // The driver may already be gone; either way there is nothing left to clean up.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` until it yields a value or `timeout` passes. The check itself observes the
+/// real state (the DOM through WebDriver); the interval only paces the polling.
+///
+/// # Errors
+/// [`HarnessError::Timeout`] naming `what`, or the first hard error `check` returns.
+pub fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> Result<Option<T>, HarnessError>,
+) -> Result<T, HarnessError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check()? {
+            return Ok(value);
+        }
+        if Instant::now() >= deadline {
+            return Err(HarnessError::Timeout {
+                what: what.to_owned(),
+                timeout,
+            });
+        }
+        thread::sleep(POLL_INTERVAL);
+    }
+}
+
+/// The `latch-desktop` binary built in the same target directory as the running test, which
+/// is right whatever `CARGO_TARGET_DIR` says: test binaries live in `<target>/<profile>/deps/`.
+fn app_binary() -> Result<PathBuf, HarnessError> {
+    let exe = std::env::current_exe().map_err(io_error("locating the test binary"))?;
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| HarnessError::AppMissing(exe.clone()))?;
+    let app = profile_dir.join(format!("latch-desktop{}", std::env::consts::EXE_SUFFIX));
+    if app.is_file() {
+        Ok(app)
+    } else {
+        Err(HarnessError::AppMissing(app))
+    }
+}
+
+fn free_port() -> Result<u16, HarnessError> {
+    let listener = TcpListener::bind(("127.0.0.1", 0)).map_err(io_error("finding a free port"))?;
+    let port = listener
+        .local_addr()
+        .map_err(io_error("reading the bound port"))?
+        .port();
+    Ok(port)
+}

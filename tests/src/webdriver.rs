@@ -1,0 +1,256 @@
+//! The few W3C WebDriver commands the tests use, over plain HTTP to `tauri-driver` on loopback.
+
+use std::path::Path;
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+/// The key W3C WebDriver uses for element references.
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// Upper bound on any single WebDriver request; launching the app is the slowest one.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A WebDriver request that failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WebDriverError {
+    /// The driver answered with a WebDriver error (e.g. `no such element`).
+    #[error("{command}: {error}: {message}")]
+    Command {
+        /// The command that failed.
+        command: String,
+        /// The W3C error code.
+        error: String,
+        /// The driver's explanation.
+        message: String,
+    },
+    /// The driver could not be reached or answered something that is not WebDriver JSON.
+    #[error("{command}: {detail}")]
+    Transport {
+        /// The command that failed.
+        command: String,
+        /// What went wrong.
+        detail: String,
+    },
+}
+
+impl WebDriverError {
+    /// Whether the driver said the element does not exist (yet).
+    #[must_use]
+    pub fn is_no_such_element(&self) -> bool {
+        matches!(self, Self::Command { error, .. } if error == "no such element")
+    }
+}
+
+/// A WebDriver session on one app window; deleted (which closes the app) when dropped.
+#[derive(Debug)]
+pub struct Session {
+    agent: ureq::Agent,
+    base: String,
+}
+
+/// A reference to an element in the session's document.
+#[derive(Debug, Clone)]
+pub struct Element {
+    id: String,
+}
+
+impl Session {
+    pub(crate) fn create(port: u16, app: &Path) -> Result<Self, WebDriverError> {
+        let agent = ureq::AgentBuilder::new().timeout(REQUEST_TIMEOUT).build();
+        let root = format!("http://127.0.0.1:{port}");
+        let capabilities = json!({
+            "capabilities": {
+                "alwaysMatch": {
+                    "browserName": "wry",
+                    "tauri:options": { "application": app }
+                }
+            }
+        });
+        let value = send(
+            &agent,
+            "POST",
+            &format!("{root}/session"),
+            Some(capabilities),
+        )?;
+        let id = value
+            .get("sessionId")
+            .and_then(Value::as_str)
+            .ok_or_else(|| transport("new session", "no sessionId in the reply"))?;
+        Ok(Self {
+            base: format!("{root}/session/{id}"),
+            agent,
+        })
+    }
+
+    fn command(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, WebDriverError> {
+        send(&self.agent, method, &format!("{}{path}", self.base), body)
+    }
+
+    /// Finds the first element matching a CSS selector, failing at once if there is none.
+    ///
+    /// # Errors
+    /// `no such element` when nothing matches, or a transport error.
+    pub fn find(&self, css: &str) -> Result<Element, WebDriverError> {
+        let value = self.command(
+            "POST",
+            "/element",
+            Some(json!({ "using": "css selector", "value": css })),
+        )?;
+        let id = value
+            .get(ELEMENT_KEY)
+            .and_then(Value::as_str)
+            .ok_or_else(|| transport("find element", "no element reference in the reply"))?;
+        Ok(Element { id: id.to_owned() })
+    }
+
+    /// Like [`Session::find`], but `None` when nothing matches yet.
+    ///
+    /// # Errors
+    /// Any error other than `no such element`.
+    pub fn try_find(&self, css: &str) -> Result<Option<Element>, WebDriverError> {
+        match self.find(css) {
+            Ok(element) => Ok(Some(element)),
+            Err(e) if e.is_no_such_element() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Clicks an element.
+    ///
+    /// # Errors
+    /// When the driver refuses (e.g. the element is not interactable).
+    pub fn click(&self, element: &Element) -> Result<(), WebDriverError> {
+        self.command(
+            "POST",
+            &format!("/element/{}/click", element.id),
+            Some(json!({})),
+        )?;
+        Ok(())
+    }
+
+    /// The rendered text of an element.
+    ///
+    /// # Errors
+    /// When the element is gone or the driver fails.
+    pub fn text(&self, element: &Element) -> Result<String, WebDriverError> {
+        let value = self.command("GET", &format!("/element/{}/text", element.id), None)?;
+        value
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| transport("element text", "the text is not a string"))
+    }
+
+    /// Runs a script in the page and returns its JSON result.
+    ///
+    /// # Errors
+    /// When the script throws or the driver fails.
+    pub fn execute(&self, script: &str, args: Value) -> Result<Value, WebDriverError> {
+        self.command(
+            "POST",
+            "/execute/sync",
+            Some(json!({ "script": script, "args": args })),
+        )
+    }
+
+    /// Runs an asynchronous script; it finishes by calling its last argument with the result.
+    ///
+    /// # Errors
+    /// When the script throws, never calls back within the driver's script timeout, or the
+    /// driver fails.
+    pub fn execute_async(&self, script: &str, args: Value) -> Result<Value, WebDriverError> {
+        self.command(
+            "POST",
+            "/execute/async",
+            Some(json!({ "script": script, "args": args })),
+        )
+    }
+
+    /// A PNG screenshot of the window.
+    ///
+    /// # Errors
+    /// When the driver fails or answers something that is not base64.
+    pub fn screenshot(&self) -> Result<Vec<u8>, WebDriverError> {
+        let value = self.command("GET", "/screenshot", None)?;
+        let encoded = value
+            .as_str()
+            .ok_or_else(|| transport("screenshot", "the image is not a string"))?;
+        base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map_err(|e| transport("screenshot", &e.to_string()))
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // Closing the session closes the app; if the app already died there is nothing to do.
+        let _ = send(&self.agent, "DELETE", &self.base, None);
+    }
+}
+
+/// Whether the driver on `port` reports itself ready for a new session.
+pub(crate) fn is_ready(port: u16) -> bool {
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(2))
+        .build();
+    send(
+        &agent,
+        "GET",
+        &format!("http://127.0.0.1:{port}/status"),
+        None,
+    )
+    .is_ok_and(|status| status.get("ready").and_then(Value::as_bool) == Some(true))
+}
+
+fn transport(command: &str, detail: &str) -> WebDriverError {
+    WebDriverError::Transport {
+        command: command.to_owned(),
+        detail: detail.to_owned(),
+    }
+}
+
+/// Sends one command and unwraps the W3C `{"value": …}` envelope, turning error replies
+/// (which arrive with 4xx/5xx statuses) into [`WebDriverError::Command`].
+fn send(
+    agent: &ureq::Agent,
+    method: &str,
+    url: &str,
+    body: Option<Value>,
+) -> Result<Value, WebDriverError> {
+    let command = format!(
+        "{method} {}",
+        url.rsplit_once("/session").map_or(url, |(_, p)| p)
+    );
+    let request = agent.request(method, url);
+    let result = match body {
+        Some(body) => request.send_json(body),
+        None => request.call(),
+    };
+    let response = match result {
+        Ok(response) | Err(ureq::Error::Status(_, response)) => response,
+        Err(ureq::Error::Transport(e)) => return Err(transport(&command, &e.to_string())),
+    };
+    let reply: Value = response
+        .into_json()
+        .map_err(|e| transport(&command, &format!("unreadable reply: {e}")))?;
+    let value = reply.get("value").cloned().unwrap_or(Value::Null);
+    if let Some(error) = value.get("error").and_then(Value::as_str) {
+        return Err(WebDriverError::Command {
+            command,
+            error: error.to_owned(),
+            message: value
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+        });
+    }
+    Ok(value)
+}
