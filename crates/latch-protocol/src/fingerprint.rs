@@ -147,6 +147,11 @@ fn logical_content(bytes: &[u8]) -> Result<Option<&[u8]>, FingerprintError> {
 }
 
 impl ScannableFingerprint {
+    /// Builds the payload from its parts: our and their first 32 hash bytes.
+    pub fn from_parts(version: u32, local: [u8; 32], remote: [u8; 32]) -> Self {
+        Self { version, local, remote }
+    }
+
     /// The `CombinedFingerprints` protobuf: `version`, then our and their 32-byte hashes.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(80);
