@@ -29,7 +29,7 @@ fn signed_message(context: &[u8], key: &[u8]) -> Vec<u8> {
 }
 
 /// A one-time X25519 prekey: consumed by the first session that uses it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct OneTimePreKeyRecord {
     /// Identifier published in the bundle.
     pub id: u32,
@@ -63,7 +63,7 @@ impl OneTimePreKeyRecord {
 }
 
 /// A signed X25519 prekey, rotated periodically by the owner.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SignedPreKeyRecord {
     /// Identifier published in the bundle.
     pub id: u32,
@@ -118,7 +118,7 @@ impl SignedPreKeyRecord {
 }
 
 /// A signed ML-KEM-1024 prekey, one-time or last-resort.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct KemPreKeyRecord {
     /// Identifier published in the bundle.
     pub id: u32,
@@ -286,5 +286,30 @@ impl PreKeyBundle {
             return Err(DecodeError::InvalidKey("prekey bundle signature"));
         }
         Ok(bundle)
+    }
+}
+
+impl core::fmt::Debug for OneTimePreKeyRecord {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("OneTimePreKeyRecord").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+impl core::fmt::Debug for SignedPreKeyRecord {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SignedPreKeyRecord")
+            .field("id", &self.id)
+            .field("created_at_ms", &self.created_at_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl core::fmt::Debug for KemPreKeyRecord {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("KemPreKeyRecord")
+            .field("id", &self.id)
+            .field("created_at_ms", &self.created_at_ms)
+            .field("last_resort", &self.last_resort)
+            .finish_non_exhaustive()
     }
 }

@@ -124,7 +124,7 @@ impl<T: SessionStore + IdentityKeyStore + PreKeyStore + SignedPreKeyStore + KemP
 
 /// An in-memory store for tests and tools. Records are kept as their encoded blobs, exactly as a
 /// database would, so every test also exercises the serialization.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct InMemoryStore {
     identity: IdentityKeyPair,
     identities: BTreeMap<ProtocolAddress, IdentityKey>,
@@ -268,5 +268,17 @@ impl KemPreKeyStore for InMemoryStore {
     fn record_last_resort_use(&mut self, id: u32, base_key: &[u8; 32]) -> Result<(), StoreError> {
         self.last_resort_uses.insert((id, *base_key));
         Ok(())
+    }
+}
+
+impl core::fmt::Debug for InMemoryStore {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("InMemoryStore")
+            .field("identity", &self.identity)
+            .field("sessions", &self.sessions.len())
+            .field("pre_keys", &self.pre_keys.len())
+            .field("signed_pre_keys", &self.signed_pre_keys.len())
+            .field("kem_pre_keys", &self.kem_pre_keys.len())
+            .finish_non_exhaustive()
     }
 }
