@@ -93,6 +93,28 @@ pub fn x25519_raw(scalar: &[u8; 32], public: &[u8; 32]) -> Result<Secret<32>, Cr
     x25519(&StaticSecret::from(*scalar), public)
 }
 
+/// The Ed25519 public key of a 32-byte secret seed.
+pub fn ed25519_public(seed: &Secret<32>) -> [u8; 32] {
+    ed25519_dalek::SigningKey::from_bytes(seed.expose()).verifying_key().to_bytes()
+}
+
+/// Ed25519 signature (RFC 8032, deterministic) with a 32-byte secret seed.
+pub fn ed25519_sign(seed: &Secret<32>, message: &[u8]) -> [u8; 64] {
+    use ed25519_dalek::Signer;
+    ed25519_dalek::SigningKey::from_bytes(seed.expose()).sign(message).to_bytes()
+}
+
+/// Ed25519 verification as Latch applies it everywhere (identity certificates, prekeys, relay
+/// challenges): strict, so non-canonical encodings and small-order keys are refused and a
+/// signature has exactly one valid form.
+pub fn ed25519_verify(public: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> bool {
+    let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(public) else { return false };
+    if key.is_weak() {
+        return false;
+    }
+    key.verify_strict(message, &ed25519_dalek::Signature::from_bytes(signature)).is_ok()
+}
+
 /// HKDF-SHA256 into a caller-sized secret buffer.
 pub fn hkdf_sha256(salt: Option<&[u8]>, ikm: &[u8], info: &[u8], len: usize) -> Result<SecretVec, CryptoError> {
     let hk = Hkdf::<Sha256>::new(salt, ikm);
