@@ -28,6 +28,20 @@ const IDENTITY_KEY_PAIR_LEN: usize = 1 + 32 + 32;
 /// confused with a prekey signature or a relay challenge response.
 const DH_CERT_CONTEXT: &[u8] = b"Latch identity X25519 key v1";
 
+/// Domain separator for relay authentication: a device proves it holds its identity by signing
+/// `RELAY_AUTH_CONTEXT || challenge` with its Ed25519 key, so a relay can never obtain a
+/// signature usable as a prekey signature or identity certificate.
+pub const RELAY_AUTH_CONTEXT: &[u8] = b"Latch relay auth v1";
+
+/// Relay side: checks a device's answer to `challenge` against its 32-byte Ed25519 key (the
+/// device id the [`crate::Envelope`] routes by).
+pub fn verify_relay_challenge(device_key: &[u8; 32], challenge: &[u8], signature: &[u8; 64]) -> bool {
+    let mut msg = Vec::with_capacity(RELAY_AUTH_CONTEXT.len() + challenge.len());
+    msg.extend_from_slice(RELAY_AUTH_CONTEXT);
+    msg.extend_from_slice(challenge);
+    crate::keys::ed25519_verify(device_key, &msg, signature)
+}
+
 /// The public half of an identity, as sent to peers and the relay.
 #[derive(Clone, PartialEq, Eq)]
 pub struct IdentityKey {
@@ -65,6 +79,20 @@ impl IdentityKey {
     /// Decodes and verifies the certificate; an identity whose X25519 key is not signed by its
     /// Ed25519 key is refused.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let key = Self::decode_unverified(bytes)?;
+        let mut msg = Vec::with_capacity(DH_CERT_CONTEXT.len() + 32);
+        msg.extend_from_slice(DH_CERT_CONTEXT);
+        msg.extend_from_slice(key.dh.as_bytes());
+        key.signing
+            .verify_strict(&msg, &key.certificate)
+            .map_err(|_| DecodeError::InvalidKey("identity certificate"))?;
+        Ok(key)
+    }
+
+    /// Decodes without checking the certificate: only for our own session records, whose
+    /// identities were verified when they first arrived and which the store keeps encrypted.
+    /// Skipping the signature check keeps loading a record cheap on every message.
+    pub(crate) fn decode_unverified(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = codec::open(bytes, IDENTITY_KEY_LEN, IDENTITY_KEY_VERSION)?;
         let signing = ed25519_dalek::VerifyingKey::from_bytes(&r.array()?)
             .map_err(|_| DecodeError::InvalidKey("identity signing key"))?;
@@ -74,12 +102,6 @@ impl IdentityKey {
         if signing.is_weak() {
             return Err(DecodeError::InvalidKey("identity signing key"));
         }
-        let mut msg = Vec::with_capacity(DH_CERT_CONTEXT.len() + 32);
-        msg.extend_from_slice(DH_CERT_CONTEXT);
-        msg.extend_from_slice(dh.as_bytes());
-        signing
-            .verify_strict(&msg, &certificate)
-            .map_err(|_| DecodeError::InvalidKey("identity certificate"))?;
         Ok(Self { signing, dh, certificate })
     }
 }
@@ -127,6 +149,14 @@ impl IdentityKeyPair {
     /// Signs with the Ed25519 identity key, e.g. a relay challenge or a prekey.
     pub fn sign(&self, message: &[u8]) -> [u8; 64] {
         self.signing.sign(message).to_bytes()
+    }
+
+    /// Device side of relay authentication: signs `RELAY_AUTH_CONTEXT || challenge`.
+    pub fn sign_relay_challenge(&self, challenge: &[u8]) -> [u8; 64] {
+        let mut msg = Vec::with_capacity(RELAY_AUTH_CONTEXT.len() + challenge.len());
+        msg.extend_from_slice(RELAY_AUTH_CONTEXT);
+        msg.extend_from_slice(challenge);
+        self.sign(&msg)
     }
 
     pub(crate) fn dh_secret(&self) -> &StaticSecret {

@@ -349,14 +349,17 @@ impl SessionState {
 
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let initiator = r.bool()?;
-        let local_identity = IdentityKey::from_bytes(r.take(IDENTITY_KEY_LEN)?)?;
-        let remote_identity = IdentityKey::from_bytes(r.take(IDENTITY_KEY_LEN)?)?;
+        let local_identity = IdentityKey::decode_unverified(r.take(IDENTITY_KEY_LEN)?)?;
+        let remote_identity = IdentityKey::decode_unverified(r.take(IDENTITY_KEY_LEN)?)?;
         let base_key = r.array()?;
         let root_key = Secret::new(r.array()?);
         let sender_ratchet = KeyPair::from_secret(&Secret::new(r.array()?));
         let has_chain = r.bool()?;
         let key = Secret::new(r.array()?);
         let index = r.u32()?;
+        if !has_chain && (key.expose() != &[0u8; 32] || index != 0) {
+            return Err(DecodeError::InvalidField("sender chain"));
+        }
         let sender_chain = has_chain.then_some(Chain { key, index });
         let previous_counter = r.u32()?;
         let n = r.count(MAX_RECEIVER_CHAINS)?;
@@ -379,6 +382,9 @@ impl SessionState {
             let signed_prekey_id = r.u32()?;
             let has_otpk = r.bool()?;
             let otpk = r.u32()?;
+            if !has_otpk && otpk != 0 {
+                return Err(DecodeError::InvalidField("one-time prekey id"));
+            }
             let kem_prekey_id = r.u32()?;
             let kem_ciphertext = r.var_bytes(KEM_CIPHERTEXT_LEN)?.to_vec();
             Some(PendingPreKey {

@@ -337,3 +337,15 @@ fn prekey_records_round_trip() {
     assert_eq!(k2.key_pair.public_bytes(), kem.key_pair.public_bytes());
     assert!(k2.last_resort);
 }
+
+#[test]
+fn relay_challenge_signatures() {
+    let mut r = rng(14);
+    let id = IdentityKeyPair::generate(&mut r);
+    let key = id.public().signing_key_bytes();
+    let sig = id.sign_relay_challenge(b"nonce-123");
+    assert!(identity::verify_relay_challenge(&key, b"nonce-123", &sig));
+    assert!(!identity::verify_relay_challenge(&key, b"nonce-124", &sig));
+    // A plain signature over the challenge (no context) is not accepted.
+    assert!(!identity::verify_relay_challenge(&key, b"nonce-123", &id.sign(b"nonce-123")));
+}
