@@ -40,7 +40,13 @@ fn latch_parties(rng: &mut ChaCha20Rng) -> Latch {
     bob.save_kem_pre_key(&kem).unwrap();
     let bundle = PreKeyBundle::new(bob_id.public(), &spk, Some(&opk), &kem);
     let alice = InMemoryStore::new(IdentityKeyPair::generate(rng));
-    Latch { alice, bob, bundle, a: ProtocolAddress::new("alice", 1), b: ProtocolAddress::new("bob", 1) }
+    Latch {
+        alice,
+        bob,
+        bundle,
+        a: ProtocolAddress::new("alice", 1),
+        b: ProtocolAddress::new("bob", 1),
+    }
 }
 
 fn latch_established(rng: &mut ChaCha20Rng) -> (SessionRecord, SessionRecord) {
@@ -50,7 +56,10 @@ fn latch_established(rng: &mut ChaCha20Rng) -> (SessionRecord, SessionRecord) {
     decrypt(&mut p.bob, &p.a, &m, rng).unwrap();
     let m = encrypt(&mut p.bob, &p.a, b"hi").unwrap();
     decrypt(&mut p.alice, &p.b, &m, rng).unwrap();
-    (p.alice.load_session(&p.b).unwrap().unwrap(), p.bob.load_session(&p.a).unwrap().unwrap())
+    (
+        p.alice.load_session(&p.b).unwrap().unwrap(),
+        p.bob.load_session(&p.a).unwrap().unwrap(),
+    )
 }
 
 fn olm_established() -> (Session, Session) {
@@ -58,10 +67,14 @@ fn olm_established() -> (Session, Session) {
     let mut bob = Account::new();
     bob.generate_one_time_keys(1);
     let otk = *bob.one_time_keys().values().next().unwrap();
-    let mut a = alice.create_outbound_session(SessionConfig::version_2(), bob.curve25519_key(), otk);
+    let mut a =
+        alice.create_outbound_session(SessionConfig::version_2(), bob.curve25519_key(), otk);
     let m = a.encrypt("hi");
     let OlmMessage::PreKey(pm) = m else { panic!() };
-    let mut b = bob.create_inbound_session(alice.curve25519_key(), &pm).unwrap().session;
+    let mut b = bob
+        .create_inbound_session(alice.curve25519_key(), &pm)
+        .unwrap()
+        .session;
     let m = b.encrypt("hi");
     a.decrypt(&m).unwrap();
     (a, b)
@@ -74,7 +87,9 @@ fn message(c: &mut Criterion) {
     let (mut a, mut b) = latch_established(&mut rng);
     g.bench_function("one_way/latch", |bench| {
         bench.iter(|| {
-            let CiphertextMessage::Ratchet(m) = a.encrypt(black_box(PLAINTEXT)).unwrap() else { panic!() };
+            let CiphertextMessage::Ratchet(m) = a.encrypt(black_box(PLAINTEXT)).unwrap() else {
+                panic!()
+            };
             black_box(b.decrypt(&m, &mut rng).unwrap());
         })
     });
@@ -89,9 +104,13 @@ fn message(c: &mut Criterion) {
     let (mut a, mut b) = latch_established(&mut rng);
     g.bench_function("round_trip/latch", |bench| {
         bench.iter(|| {
-            let CiphertextMessage::Ratchet(m) = a.encrypt(PLAINTEXT).unwrap() else { panic!() };
+            let CiphertextMessage::Ratchet(m) = a.encrypt(PLAINTEXT).unwrap() else {
+                panic!()
+            };
             black_box(b.decrypt(&m, &mut rng).unwrap());
-            let CiphertextMessage::Ratchet(m) = b.encrypt(PLAINTEXT).unwrap() else { panic!() };
+            let CiphertextMessage::Ratchet(m) = b.encrypt(PLAINTEXT).unwrap() else {
+                panic!()
+            };
             black_box(a.decrypt(&m, &mut rng).unwrap());
         })
     });
@@ -113,7 +132,13 @@ fn setup(c: &mut Criterion) {
     let template = latch_parties(&mut rng);
     g.bench_function("latch_pqxdh", |bench| {
         bench.iter_batched(
-            || (template.alice.clone(), template.bob.clone(), ChaCha20Rng::seed_from_u64(3)),
+            || {
+                (
+                    template.alice.clone(),
+                    template.bob.clone(),
+                    ChaCha20Rng::seed_from_u64(3),
+                )
+            },
             |(mut alice, mut bob, mut r)| {
                 process_prekey_bundle(&mut alice, &template.b, &template.bundle, &mut r).unwrap();
                 let m = encrypt(&mut alice, &template.b, PLAINTEXT).unwrap();
@@ -132,9 +157,18 @@ fn setup(c: &mut Criterion) {
             },
             |(alice, mut bob)| {
                 let otk = *bob.one_time_keys().values().next().unwrap();
-                let mut a = alice.create_outbound_session(SessionConfig::version_2(), bob.curve25519_key(), otk);
-                let OlmMessage::PreKey(pm) = a.encrypt(PLAINTEXT) else { panic!() };
-                black_box(bob.create_inbound_session(alice.curve25519_key(), &pm).unwrap());
+                let mut a = alice.create_outbound_session(
+                    SessionConfig::version_2(),
+                    bob.curve25519_key(),
+                    otk,
+                );
+                let OlmMessage::PreKey(pm) = a.encrypt(PLAINTEXT) else {
+                    panic!()
+                };
+                black_box(
+                    bob.create_inbound_session(alice.curve25519_key(), &pm)
+                        .unwrap(),
+                );
             },
             BatchSize::SmallInput,
         )

@@ -13,7 +13,9 @@ pub(crate) struct Writer {
 
 impl Writer {
     pub(crate) fn with_capacity(n: usize) -> Self {
-        Self { buf: Vec::with_capacity(n) }
+        Self {
+            buf: Vec::with_capacity(n),
+        }
     }
     pub(crate) fn u8(&mut self, v: u8) {
         self.buf.push(v);
@@ -92,7 +94,11 @@ impl<'a> Reader<'a> {
         Ok(n)
     }
     pub(crate) fn finish(self) -> Result<(), DecodeError> {
-        if self.data.is_empty() { Ok(()) } else { Err(DecodeError::TrailingBytes) }
+        if self.data.is_empty() {
+            Ok(())
+        } else {
+            Err(DecodeError::TrailingBytes)
+        }
     }
 }
 

@@ -94,6 +94,9 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
+/// One protobuf field: number, varint value (wire type 0), bytes value (wire type 2).
+type Field<'a> = (u64, Option<u64>, Option<&'a [u8]>);
+
 struct Pb<'a>(&'a [u8]);
 
 impl<'a> Pb<'a> {
@@ -120,7 +123,7 @@ impl<'a> Pb<'a> {
     }
     /// Next field as (number, wire type, varint value, bytes value); unknown fields skipped by
     /// the caller ignoring them.
-    fn field(&mut self) -> Result<(u64, Option<u64>, Option<&'a [u8]>), FingerprintError> {
+    fn field(&mut self) -> Result<Field<'a>, FingerprintError> {
         let tag = self.varint()?;
         match tag & 7 {
             0 => Ok((tag >> 3, Some(self.varint()?), None)),
@@ -149,7 +152,11 @@ fn logical_content(bytes: &[u8]) -> Result<Option<&[u8]>, FingerprintError> {
 impl ScannableFingerprint {
     /// Builds the payload from its parts: our and their first 32 hash bytes.
     pub fn from_parts(version: u32, local: [u8; 32], remote: [u8; 32]) -> Self {
-        Self { version, local, remote }
+        Self {
+            version,
+            local,
+            remote,
+        }
     }
 
     /// The `CombinedFingerprints` protobuf: `version`, then our and their 32-byte hashes.
@@ -180,9 +187,13 @@ impl ScannableFingerprint {
                 _ => {}
             }
         }
-        let theirs = u32::try_from(version.unwrap_or(0)).map_err(|_| FingerprintError::Malformed)?;
+        let theirs =
+            u32::try_from(version.unwrap_or(0)).map_err(|_| FingerprintError::Malformed)?;
         if theirs != self.version {
-            return Err(FingerprintError::VersionMismatch { theirs, ours: self.version });
+            return Err(FingerprintError::VersionMismatch {
+                theirs,
+                ours: self.version,
+            });
         }
         let local = local.ok_or(FingerprintError::Malformed)?;
         let remote = remote.ok_or(FingerprintError::Malformed)?;
@@ -216,17 +227,33 @@ impl Fingerprint {
         let l = hash_chain(iterations, local_id, local_key);
         let r = hash_chain(iterations, remote_id, remote_key);
         let (ld, rd) = (digits(&l), digits(&r));
-        let display = if ld < rd { format!("{ld}{rd}") } else { format!("{rd}{ld}") };
+        let display = if ld < rd {
+            format!("{ld}{rd}")
+        } else {
+            format!("{rd}{ld}")
+        };
         let mut local = [0u8; 32];
         let mut remote = [0u8; 32];
         local.copy_from_slice(&l[..32]);
         remote.copy_from_slice(&r[..32]);
-        Ok(Self { display: DisplayableFingerprint(display), scannable: ScannableFingerprint { version, local, remote } })
+        Ok(Self {
+            display: DisplayableFingerprint(display),
+            scannable: ScannableFingerprint {
+                version,
+                local,
+                remote,
+            },
+        })
     }
 
     /// The safety number between two Latch identities (hashing their Ed25519 keys), with
     /// Signal's current version and iteration count.
-    pub fn for_identities(local_id: &[u8], local: &IdentityKey, remote_id: &[u8], remote: &IdentityKey) -> Self {
+    pub fn for_identities(
+        local_id: &[u8],
+        local: &IdentityKey,
+        remote_id: &[u8],
+        remote: &IdentityKey,
+    ) -> Self {
         let hashed = Self::new(
             CURRENT_VERSION,
             DEFAULT_ITERATIONS,
@@ -240,7 +267,11 @@ impl Fingerprint {
             Ok(f) => f,
             Err(_) => Self {
                 display: DisplayableFingerprint(String::new()),
-                scannable: ScannableFingerprint { version: CURRENT_VERSION, local: [0; 32], remote: [0; 32] },
+                scannable: ScannableFingerprint {
+                    version: CURRENT_VERSION,
+                    local: [0; 32],
+                    remote: [0; 32],
+                },
             },
         }
     }

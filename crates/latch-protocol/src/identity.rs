@@ -35,7 +35,11 @@ pub const RELAY_AUTH_CONTEXT: &[u8] = b"Latch relay auth v1";
 
 /// Relay side: checks a device's answer to `challenge` against its 32-byte Ed25519 key (the
 /// device id the [`crate::Envelope`] routes by).
-pub fn verify_relay_challenge(device_key: &[u8; 32], challenge: &[u8], signature: &[u8; 64]) -> bool {
+pub fn verify_relay_challenge(
+    device_key: &[u8; 32],
+    challenge: &[u8],
+    signature: &[u8; 64],
+) -> bool {
     let mut msg = Vec::with_capacity(RELAY_AUTH_CONTEXT.len() + challenge.len());
     msg.extend_from_slice(RELAY_AUTH_CONTEXT);
     msg.extend_from_slice(challenge);
@@ -102,14 +106,22 @@ impl IdentityKey {
         if signing.is_weak() {
             return Err(DecodeError::InvalidKey("identity signing key"));
         }
-        Ok(Self { signing, dh, certificate })
+        Ok(Self {
+            signing,
+            dh,
+            certificate,
+        })
     }
 }
 
 impl fmt::Debug for IdentityKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.signing.as_bytes();
-        write!(f, "IdentityKey({:02x}{:02x}{:02x}{:02x}…)", b[0], b[1], b[2], b[3])
+        write!(
+            f,
+            "IdentityKey({:02x}{:02x}{:02x}{:02x}…)",
+            b[0], b[1], b[2], b[3]
+        )
     }
 }
 
@@ -137,8 +149,16 @@ impl IdentityKeyPair {
         msg.extend_from_slice(DH_CERT_CONTEXT);
         msg.extend_from_slice(dh_pub.as_bytes());
         let certificate = signing.sign(&msg);
-        let public = IdentityKey { signing: signing.verifying_key(), dh: dh_pub, certificate };
-        Self { signing, dh, public }
+        let public = IdentityKey {
+            signing: signing.verifying_key(),
+            dh: dh_pub,
+            certificate,
+        };
+        Self {
+            signing,
+            dh,
+            public,
+        }
     }
 
     /// The public identity to publish.
@@ -187,6 +207,8 @@ impl IdentityKeyPair {
 
 impl fmt::Debug for IdentityKeyPair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IdentityKeyPair").field("public", &self.public).finish_non_exhaustive()
+        f.debug_struct("IdentityKeyPair")
+            .field("public", &self.public)
+            .finish_non_exhaustive()
     }
 }

@@ -75,7 +75,11 @@ impl KeyPair {
 
 impl core::fmt::Debug for KeyPair {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "KeyPair {{ public: {:02x?}, secret: *** }}", &self.public.as_bytes()[..4])
+        write!(
+            f,
+            "KeyPair {{ public: {:02x?}, secret: *** }}",
+            &self.public.as_bytes()[..4]
+        )
     }
 }
 
@@ -95,28 +99,40 @@ pub fn x25519_raw(scalar: &[u8; 32], public: &[u8; 32]) -> Result<Secret<32>, Cr
 
 /// The Ed25519 public key of a 32-byte secret seed.
 pub fn ed25519_public(seed: &Secret<32>) -> [u8; 32] {
-    ed25519_dalek::SigningKey::from_bytes(seed.expose()).verifying_key().to_bytes()
+    ed25519_dalek::SigningKey::from_bytes(seed.expose())
+        .verifying_key()
+        .to_bytes()
 }
 
 /// Ed25519 signature (RFC 8032, deterministic) with a 32-byte secret seed.
 pub fn ed25519_sign(seed: &Secret<32>, message: &[u8]) -> [u8; 64] {
     use ed25519_dalek::Signer;
-    ed25519_dalek::SigningKey::from_bytes(seed.expose()).sign(message).to_bytes()
+    ed25519_dalek::SigningKey::from_bytes(seed.expose())
+        .sign(message)
+        .to_bytes()
 }
 
 /// Ed25519 verification as Latch applies it everywhere (identity certificates, prekeys, relay
 /// challenges): strict, so non-canonical encodings and small-order keys are refused and a
 /// signature has exactly one valid form.
 pub fn ed25519_verify(public: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> bool {
-    let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(public) else { return false };
+    let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(public) else {
+        return false;
+    };
     if key.is_weak() {
         return false;
     }
-    key.verify_strict(message, &ed25519_dalek::Signature::from_bytes(signature)).is_ok()
+    key.verify_strict(message, &ed25519_dalek::Signature::from_bytes(signature))
+        .is_ok()
 }
 
 /// HKDF-SHA256 into a caller-sized secret buffer.
-pub fn hkdf_sha256(salt: Option<&[u8]>, ikm: &[u8], info: &[u8], len: usize) -> Result<SecretVec, CryptoError> {
+pub fn hkdf_sha256(
+    salt: Option<&[u8]>,
+    ikm: &[u8],
+    info: &[u8],
+    len: usize,
+) -> Result<SecretVec, CryptoError> {
     let hk = Hkdf::<Sha256>::new(salt, ikm);
     let mut out = vec![0u8; len];
     if hk.expand(info, &mut out).is_err() {
@@ -152,16 +168,38 @@ pub(crate) fn hmac_sha256(key: &[u8; 32], input: &[u8]) -> Secret<32> {
 }
 
 /// ChaCha20-Poly1305 seal.
-pub fn aead_seal(key: &[u8; 32], nonce: &[u8; 12], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+pub fn aead_seal(
+    key: &[u8; 32],
+    nonce: &[u8; 12],
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
     ChaCha20Poly1305::new(Key::from_slice(key))
-        .encrypt(Nonce::from_slice(nonce), Payload { msg: plaintext, aad })
+        .encrypt(
+            Nonce::from_slice(nonce),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
         .map_err(|_| CryptoError::AuthenticationFailed)
 }
 
 /// ChaCha20-Poly1305 open; the plaintext is returned in a zeroizing buffer.
-pub fn aead_open(key: &[u8; 32], nonce: &[u8; 12], aad: &[u8], ciphertext: &[u8]) -> Result<SecretVec, CryptoError> {
+pub fn aead_open(
+    key: &[u8; 32],
+    nonce: &[u8; 12],
+    aad: &[u8],
+    ciphertext: &[u8],
+) -> Result<SecretVec, CryptoError> {
     ChaCha20Poly1305::new(Key::from_slice(key))
-        .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad })
+        .decrypt(
+            Nonce::from_slice(nonce),
+            Payload {
+                msg: ciphertext,
+                aad,
+            },
+        )
         .map(SecretVec::new)
         .map_err(|_| CryptoError::AuthenticationFailed)
 }
@@ -189,7 +227,10 @@ impl KemKeyPair {
     /// Rebuilds the key pair from its seed.
     pub fn from_seed(seed: Secret<64>) -> Self {
         let (_, ek) = Self::expand(&seed);
-        Self { public: ek.as_bytes().to_vec(), seed }
+        Self {
+            public: ek.as_bytes().to_vec(),
+            seed,
+        }
     }
 
     fn expand(seed: &Secret<64>) -> (Dk, Ek) {
@@ -216,7 +257,8 @@ impl KemKeyPair {
 
     /// Decapsulates a ciphertext addressed to this key pair.
     pub fn decapsulate(&self, ciphertext: &[u8]) -> Result<Secret<32>, CryptoError> {
-        let ct = ml_kem::Ciphertext::<MlKem1024>::try_from(ciphertext).map_err(|_| CryptoError::InvalidKem)?;
+        let ct = ml_kem::Ciphertext::<MlKem1024>::try_from(ciphertext)
+            .map_err(|_| CryptoError::InvalidKem)?;
         let (dk, _) = Self::expand(&self.seed);
         let ss = dk.decapsulate(&ct).map_err(|_| CryptoError::InvalidKem)?;
         Ok(Secret::new(ss.into()))

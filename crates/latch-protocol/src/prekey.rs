@@ -40,7 +40,10 @@ pub struct OneTimePreKeyRecord {
 impl OneTimePreKeyRecord {
     /// Generates a new one-time prekey.
     pub fn generate<R: CryptoRng + RngCore>(id: u32, rng: &mut R) -> Self {
-        Self { id, key_pair: KeyPair::generate(rng) }
+        Self {
+            id,
+            key_pair: KeyPair::generate(rng),
+        }
     }
 
     /// `version || id || secret`.
@@ -58,7 +61,10 @@ impl OneTimePreKeyRecord {
         let id = r.u32()?;
         let secret = Secret::new(r.array()?);
         r.finish()?;
-        Ok(Self { id, key_pair: KeyPair::from_secret(&secret) })
+        Ok(Self {
+            id,
+            key_pair: KeyPair::from_secret(&secret),
+        })
     }
 }
 
@@ -90,8 +96,16 @@ impl SignedPreKeyRecord {
         rng: &mut R,
     ) -> Self {
         let key_pair = KeyPair::generate(rng);
-        let signature = identity.sign(&signed_message(SIGNED_PREKEY_CONTEXT, &key_pair.public_bytes()));
-        Self { id, created_at_ms, key_pair, signature }
+        let signature = identity.sign(&signed_message(
+            SIGNED_PREKEY_CONTEXT,
+            &key_pair.public_bytes(),
+        ));
+        Self {
+            id,
+            created_at_ms,
+            key_pair,
+            signature,
+        }
     }
 
     /// `version || id || created_at || secret || signature`.
@@ -113,7 +127,12 @@ impl SignedPreKeyRecord {
         let secret = Secret::new(r.array()?);
         let signature = r.array()?;
         r.finish()?;
-        Ok(Self { id, created_at_ms, key_pair: KeyPair::from_secret(&secret), signature })
+        Ok(Self {
+            id,
+            created_at_ms,
+            key_pair: KeyPair::from_secret(&secret),
+            signature,
+        })
     }
 }
 
@@ -151,7 +170,13 @@ impl KemPreKeyRecord {
     ) -> Self {
         let key_pair = KemKeyPair::generate(rng);
         let signature = identity.sign(&signed_message(KEM_PREKEY_CONTEXT, key_pair.public_bytes()));
-        Self { id, created_at_ms, last_resort, key_pair, signature }
+        Self {
+            id,
+            created_at_ms,
+            last_resort,
+            key_pair,
+            signature,
+        }
     }
 
     /// `version || id || created_at || last_resort || seed(64) || signature`.
@@ -175,7 +200,13 @@ impl KemPreKeyRecord {
         let seed = Secret::new(r.array()?);
         let signature = r.array()?;
         r.finish()?;
-        Ok(Self { id, created_at_ms, last_resort, key_pair: KemKeyPair::from_seed(seed), signature })
+        Ok(Self {
+            id,
+            created_at_ms,
+            last_resort,
+            key_pair: KemKeyPair::from_seed(seed),
+            signature,
+        })
     }
 }
 
@@ -226,11 +257,14 @@ impl PreKeyBundle {
 
     /// Checks both prekey signatures against the bundle's identity.
     pub fn verify_signatures(&self) -> bool {
-        let spk = self
-            .identity
-            .verify(&signed_message(SIGNED_PREKEY_CONTEXT, &self.signed_prekey), &self.signed_prekey_signature);
-        let kem =
-            self.identity.verify(&signed_message(KEM_PREKEY_CONTEXT, &self.kem_prekey), &self.kem_prekey_signature);
+        let spk = self.identity.verify(
+            &signed_message(SIGNED_PREKEY_CONTEXT, &self.signed_prekey),
+            &self.signed_prekey_signature,
+        );
+        let kem = self.identity.verify(
+            &signed_message(KEM_PREKEY_CONTEXT, &self.kem_prekey),
+            &self.kem_prekey_signature,
+        );
         spk & kem
     }
 
@@ -291,7 +325,9 @@ impl PreKeyBundle {
 
 impl core::fmt::Debug for OneTimePreKeyRecord {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("OneTimePreKeyRecord").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("OneTimePreKeyRecord")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 

@@ -102,7 +102,10 @@ impl Chain {
     fn step(&mut self) -> Result<Secret<32>, RatchetError> {
         let mk = keys::hmac_sha256(self.key.expose(), MESSAGE_KEY_SEED);
         self.key = keys::hmac_sha256(self.key.expose(), CHAIN_KEY_SEED);
-        self.index = self.index.checked_add(1).ok_or(RatchetError::CounterExhausted)?;
+        self.index = self
+            .index
+            .checked_add(1)
+            .ok_or(RatchetError::CounterExhausted)?;
         Ok(mk)
     }
 }
@@ -169,7 +172,8 @@ impl SessionState {
     ) -> Result<Self, RatchetError> {
         let sender_ratchet = KeyPair::generate(rng);
         let dh = keys::x25519(&sender_ratchet.secret, their_signed_prekey)?;
-        let (root_key, ck) = keys::hkdf_pair(Some(shared_secret.expose()), dh.expose(), ROOT_KDF_INFO);
+        let (root_key, ck) =
+            keys::hkdf_pair(Some(shared_secret.expose()), dh.expose(), ROOT_KDF_INFO);
         Ok(Self {
             local_identity,
             remote_identity,
@@ -223,9 +227,14 @@ impl SessionState {
 
     pub(crate) fn encrypt(&mut self, plaintext: &[u8]) -> Result<RatchetMessage, RatchetError> {
         if plaintext.len() > MAX_PLAINTEXT_LEN {
-            return Err(RatchetError::PlaintextTooLarge { limit: MAX_PLAINTEXT_LEN });
+            return Err(RatchetError::PlaintextTooLarge {
+                limit: MAX_PLAINTEXT_LEN,
+            });
         }
-        let chain = self.sender_chain.as_mut().ok_or(RatchetError::NotReadyToSend)?;
+        let chain = self
+            .sender_chain
+            .as_mut()
+            .ok_or(RatchetError::NotReadyToSend)?;
         let counter = chain.index;
         let mk = chain.step()?;
         let mut msg = RatchetMessage {
@@ -260,34 +269,59 @@ impl SessionState {
         msg: &RatchetMessage,
         rng: &mut R,
     ) -> Result<Secret<32>, RatchetError> {
-        let Self { receiver_chains, skipped, .. } = self;
-        if let Some(rc) = receiver_chains.iter_mut().find(|c| c.ratchet_key == msg.ratchet_key) {
+        let Self {
+            receiver_chains,
+            skipped,
+            ..
+        } = self;
+        if let Some(rc) = receiver_chains
+            .iter_mut()
+            .find(|c| c.ratchet_key == msg.ratchet_key)
+        {
             if msg.counter < rc.chain.index {
                 let pos = skipped
                     .iter()
                     .position(|s| s.ratchet_key == msg.ratchet_key && s.index == msg.counter)
                     .ok_or(RatchetError::DuplicateMessage)?;
-                return skipped.remove(pos).map(|s| s.key).ok_or(RatchetError::DuplicateMessage);
+                return skipped
+                    .remove(pos)
+                    .map(|s| s.key)
+                    .ok_or(RatchetError::DuplicateMessage);
             }
             return advance_to(rc, skipped, msg.counter);
         }
         // A new ratchet key: finish the current receiving chain up to the sender's previous
         // counter, then turn the DH ratchet.
-        if let Some(rc) = receiver_chains.back_mut() {
-            if msg.previous_counter > rc.chain.index {
-                skip_to(rc, skipped, msg.previous_counter)?;
-            }
+        if let Some(rc) = receiver_chains.back_mut()
+            && msg.previous_counter > rc.chain.index
+        {
+            skip_to(rc, skipped, msg.previous_counter)?;
         }
         self.dh_ratchet(&msg.ratchet_key, rng)?;
-        let Self { receiver_chains, skipped, .. } = self;
+        let Self {
+            receiver_chains,
+            skipped,
+            ..
+        } = self;
         let rc = receiver_chains.back_mut().ok_or(RatchetError::NoSession)?;
         advance_to(rc, skipped, msg.counter)
     }
 
-    fn dh_ratchet<R: CryptoRng + RngCore>(&mut self, their_key: &[u8; 32], rng: &mut R) -> Result<(), RatchetError> {
+    fn dh_ratchet<R: CryptoRng + RngCore>(
+        &mut self,
+        their_key: &[u8; 32],
+        rng: &mut R,
+    ) -> Result<(), RatchetError> {
         let dh = keys::x25519(&self.sender_ratchet.secret, their_key)?;
-        let (root, ck_recv) = keys::hkdf_pair(Some(self.root_key.expose()), dh.expose(), ROOT_KDF_INFO);
-        self.receiver_chains.push_back(ReceiverChain { ratchet_key: *their_key, chain: Chain { key: ck_recv, index: 0 } });
+        let (root, ck_recv) =
+            keys::hkdf_pair(Some(self.root_key.expose()), dh.expose(), ROOT_KDF_INFO);
+        self.receiver_chains.push_back(ReceiverChain {
+            ratchet_key: *their_key,
+            chain: Chain {
+                key: ck_recv,
+                index: 0,
+            },
+        });
         while self.receiver_chains.len() > MAX_RECEIVER_CHAINS {
             self.receiver_chains.pop_front();
         }
@@ -296,7 +330,10 @@ impl SessionState {
         let dh = keys::x25519(&self.sender_ratchet.secret, their_key)?;
         let (root, ck_send) = keys::hkdf_pair(Some(root.expose()), dh.expose(), ROOT_KDF_INFO);
         self.root_key = root;
-        self.sender_chain = Some(Chain { key: ck_send, index: 0 });
+        self.sender_chain = Some(Chain {
+            key: ck_send,
+            index: 0,
+        });
         Ok(())
     }
 
@@ -368,7 +405,10 @@ impl SessionState {
             let ratchet_key = r.array()?;
             let key = Secret::new(r.array()?);
             let index = r.u32()?;
-            receiver_chains.push_back(ReceiverChain { ratchet_key, chain: Chain { key, index } });
+            receiver_chains.push_back(ReceiverChain {
+                ratchet_key,
+                chain: Chain { key, index },
+            });
         }
         let n = r.count(MAX_SKIPPED_MESSAGE_KEYS)?;
         let mut skipped = VecDeque::with_capacity(n);
@@ -376,7 +416,11 @@ impl SessionState {
             let ratchet_key = r.array()?;
             let index = r.u32()?;
             let key = Secret::new(r.array()?);
-            skipped.push_back(SkippedKey { ratchet_key, index, key });
+            skipped.push_back(SkippedKey {
+                ratchet_key,
+                index,
+                key,
+            });
         }
         let pending_prekey = if r.bool()? {
             let signed_prekey_id = r.u32()?;
@@ -412,17 +456,32 @@ impl SessionState {
     }
 }
 
-fn push_skipped(skipped: &mut VecDeque<SkippedKey>, ratchet_key: [u8; 32], index: u32, key: Secret<32>) {
-    skipped.push_back(SkippedKey { ratchet_key, index, key });
+fn push_skipped(
+    skipped: &mut VecDeque<SkippedKey>,
+    ratchet_key: [u8; 32],
+    index: u32,
+    key: Secret<32>,
+) {
+    skipped.push_back(SkippedKey {
+        ratchet_key,
+        index,
+        key,
+    });
     while skipped.len() > MAX_SKIPPED_MESSAGE_KEYS {
         skipped.pop_front();
     }
 }
 
 /// Stores the keys of indices `rc.index .. target` as skipped, within the jump limit.
-fn skip_to(rc: &mut ReceiverChain, skipped: &mut VecDeque<SkippedKey>, target: u32) -> Result<(), RatchetError> {
+fn skip_to(
+    rc: &mut ReceiverChain,
+    skipped: &mut VecDeque<SkippedKey>,
+    target: u32,
+) -> Result<(), RatchetError> {
     if target.saturating_sub(rc.chain.index) > MAX_FORWARD_JUMP {
-        return Err(RatchetError::TooFarInFuture { limit: MAX_FORWARD_JUMP });
+        return Err(RatchetError::TooFarInFuture {
+            limit: MAX_FORWARD_JUMP,
+        });
     }
     while rc.chain.index < target {
         let index = rc.chain.index;
@@ -433,7 +492,11 @@ fn skip_to(rc: &mut ReceiverChain, skipped: &mut VecDeque<SkippedKey>, target: u
 }
 
 /// Skips to `target` and returns its message key.
-fn advance_to(rc: &mut ReceiverChain, skipped: &mut VecDeque<SkippedKey>, target: u32) -> Result<Secret<32>, RatchetError> {
+fn advance_to(
+    rc: &mut ReceiverChain,
+    skipped: &mut VecDeque<SkippedKey>,
+    target: u32,
+) -> Result<Secret<32>, RatchetError> {
     skip_to(rc, skipped, target)?;
     rc.chain.step()
 }
@@ -484,7 +547,9 @@ impl SessionRecord {
 
     /// Whether the current session still sends prekey messages (no reply received yet).
     pub fn has_unacknowledged_prekey(&self) -> bool {
-        self.current.as_ref().is_some_and(|s| s.pending_prekey.is_some())
+        self.current
+            .as_ref()
+            .is_some_and(|s| s.pending_prekey.is_some())
     }
 
     /// Makes `state` current and archives the previous one (Sesame).
@@ -504,7 +569,10 @@ impl SessionRecord {
     }
 
     pub(crate) fn has_base_key(&self, base_key: &[u8; 32]) -> bool {
-        self.current.iter().chain(self.archived.iter()).any(|s| &s.base_key == base_key)
+        self.current
+            .iter()
+            .chain(self.archived.iter())
+            .any(|s| &s.base_key == base_key)
     }
 
     /// Encrypts on the current session; a prekey message until the peer has answered.
@@ -553,7 +621,9 @@ impl SessionRecord {
             }
         }
         for i in 0..self.archived.len() {
-            let Some(state) = self.archived.get(i).filter(|s| filter(s)) else { continue };
+            let Some(state) = self.archived.get(i).filter(|s| filter(s)) else {
+                continue;
+            };
             let mut staged = state.clone();
             match staged.decrypt(msg, rng) {
                 Ok(pt) => {
@@ -599,7 +669,9 @@ impl SessionRecord {
     /// next to the version 1 one, so records written by older builds keep decrypting.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
         if bytes.len() > MAX_SESSION_RECORD_LEN {
-            return Err(DecodeError::TooLarge { limit: MAX_SESSION_RECORD_LEN });
+            return Err(DecodeError::TooLarge {
+                limit: MAX_SESSION_RECORD_LEN,
+            });
         }
         match bytes.first() {
             Some(&SESSION_RECORD_VERSION) => Self::decode_v1(bytes),
@@ -616,7 +688,11 @@ impl SessionRecord {
             sr.finish()?;
             Ok(s)
         };
-        let current = if r.bool()? { Some(state(&mut r)?) } else { None };
+        let current = if r.bool()? {
+            Some(state(&mut r)?)
+        } else {
+            None
+        };
         let n = r.count(MAX_ARCHIVED_STATES)?;
         let mut archived = VecDeque::with_capacity(n);
         for _ in 0..n {

@@ -70,11 +70,13 @@ pub fn encrypt<S: ProtocolStore>(
     address: &ProtocolAddress,
     plaintext: &[u8],
 ) -> Result<CiphertextMessage, SessionError> {
-    let mut record = store.load_session(address)?.ok_or(SessionError::NoSession)?;
-    if let Some(identity) = record.remote_identity() {
-        if !store.is_trusted_identity(address, identity, Direction::Sending)? {
-            return Err(SessionError::UntrustedIdentity);
-        }
+    let mut record = store
+        .load_session(address)?
+        .ok_or(SessionError::NoSession)?;
+    if let Some(identity) = record.remote_identity()
+        && !store.is_trusted_identity(address, identity, Direction::Sending)?
+    {
+        return Err(SessionError::UntrustedIdentity);
     }
     let message = record.encrypt(plaintext)?;
     store.store_session(address, &record)?;
@@ -90,7 +92,9 @@ pub fn decrypt<S: ProtocolStore, R: CryptoRng + RngCore>(
 ) -> Result<SecretVec, SessionError> {
     match message {
         CiphertextMessage::Ratchet(m) => {
-            let mut record = store.load_session(address)?.ok_or(SessionError::NoSession)?;
+            let mut record = store
+                .load_session(address)?
+                .ok_or(SessionError::NoSession)?;
             let plaintext = record.decrypt(m, rng)?;
             store.store_session(address, &record)?;
             Ok(plaintext)
@@ -125,10 +129,16 @@ fn decrypt_prekey<S: ProtocolStore, R: CryptoRng + RngCore>(
         .get_signed_pre_key(msg.signed_prekey_id)?
         .ok_or(SessionError::SignedPreKeyNotFound(msg.signed_prekey_id))?;
     let one_time = match msg.one_time_prekey_id {
-        Some(id) => Some(store.get_pre_key(id)?.ok_or(SessionError::PreKeyNotFound(id))?),
+        Some(id) => Some(
+            store
+                .get_pre_key(id)?
+                .ok_or(SessionError::PreKeyNotFound(id))?,
+        ),
         None => None,
     };
-    let kem = store.get_kem_pre_key(msg.kem_prekey_id)?.ok_or(SessionError::KemPreKeyNotFound(msg.kem_prekey_id))?;
+    let kem = store
+        .get_kem_pre_key(msg.kem_prekey_id)?
+        .ok_or(SessionError::KemPreKeyNotFound(msg.kem_prekey_id))?;
     if kem.last_resort && store.last_resort_use_seen(kem.id, &msg.base_key)? {
         return Err(SessionError::LastResortReplay);
     }

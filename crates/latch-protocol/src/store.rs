@@ -34,7 +34,10 @@ pub struct ProtocolAddress {
 impl ProtocolAddress {
     /// Builds an address.
     pub fn new(name: impl Into<String>, device_id: u32) -> Self {
-        Self { name: name.into(), device_id }
+        Self {
+            name: name.into(),
+            device_id,
+        }
     }
 }
 
@@ -63,7 +66,11 @@ pub trait SessionStore {
     /// Loads the record for `address`, if any.
     fn load_session(&self, address: &ProtocolAddress) -> Result<Option<SessionRecord>, StoreError>;
     /// Replaces the record for `address`.
-    fn store_session(&mut self, address: &ProtocolAddress, record: &SessionRecord) -> Result<(), StoreError>;
+    fn store_session(
+        &mut self,
+        address: &ProtocolAddress,
+        record: &SessionRecord,
+    ) -> Result<(), StoreError>;
 }
 
 /// Our identity and the identities we have seen, with trust decisions.
@@ -79,7 +86,11 @@ pub trait IdentityKeyStore {
         direction: Direction,
     ) -> Result<bool, StoreError>;
     /// Records `identity` as the one for `address` (also how a user accepts a changed key).
-    fn save_identity(&mut self, address: &ProtocolAddress, identity: &IdentityKey) -> Result<IdentityChange, StoreError>;
+    fn save_identity(
+        &mut self,
+        address: &ProtocolAddress,
+        identity: &IdentityKey,
+    ) -> Result<IdentityChange, StoreError>;
     /// The stored identity for `address`.
     fn get_identity(&self, address: &ProtocolAddress) -> Result<Option<IdentityKey>, StoreError>;
 }
@@ -118,9 +129,15 @@ pub trait KemPreKeyStore {
 }
 
 /// Everything a device stores, as one bound for the session functions.
-pub trait ProtocolStore: SessionStore + IdentityKeyStore + PreKeyStore + SignedPreKeyStore + KemPreKeyStore {}
+pub trait ProtocolStore:
+    SessionStore + IdentityKeyStore + PreKeyStore + SignedPreKeyStore + KemPreKeyStore
+{
+}
 
-impl<T: SessionStore + IdentityKeyStore + PreKeyStore + SignedPreKeyStore + KemPreKeyStore> ProtocolStore for T {}
+impl<T: SessionStore + IdentityKeyStore + PreKeyStore + SignedPreKeyStore + KemPreKeyStore>
+    ProtocolStore for T
+{
+}
 
 /// An in-memory store for tests and tools. Records are kept as their encoded blobs, exactly as a
 /// database would, so every test also exercises the serialization.
@@ -200,10 +217,18 @@ impl InMemoryStore {
 
 impl SessionStore for InMemoryStore {
     fn load_session(&self, address: &ProtocolAddress) -> Result<Option<SessionRecord>, StoreError> {
-        self.sessions.get(address).map(|b| SessionRecord::from_bytes(b).map_err(backend)).transpose()
+        self.sessions
+            .get(address)
+            .map(|b| SessionRecord::from_bytes(b).map_err(backend))
+            .transpose()
     }
-    fn store_session(&mut self, address: &ProtocolAddress, record: &SessionRecord) -> Result<(), StoreError> {
-        self.sessions.insert(address.clone(), record.to_bytes().expose().to_vec());
+    fn store_session(
+        &mut self,
+        address: &ProtocolAddress,
+        record: &SessionRecord,
+    ) -> Result<(), StoreError> {
+        self.sessions
+            .insert(address.clone(), record.to_bytes().expose().to_vec());
         Ok(())
     }
 }
@@ -212,14 +237,25 @@ impl IdentityKeyStore for InMemoryStore {
     fn identity_key_pair(&self) -> Result<IdentityKeyPair, StoreError> {
         Ok(self.identity.clone())
     }
-    fn is_trusted_identity(&self, address: &ProtocolAddress, identity: &IdentityKey, _: Direction) -> Result<bool, StoreError> {
+    fn is_trusted_identity(
+        &self,
+        address: &ProtocolAddress,
+        identity: &IdentityKey,
+        _: Direction,
+    ) -> Result<bool, StoreError> {
         Ok(self.identities.get(address).is_none_or(|k| k == identity))
     }
-    fn save_identity(&mut self, address: &ProtocolAddress, identity: &IdentityKey) -> Result<IdentityChange, StoreError> {
-        Ok(match self.identities.insert(address.clone(), identity.clone()) {
-            Some(old) if &old != identity => IdentityChange::ReplacedExisting,
-            _ => IdentityChange::NewOrUnchanged,
-        })
+    fn save_identity(
+        &mut self,
+        address: &ProtocolAddress,
+        identity: &IdentityKey,
+    ) -> Result<IdentityChange, StoreError> {
+        Ok(
+            match self.identities.insert(address.clone(), identity.clone()) {
+                Some(old) if &old != identity => IdentityChange::ReplacedExisting,
+                _ => IdentityChange::NewOrUnchanged,
+            },
+        )
     }
     fn get_identity(&self, address: &ProtocolAddress) -> Result<Option<IdentityKey>, StoreError> {
         Ok(self.identities.get(address).cloned())
@@ -228,10 +264,14 @@ impl IdentityKeyStore for InMemoryStore {
 
 impl PreKeyStore for InMemoryStore {
     fn get_pre_key(&self, id: u32) -> Result<Option<OneTimePreKeyRecord>, StoreError> {
-        self.pre_keys.get(&id).map(|b| OneTimePreKeyRecord::from_secret_bytes(b).map_err(backend)).transpose()
+        self.pre_keys
+            .get(&id)
+            .map(|b| OneTimePreKeyRecord::from_secret_bytes(b).map_err(backend))
+            .transpose()
     }
     fn save_pre_key(&mut self, record: &OneTimePreKeyRecord) -> Result<(), StoreError> {
-        self.pre_keys.insert(record.id, record.to_secret_bytes().expose().to_vec());
+        self.pre_keys
+            .insert(record.id, record.to_secret_bytes().expose().to_vec());
         Ok(())
     }
     fn remove_pre_key(&mut self, id: u32) -> Result<(), StoreError> {
@@ -242,20 +282,28 @@ impl PreKeyStore for InMemoryStore {
 
 impl SignedPreKeyStore for InMemoryStore {
     fn get_signed_pre_key(&self, id: u32) -> Result<Option<SignedPreKeyRecord>, StoreError> {
-        self.signed_pre_keys.get(&id).map(|b| SignedPreKeyRecord::from_secret_bytes(b).map_err(backend)).transpose()
+        self.signed_pre_keys
+            .get(&id)
+            .map(|b| SignedPreKeyRecord::from_secret_bytes(b).map_err(backend))
+            .transpose()
     }
     fn save_signed_pre_key(&mut self, record: &SignedPreKeyRecord) -> Result<(), StoreError> {
-        self.signed_pre_keys.insert(record.id, record.to_secret_bytes().expose().to_vec());
+        self.signed_pre_keys
+            .insert(record.id, record.to_secret_bytes().expose().to_vec());
         Ok(())
     }
 }
 
 impl KemPreKeyStore for InMemoryStore {
     fn get_kem_pre_key(&self, id: u32) -> Result<Option<KemPreKeyRecord>, StoreError> {
-        self.kem_pre_keys.get(&id).map(|b| KemPreKeyRecord::from_secret_bytes(b).map_err(backend)).transpose()
+        self.kem_pre_keys
+            .get(&id)
+            .map(|b| KemPreKeyRecord::from_secret_bytes(b).map_err(backend))
+            .transpose()
     }
     fn save_kem_pre_key(&mut self, record: &KemPreKeyRecord) -> Result<(), StoreError> {
-        self.kem_pre_keys.insert(record.id, record.to_secret_bytes().expose().to_vec());
+        self.kem_pre_keys
+            .insert(record.id, record.to_secret_bytes().expose().to_vec());
         Ok(())
     }
     fn remove_kem_pre_key(&mut self, id: u32) -> Result<(), StoreError> {

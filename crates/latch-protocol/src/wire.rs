@@ -108,7 +108,12 @@ impl RatchetMessage {
         }
         let ciphertext = ciphertext.to_vec();
         r.finish()?;
-        Ok(Self { ratchet_key, previous_counter, counter, ciphertext })
+        Ok(Self {
+            ratchet_key,
+            previous_counter,
+            counter,
+            ciphertext,
+        })
     }
 }
 
@@ -148,7 +153,8 @@ impl PreKeyMessage {
     /// Encodes the message.
     pub fn to_bytes(&self) -> Vec<u8> {
         let inner = self.message.to_bytes();
-        let mut w = Writer::with_capacity(MAX_PREKEY_MESSAGE_LEN - MAX_RATCHET_MESSAGE_LEN + inner.len());
+        let mut w =
+            Writer::with_capacity(MAX_PREKEY_MESSAGE_LEN - MAX_RATCHET_MESSAGE_LEN + inner.len());
         w.u8(PREKEY_MESSAGE_VERSION);
         w.u32(self.signed_prekey_id);
         match self.one_time_prekey_id {
@@ -198,6 +204,10 @@ impl PreKeyMessage {
 
 /// Either kind of encrypted message.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "values are short-lived and moved rarely; the ML-KEM ciphertext is already on the heap"
+)]
 pub enum CiphertextMessage {
     /// A session-establishing message.
     PreKey(PreKeyMessage),
@@ -282,7 +292,12 @@ impl core::fmt::Debug for Envelope {
 impl Envelope {
     /// Wraps an encrypted message for the relay.
     pub fn new(recipient: [u8; 32], sender: [u8; 32], message: &CiphertextMessage) -> Self {
-        Self { recipient, sender, kind: message.kind(), body: message.to_bytes() }
+        Self {
+            recipient,
+            sender,
+            kind: message.kind(),
+            body: message.to_bytes(),
+        }
     }
 
     /// Encodes per the layout in the module docs.
@@ -304,7 +319,12 @@ impl Envelope {
         let kind = MessageKind::from_byte(r.u8()?)?;
         let body = r.var_bytes(MAX_BODY_LEN)?.to_vec();
         r.finish()?;
-        Ok(Self { recipient, sender, kind, body })
+        Ok(Self {
+            recipient,
+            sender,
+            kind,
+            body,
+        })
     }
 
     /// Decodes the body as the message its kind names.

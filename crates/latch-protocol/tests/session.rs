@@ -24,10 +24,20 @@ fn established(seed: u64) -> (Device, Device, rand_chacha::ChaCha20Rng) {
     process_prekey_bundle(&mut alice.store, &bob.address(), &bundle, &mut r).unwrap();
     let m = encrypt(&mut alice.store, &bob.address(), b"hello").unwrap();
     assert!(matches!(m, CiphertextMessage::PreKey(_)));
-    assert_eq!(decrypt(&mut bob.store, &alice.address(), &wire(&m), &mut r).unwrap().expose(), b"hello");
+    assert_eq!(
+        decrypt(&mut bob.store, &alice.address(), &wire(&m), &mut r)
+            .unwrap()
+            .expose(),
+        b"hello"
+    );
     let m = encrypt(&mut bob.store, &alice.address(), b"hi").unwrap();
     assert!(matches!(m, CiphertextMessage::Ratchet(_)));
-    assert_eq!(decrypt(&mut alice.store, &bob.address(), &wire(&m), &mut r).unwrap().expose(), b"hi");
+    assert_eq!(
+        decrypt(&mut alice.store, &bob.address(), &wire(&m), &mut r)
+            .unwrap()
+            .expose(),
+        b"hi"
+    );
     (alice, bob, r)
 }
 
@@ -35,8 +45,16 @@ fn send(from: &mut Device, to: &Device, text: &[u8]) -> CiphertextMessage {
     wire(&encrypt(&mut from.store, &to.address(), text).unwrap())
 }
 
-fn recv(to: &mut Device, from: &Device, m: &CiphertextMessage, r: &mut rand_chacha::ChaCha20Rng) -> Vec<u8> {
-    decrypt(&mut to.store, &from.address(), m, r).unwrap().expose().to_vec()
+fn recv(
+    to: &mut Device,
+    from: &Device,
+    m: &CiphertextMessage,
+    r: &mut rand_chacha::ChaCha20Rng,
+) -> Vec<u8> {
+    decrypt(&mut to.store, &from.address(), m, r)
+        .unwrap()
+        .expose()
+        .to_vec()
 }
 
 #[test]
@@ -78,11 +96,26 @@ fn jump_over_the_limit_is_rejected_without_changing_state() {
         msgs.push(send(&mut alice, &bob, b"x"));
     }
     let before = bob.store.contents();
-    let err = decrypt(&mut bob.store, &alice.address(), &msgs[MAX_FORWARD_JUMP as usize + 1], &mut r).unwrap_err();
-    assert!(matches!(err, SessionError::Ratchet(RatchetError::TooFarInFuture { .. })), "{err:?}");
+    let err = decrypt(
+        &mut bob.store,
+        &alice.address(),
+        &msgs[MAX_FORWARD_JUMP as usize + 1],
+        &mut r,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SessionError::Ratchet(RatchetError::TooFarInFuture { .. })
+        ),
+        "{err:?}"
+    );
     assert_eq!(bob.store.contents(), before);
     // Exactly at the limit is accepted.
-    assert_eq!(recv(&mut bob, &alice, &msgs[MAX_FORWARD_JUMP as usize], &mut r), b"x");
+    assert_eq!(
+        recv(&mut bob, &alice, &msgs[MAX_FORWARD_JUMP as usize], &mut r),
+        b"x"
+    );
     assert_eq!(recv(&mut bob, &alice, &msgs[7], &mut r), b"x");
 }
 
@@ -96,7 +129,10 @@ fn duplicate_delivery_is_rejected_without_changing_state() {
     let before = bob.store.contents();
     for m in [&m0, &m1] {
         let err = decrypt(&mut bob.store, &alice.address(), m, &mut r).unwrap_err();
-        assert!(matches!(err, SessionError::Ratchet(RatchetError::DuplicateMessage)), "{err:?}");
+        assert!(
+            matches!(err, SessionError::Ratchet(RatchetError::DuplicateMessage)),
+            "{err:?}"
+        );
         assert_eq!(bob.store.contents(), before);
     }
 }
@@ -105,7 +141,9 @@ fn duplicate_delivery_is_rejected_without_changing_state() {
 fn tampered_or_truncated_message_is_rejected_without_changing_state() {
     let (mut alice, mut bob, mut r) = established(5);
     let good = send(&mut alice, &bob, b"payload");
-    let CiphertextMessage::Ratchet(rm) = &good else { panic!() };
+    let CiphertextMessage::Ratchet(rm) = &good else {
+        panic!()
+    };
     let before = bob.store.contents();
 
     let mut tampered = Vec::new();
@@ -125,7 +163,15 @@ fn tampered_or_truncated_message_is_rejected_without_changing_state() {
     t.ratchet_key[3] ^= 4;
     tampered.push(t);
     for t in tampered {
-        assert!(decrypt(&mut bob.store, &alice.address(), &CiphertextMessage::Ratchet(t), &mut r).is_err());
+        assert!(
+            decrypt(
+                &mut bob.store,
+                &alice.address(),
+                &CiphertextMessage::Ratchet(t),
+                &mut r
+            )
+            .is_err()
+        );
         assert_eq!(bob.store.contents(), before);
     }
 
@@ -135,7 +181,10 @@ fn tampered_or_truncated_message_is_rejected_without_changing_state() {
     }
     let mut long = bytes.clone();
     long.push(0);
-    assert_eq!(RatchetMessage::from_bytes(&long), Err(DecodeError::TrailingBytes));
+    assert_eq!(
+        RatchetMessage::from_bytes(&long),
+        Err(DecodeError::TrailingBytes)
+    );
 
     assert_eq!(recv(&mut bob, &alice, &good, &mut r), b"payload");
 }
@@ -146,7 +195,9 @@ fn failed_prekey_message_leaves_stores_unchanged() {
     let bundle = bob.bundle(&mut r);
     process_prekey_bundle(&mut alice.store, &bob.address(), &bundle, &mut r).unwrap();
     let good = send(&mut alice, &bob, b"first");
-    let CiphertextMessage::PreKey(pm) = &good else { panic!() };
+    let CiphertextMessage::PreKey(pm) = &good else {
+        panic!()
+    };
     let before = bob.store.contents();
     let (opks, kems) = (bob.store.pre_key_count(), bob.store.kem_pre_key_count());
 
@@ -164,16 +215,33 @@ fn failed_prekey_message_leaves_stores_unchanged() {
     t.signed_prekey_id = 99;
     variants.push(t);
     for t in variants {
-        assert!(decrypt(&mut bob.store, &alice.address(), &CiphertextMessage::PreKey(t), &mut r).is_err());
+        assert!(
+            decrypt(
+                &mut bob.store,
+                &alice.address(),
+                &CiphertextMessage::PreKey(t),
+                &mut r
+            )
+            .is_err()
+        );
         assert_eq!(bob.store.contents(), before);
     }
-    assert_eq!((bob.store.pre_key_count(), bob.store.kem_pre_key_count()), (opks, kems));
+    assert_eq!(
+        (bob.store.pre_key_count(), bob.store.kem_pre_key_count()),
+        (opks, kems)
+    );
 
     assert_eq!(recv(&mut bob, &alice, &good, &mut r), b"first");
-    assert_eq!((bob.store.pre_key_count(), bob.store.kem_pre_key_count()), (opks - 1, kems - 1));
+    assert_eq!(
+        (bob.store.pre_key_count(), bob.store.kem_pre_key_count()),
+        (opks - 1, kems - 1)
+    );
     // The repeated prekey message (Alice has not heard back) is a duplicate now.
     let err = decrypt(&mut bob.store, &alice.address(), &good, &mut r).unwrap_err();
-    assert!(matches!(err, SessionError::Ratchet(RatchetError::DuplicateMessage)), "{err:?}");
+    assert!(
+        matches!(err, SessionError::Ratchet(RatchetError::DuplicateMessage)),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -222,13 +290,19 @@ fn bundles_with_bad_signatures_or_low_order_points_are_refused() {
     let mut b = good.clone();
     b.signed_prekey_signature[0] ^= 1;
     let err = process_prekey_bundle(&mut alice.store, &bob.address(), &b, &mut r).unwrap_err();
-    assert!(matches!(err, SessionError::Pqxdh(PqxdhError::InvalidSignature)), "{err:?}");
+    assert!(
+        matches!(err, SessionError::Pqxdh(PqxdhError::InvalidSignature)),
+        "{err:?}"
+    );
     assert!(PreKeyBundle::from_bytes(&b.to_bytes()).is_err());
 
     let mut b = good.clone();
     b.kem_prekey[5] ^= 1;
     let err = process_prekey_bundle(&mut alice.store, &bob.address(), &b, &mut r).unwrap_err();
-    assert!(matches!(err, SessionError::Pqxdh(PqxdhError::InvalidSignature)), "{err:?}");
+    assert!(
+        matches!(err, SessionError::Pqxdh(PqxdhError::InvalidSignature)),
+        "{err:?}"
+    );
 
     // The one-time prekey is unsigned, so a hostile relay could swap in a low-order point.
     let low_order: [[u8; 32]; 2] = [[0; 32], {
@@ -240,13 +314,21 @@ fn bundles_with_bad_signatures_or_low_order_points_are_refused() {
         let mut b = good.clone();
         b.one_time_prekey = Some((5, p));
         let err = process_prekey_bundle(&mut alice.store, &bob.address(), &b, &mut r).unwrap_err();
-        assert!(matches!(err, SessionError::Pqxdh(PqxdhError::Crypto(_))), "{err:?}");
+        assert!(
+            matches!(err, SessionError::Pqxdh(PqxdhError::Crypto(_))),
+            "{err:?}"
+        );
         // A validly signed low-order signed prekey (a hostile Bob) is refused too.
         let mut b = good.clone();
         b.signed_prekey = p;
-        b.signed_prekey_signature = bob.identity.sign(&SignedPreKeyRecord::signature_message(&p));
+        b.signed_prekey_signature = bob
+            .identity
+            .sign(&SignedPreKeyRecord::signature_message(&p));
         let err = process_prekey_bundle(&mut alice.store, &bob.address(), &b, &mut r).unwrap_err();
-        assert!(matches!(err, SessionError::Pqxdh(PqxdhError::Crypto(_))), "{err:?}");
+        assert!(
+            matches!(err, SessionError::Pqxdh(PqxdhError::Crypto(_))),
+            "{err:?}"
+        );
     }
     assert_eq!(alice.store.contents(), before);
 
@@ -275,7 +357,10 @@ fn simultaneous_initiation_converges() {
     let rb = bob.store.load_session(&alice.address()).unwrap().unwrap();
     assert_eq!(ra.current_base_key(), rb.current_base_key());
     assert!(!ra.has_unacknowledged_prekey() && !rb.has_unacknowledged_prekey());
-    assert!(matches!(send(&mut alice, &bob, b"x"), CiphertextMessage::Ratchet(_)));
+    assert!(matches!(
+        send(&mut alice, &bob, b"x"),
+        CiphertextMessage::Ratchet(_)
+    ));
 }
 
 #[test]
@@ -306,7 +391,10 @@ fn changed_identity_is_untrusted_until_accepted() {
     let err = process_prekey_bundle(&mut alice.store, &bob.address(), &bundle, &mut r).unwrap_err();
     assert!(matches!(err, SessionError::UntrustedIdentity), "{err:?}");
     assert_eq!(
-        alice.store.save_identity(&bob.address(), bob2.identity.public()).unwrap(),
+        alice
+            .store
+            .save_identity(&bob.address(), bob2.identity.public())
+            .unwrap(),
         store::IdentityChange::ReplacedExisting
     );
     process_prekey_bundle(&mut alice.store, &bob.address(), &bundle, &mut r).unwrap();
@@ -321,17 +409,26 @@ fn prekey_records_round_trip() {
     let id = IdentityKeyPair::generate(&mut r);
     let back = IdentityKeyPair::from_secret_bytes(id.to_secret_bytes().expose()).unwrap();
     assert_eq!(back.public(), id.public());
-    assert_eq!(IdentityKey::from_bytes(&id.public().to_bytes()).unwrap(), *id.public());
+    assert_eq!(
+        IdentityKey::from_bytes(&id.public().to_bytes()).unwrap(),
+        *id.public()
+    );
     let mut bad = id.public().to_bytes();
     bad[40] ^= 1; // X25519 key no longer matches the certificate
     assert!(IdentityKey::from_bytes(&bad).is_err());
     let mut v = id.public().to_bytes();
     v[0] = 9;
-    assert_eq!(IdentityKey::from_bytes(&v), Err(DecodeError::UnknownVersion(9)));
+    assert_eq!(
+        IdentityKey::from_bytes(&v),
+        Err(DecodeError::UnknownVersion(9))
+    );
 
     let spk = SignedPreKeyRecord::generate(4, 5, &id, &mut r);
     let s2 = SignedPreKeyRecord::from_secret_bytes(spk.to_secret_bytes().expose()).unwrap();
-    assert_eq!((s2.id, s2.created_at_ms, s2.signature), (4, 5, spk.signature));
+    assert_eq!(
+        (s2.id, s2.created_at_ms, s2.signature),
+        (4, 5, spk.signature)
+    );
     let kem = KemPreKeyRecord::generate(6, 7, true, &id, &mut r);
     let k2 = KemPreKeyRecord::from_secret_bytes(kem.to_secret_bytes().expose()).unwrap();
     assert_eq!(k2.key_pair.public_bytes(), kem.key_pair.public_bytes());
@@ -347,5 +444,9 @@ fn relay_challenge_signatures() {
     assert!(identity::verify_relay_challenge(&key, b"nonce-123", &sig));
     assert!(!identity::verify_relay_challenge(&key, b"nonce-124", &sig));
     // A plain signature over the challenge (no context) is not accepted.
-    assert!(!identity::verify_relay_challenge(&key, b"nonce-123", &id.sign(b"nonce-123")));
+    assert!(!identity::verify_relay_challenge(
+        &key,
+        b"nonce-123",
+        &id.sign(b"nonce-123")
+    ));
 }

@@ -22,7 +22,10 @@ use latch_protocol::store::SessionStore;
 use latch_protocol::*;
 use serde::{Deserialize, Serialize};
 
-const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/session_record_v1.json");
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/session_record_v1.json"
+);
 
 #[derive(Serialize, Deserialize, PartialEq, Debug)]
 struct Fixture {
@@ -43,7 +46,9 @@ fn fixture_v1() -> Fixture {
     let reply = wire(&encrypt(&mut bob.store, &alice.address(), b"reply").unwrap());
     decrypt(&mut alice.store, &bob.address(), &reply, &mut r).unwrap();
     let m: Vec<_> = (1..=4)
-        .map(|i| wire(&encrypt(&mut alice.store, &bob.address(), format!("m{i}").as_bytes()).unwrap()))
+        .map(|i| {
+            wire(&encrypt(&mut alice.store, &bob.address(), format!("m{i}").as_bytes()).unwrap())
+        })
         .collect();
     // Bob sees m1 and m3, so m2 sits in the skipped-key store; m4 is still ahead on the chain.
     decrypt(&mut bob.store, &alice.address(), &m[0], &mut r).unwrap();
@@ -51,7 +56,9 @@ fn fixture_v1() -> Fixture {
     let record = bob.store.load_session(&alice.address()).unwrap().unwrap();
     Fixture {
         format_version: SESSION_RECORD_VERSION,
-        description: "Bob's SessionRecord after m0..m3 minus m2; pending: m2 (skipped key), m4 (chain)".into(),
+        description:
+            "Bob's SessionRecord after m0..m3 minus m2; pending: m2 (skipped key), m4 (chain)"
+                .into(),
         bob_record: hex::encode(record.to_bytes().expose()),
         pending: [(1usize, "m2"), (3, "m4")]
             .iter()
@@ -67,7 +74,11 @@ fn load() -> Fixture {
 #[test]
 fn v1_fixture_still_decrypts() {
     if std::env::var_os("LATCH_WRITE_FIXTURES").is_some() {
-        std::fs::write(FIXTURE, serde_json::to_string_pretty(&fixture_v1()).unwrap() + "\n").unwrap();
+        std::fs::write(
+            FIXTURE,
+            serde_json::to_string_pretty(&fixture_v1()).unwrap() + "\n",
+        )
+        .unwrap();
     }
     let f = load();
     assert_eq!(f.format_version, 1);
@@ -75,10 +86,16 @@ fn v1_fixture_still_decrypts() {
     let mut r = rng(99);
     for (msg, plain) in &f.pending {
         let m = RatchetMessage::from_bytes(&hex::decode(msg).unwrap()).unwrap();
-        assert_eq!(hex::encode(record.decrypt(&m, &mut r).unwrap().expose()), *plain);
+        assert_eq!(
+            hex::encode(record.decrypt(&m, &mut r).unwrap().expose()),
+            *plain
+        );
     }
     // And the session keeps working in both directions after loading.
-    assert!(matches!(record.encrypt(b"still alive").unwrap(), CiphertextMessage::Ratchet(_)));
+    assert!(matches!(
+        record.encrypt(b"still alive").unwrap(),
+        CiphertextMessage::Ratchet(_)
+    ));
 }
 
 #[test]
@@ -98,10 +115,22 @@ fn unknown_record_version_and_corruption_are_typed_errors() {
     let bytes = hex::decode(&f.bob_record).unwrap();
     let mut v = bytes.clone();
     v[0] = 2;
-    assert_eq!(SessionRecord::from_bytes(&v).unwrap_err(), DecodeError::UnknownVersion(2));
-    assert_eq!(SessionRecord::from_bytes(&bytes[..bytes.len() - 1]).unwrap_err(), DecodeError::Truncated);
+    assert_eq!(
+        SessionRecord::from_bytes(&v).unwrap_err(),
+        DecodeError::UnknownVersion(2)
+    );
+    assert_eq!(
+        SessionRecord::from_bytes(&bytes[..bytes.len() - 1]).unwrap_err(),
+        DecodeError::Truncated
+    );
     let mut long = bytes.clone();
     long.push(0);
-    assert_eq!(SessionRecord::from_bytes(&long).unwrap_err(), DecodeError::TrailingBytes);
-    assert_eq!(SessionRecord::from_bytes(&[]).unwrap_err(), DecodeError::Truncated);
+    assert_eq!(
+        SessionRecord::from_bytes(&long).unwrap_err(),
+        DecodeError::TrailingBytes
+    );
+    assert_eq!(
+        SessionRecord::from_bytes(&[]).unwrap_err(),
+        DecodeError::Truncated
+    );
 }

@@ -9,7 +9,11 @@ use latch_protocol::fingerprint::{CURRENT_VERSION, DEFAULT_ITERATIONS, Fingerpri
 
 /// Latch command line.
 #[derive(Parser)]
-#[command(name = "latch", version, about = "Latch end-to-end encrypted messenger (headless)")]
+#[command(
+    name = "latch",
+    version,
+    about = "Latch end-to-end encrypted messenger (headless)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -55,7 +59,14 @@ fn parse_hex(s: &str) -> Result<HexKey, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::SafetyNumber { local_id, local_key, remote_id, remote_key, version, iterations } => {
+        Command::SafetyNumber {
+            local_id,
+            local_key,
+            remote_id,
+            remote_key,
+            version,
+            iterations,
+        } => {
             let fp = match Fingerprint::new(
                 version,
                 iterations,

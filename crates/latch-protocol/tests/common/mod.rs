@@ -29,7 +29,14 @@ impl Device {
         let kem_last_resort = KemPreKeyRecord::generate(1, 1_700_000_000_000, true, &identity, rng);
         store.save_signed_pre_key(&signed).unwrap();
         store.save_kem_pre_key(&kem_last_resort).unwrap();
-        Self { name: name.into(), identity, store, signed, kem_last_resort, next_id: 100 }
+        Self {
+            name: name.into(),
+            identity,
+            store,
+            signed,
+            kem_last_resort,
+            next_id: 100,
+        }
     }
 
     pub fn address(&self) -> ProtocolAddress {
@@ -48,12 +55,20 @@ impl Device {
 
     /// A bundle using only the signed prekey and the last-resort KEM key.
     pub fn last_resort_bundle(&self) -> PreKeyBundle {
-        PreKeyBundle::new(self.identity.public(), &self.signed, None, &self.kem_last_resort)
+        PreKeyBundle::new(
+            self.identity.public(),
+            &self.signed,
+            None,
+            &self.kem_last_resort,
+        )
     }
 }
 
 /// Round-trips a message through its wire encoding, as the relay would deliver it.
 pub fn wire(msg: &CiphertextMessage) -> CiphertextMessage {
     let env = Envelope::new([1; 32], [2; 32], msg);
-    Envelope::from_bytes(&env.to_bytes()).unwrap().message().unwrap()
+    Envelope::from_bytes(&env.to_bytes())
+        .unwrap()
+        .message()
+        .unwrap()
 }
