@@ -62,6 +62,16 @@ impl KeyPair {
         Self { secret, public }
     }
 
+    /// Rebuilds a key pair from its stored secret and public halves without recomputing the
+    /// public key (a scalar multiplication). Only for our own records, written by
+    /// [`Self::secret_bytes`] and [`Self::public_bytes`] together.
+    pub(crate) fn from_parts_unchecked(secret: &Secret<32>, public: [u8; 32]) -> Self {
+        Self {
+            secret: StaticSecret::from(*secret.expose()),
+            public: XPublic::from(public),
+        }
+    }
+
     /// The public key bytes.
     pub fn public_bytes(&self) -> [u8; 32] {
         self.public.to_bytes()
@@ -215,7 +225,8 @@ type Dk = <MlKem1024 as KemCore>::DecapsulationKey;
 #[derive(Clone)]
 pub struct KemKeyPair {
     seed: Secret<64>,
-    public: Vec<u8>,
+    /// Derived on first use: a responder loading the key only to decapsulate never needs it.
+    public: std::sync::OnceLock<Vec<u8>>,
 }
 
 impl KemKeyPair {
@@ -226,9 +237,8 @@ impl KemKeyPair {
 
     /// Rebuilds the key pair from its seed.
     pub fn from_seed(seed: Secret<64>) -> Self {
-        let (_, ek) = Self::expand(&seed);
         Self {
-            public: ek.as_bytes().to_vec(),
+            public: std::sync::OnceLock::new(),
             seed,
         }
     }
@@ -247,7 +257,8 @@ impl KemKeyPair {
 
     /// The encoded encapsulation key to publish.
     pub fn public_bytes(&self) -> &[u8] {
-        &self.public
+        self.public
+            .get_or_init(|| Self::expand(&self.seed).1.as_bytes().to_vec())
     }
 
     /// The seed, for serialization into a store.

@@ -135,8 +135,10 @@ pub(crate) struct PendingPreKey {
 /// One Double Ratchet session with one peer device.
 #[derive(Clone)]
 pub(crate) struct SessionState {
-    pub(crate) local_identity: IdentityKey,
-    pub(crate) remote_identity: IdentityKey,
+    /// Encoded identities: kept as bytes so loading a record needs no curve operations; they
+    /// were verified when they first arrived.
+    pub(crate) local_identity: [u8; IDENTITY_KEY_LEN],
+    pub(crate) remote_identity: [u8; IDENTITY_KEY_LEN],
     pub(crate) initiator: bool,
     /// The initiator's PQXDH ephemeral key: names the session for duplicate prekey messages
     /// and for Sesame convergence.
@@ -175,8 +177,8 @@ impl SessionState {
         let (root_key, ck) =
             keys::hkdf_pair(Some(shared_secret.expose()), dh.expose(), ROOT_KDF_INFO);
         Ok(Self {
-            local_identity,
-            remote_identity,
+            local_identity: local_identity.to_bytes(),
+            remote_identity: remote_identity.to_bytes(),
             initiator: true,
             base_key,
             root_key,
@@ -198,8 +200,8 @@ impl SessionState {
         signed_prekey: KeyPair,
     ) -> Self {
         Self {
-            local_identity,
-            remote_identity,
+            local_identity: local_identity.to_bytes(),
+            remote_identity: remote_identity.to_bytes(),
             initiator: false,
             base_key,
             root_key: shared_secret,
@@ -219,8 +221,8 @@ impl SessionState {
             (&self.remote_identity, &self.local_identity)
         };
         let mut ad = Vec::with_capacity(2 * IDENTITY_KEY_LEN + header.len());
-        ad.extend_from_slice(&a.to_bytes());
-        ad.extend_from_slice(&b.to_bytes());
+        ad.extend_from_slice(a);
+        ad.extend_from_slice(b);
         ad.extend_from_slice(header);
         ad
     }
@@ -341,11 +343,12 @@ impl SessionState {
 
     fn encode(&self, w: &mut Writer) {
         w.u8(u8::from(self.initiator));
-        w.bytes(&self.local_identity.to_bytes());
-        w.bytes(&self.remote_identity.to_bytes());
+        w.bytes(&self.local_identity);
+        w.bytes(&self.remote_identity);
         w.bytes(&self.base_key);
         w.bytes(self.root_key.expose());
         w.bytes(self.sender_ratchet.secret_bytes().expose());
+        w.bytes(&self.sender_ratchet.public_bytes());
         match &self.sender_chain {
             Some(c) => {
                 w.u8(1);
@@ -386,11 +389,17 @@ impl SessionState {
 
     fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let initiator = r.bool()?;
-        let local_identity = IdentityKey::decode_unverified(r.take(IDENTITY_KEY_LEN)?)?;
-        let remote_identity = IdentityKey::decode_unverified(r.take(IDENTITY_KEY_LEN)?)?;
+        let local_identity = r.array()?;
+        let remote_identity = r.array()?;
+        if local_identity[0] != crate::identity::IDENTITY_KEY_VERSION
+            || remote_identity[0] != crate::identity::IDENTITY_KEY_VERSION
+        {
+            return Err(DecodeError::InvalidField("identity key version"));
+        }
         let base_key = r.array()?;
         let root_key = Secret::new(r.array()?);
-        let sender_ratchet = KeyPair::from_secret(&Secret::new(r.array()?));
+        let ratchet_secret = Secret::new(r.array()?);
+        let sender_ratchet = KeyPair::from_parts_unchecked(&ratchet_secret, r.array()?);
         let has_chain = r.bool()?;
         let key = Secret::new(r.array()?);
         let index = r.u32()?;
@@ -541,8 +550,10 @@ impl SessionRecord {
     }
 
     /// The peer identity of the current session.
-    pub fn remote_identity(&self) -> Option<&IdentityKey> {
-        self.current.as_ref().map(|s| &s.remote_identity)
+    pub fn remote_identity(&self) -> Option<IdentityKey> {
+        self.current
+            .as_ref()
+            .and_then(|s| IdentityKey::decode_unverified(&s.remote_identity).ok())
     }
 
     /// Whether the current session still sends prekey messages (no reply received yet).
@@ -585,7 +596,8 @@ impl SessionRecord {
                 one_time_prekey_id: p.one_time_prekey_id,
                 kem_prekey_id: p.kem_prekey_id,
                 base_key: state.base_key,
-                identity: state.local_identity.clone(),
+                identity: IdentityKey::decode_unverified(&state.local_identity)
+                    .map_err(|_| RatchetError::NoSession)?,
                 kem_ciphertext: p.kem_ciphertext.clone(),
                 message,
             }),

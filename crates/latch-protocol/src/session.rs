@@ -74,7 +74,7 @@ pub fn encrypt<S: ProtocolStore>(
         .load_session(address)?
         .ok_or(SessionError::NoSession)?;
     if let Some(identity) = record.remote_identity()
-        && !store.is_trusted_identity(address, identity, Direction::Sending)?
+        && !store.is_trusted_identity(address, &identity, Direction::Sending)?
     {
         return Err(SessionError::UntrustedIdentity);
     }
@@ -117,8 +117,9 @@ fn decrypt_prekey<S: ProtocolStore, R: CryptoRng + RngCore>(
     // A repeated prekey message (the initiator repeats them until answered) belongs to the
     // session it already created: decrypt there, where duplicates are refused by the chain.
     if record.has_base_key(&msg.base_key) {
+        let sender = msg.identity.to_bytes();
         let plaintext = record.decrypt_matching(&msg.message, rng, |s| {
-            s.base_key == msg.base_key && s.remote_identity == msg.identity
+            s.base_key == msg.base_key && s.remote_identity == sender
         })?;
         store.store_session(address, &record)?;
         return Ok(plaintext);
