@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::identity::{IdentityKey, IdentityKeyPair};
 use crate::prekey::{KemPreKeyRecord, OneTimePreKeyRecord, SignedPreKeyRecord};
 use crate::ratchet::SessionRecord;
+use crate::secret::SecretVec;
 
 /// A store failure, wrapped so backends can carry their own error type.
 #[derive(Debug, thiserror::Error)]
@@ -140,15 +141,15 @@ impl<T: SessionStore + IdentityKeyStore + PreKeyStore + SignedPreKeyStore + KemP
 }
 
 /// An in-memory store for tests and tools. Records are kept as their encoded blobs, exactly as a
-/// database would, so every test also exercises the serialization.
+/// database would, so every test also exercises the serialization; the blobs zeroize on drop.
 #[derive(Clone)]
 pub struct InMemoryStore {
     identity: IdentityKeyPair,
     identities: BTreeMap<ProtocolAddress, IdentityKey>,
-    sessions: BTreeMap<ProtocolAddress, Vec<u8>>,
-    pre_keys: BTreeMap<u32, Vec<u8>>,
-    signed_pre_keys: BTreeMap<u32, Vec<u8>>,
-    kem_pre_keys: BTreeMap<u32, Vec<u8>>,
+    sessions: BTreeMap<ProtocolAddress, SecretVec>,
+    pre_keys: BTreeMap<u32, SecretVec>,
+    signed_pre_keys: BTreeMap<u32, SecretVec>,
+    kem_pre_keys: BTreeMap<u32, SecretVec>,
     last_resort_uses: BTreeSet<(u32, [u8; 32])>,
 }
 
@@ -197,14 +198,14 @@ impl InMemoryStore {
             out.push(0xEE);
             for (id, blob) in map {
                 out.extend_from_slice(&id.to_be_bytes());
-                out.extend_from_slice(blob);
+                out.extend_from_slice(blob.expose());
             }
         }
         out.push(0xEE);
         for (a, blob) in &self.sessions {
             out.extend_from_slice(a.name.as_bytes());
             out.extend_from_slice(&a.device_id.to_be_bytes());
-            out.extend_from_slice(blob);
+            out.extend_from_slice(blob.expose());
         }
         out.push(0xEE);
         for (id, key) in &self.last_resort_uses {
@@ -219,7 +220,7 @@ impl SessionStore for InMemoryStore {
     fn load_session(&self, address: &ProtocolAddress) -> Result<Option<SessionRecord>, StoreError> {
         self.sessions
             .get(address)
-            .map(|b| SessionRecord::from_bytes(b).map_err(backend))
+            .map(|b| SessionRecord::from_bytes(b.expose()).map_err(backend))
             .transpose()
     }
     fn store_session(
@@ -227,8 +228,7 @@ impl SessionStore for InMemoryStore {
         address: &ProtocolAddress,
         record: &SessionRecord,
     ) -> Result<(), StoreError> {
-        self.sessions
-            .insert(address.clone(), record.to_bytes().expose().to_vec());
+        self.sessions.insert(address.clone(), record.to_bytes());
         Ok(())
     }
 }
@@ -266,12 +266,11 @@ impl PreKeyStore for InMemoryStore {
     fn get_pre_key(&self, id: u32) -> Result<Option<OneTimePreKeyRecord>, StoreError> {
         self.pre_keys
             .get(&id)
-            .map(|b| OneTimePreKeyRecord::from_secret_bytes(b).map_err(backend))
+            .map(|b| OneTimePreKeyRecord::from_secret_bytes(b.expose()).map_err(backend))
             .transpose()
     }
     fn save_pre_key(&mut self, record: &OneTimePreKeyRecord) -> Result<(), StoreError> {
-        self.pre_keys
-            .insert(record.id, record.to_secret_bytes().expose().to_vec());
+        self.pre_keys.insert(record.id, record.to_secret_bytes());
         Ok(())
     }
     fn remove_pre_key(&mut self, id: u32) -> Result<(), StoreError> {
@@ -284,12 +283,12 @@ impl SignedPreKeyStore for InMemoryStore {
     fn get_signed_pre_key(&self, id: u32) -> Result<Option<SignedPreKeyRecord>, StoreError> {
         self.signed_pre_keys
             .get(&id)
-            .map(|b| SignedPreKeyRecord::from_secret_bytes(b).map_err(backend))
+            .map(|b| SignedPreKeyRecord::from_secret_bytes(b.expose()).map_err(backend))
             .transpose()
     }
     fn save_signed_pre_key(&mut self, record: &SignedPreKeyRecord) -> Result<(), StoreError> {
         self.signed_pre_keys
-            .insert(record.id, record.to_secret_bytes().expose().to_vec());
+            .insert(record.id, record.to_secret_bytes());
         Ok(())
     }
 }
@@ -298,12 +297,12 @@ impl KemPreKeyStore for InMemoryStore {
     fn get_kem_pre_key(&self, id: u32) -> Result<Option<KemPreKeyRecord>, StoreError> {
         self.kem_pre_keys
             .get(&id)
-            .map(|b| KemPreKeyRecord::from_secret_bytes(b).map_err(backend))
+            .map(|b| KemPreKeyRecord::from_secret_bytes(b.expose()).map_err(backend))
             .transpose()
     }
     fn save_kem_pre_key(&mut self, record: &KemPreKeyRecord) -> Result<(), StoreError> {
         self.kem_pre_keys
-            .insert(record.id, record.to_secret_bytes().expose().to_vec());
+            .insert(record.id, record.to_secret_bytes());
         Ok(())
     }
     fn remove_kem_pre_key(&mut self, id: u32) -> Result<(), StoreError> {
