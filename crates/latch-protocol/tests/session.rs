@@ -450,3 +450,26 @@ fn relay_challenge_signatures() {
         &id.sign(b"nonce-123")
     ));
 }
+
+#[test]
+fn skipped_key_store_is_capped_oldest_first() {
+    use latch_protocol::ratchet::MAX_SKIPPED_MESSAGE_KEYS;
+    let (mut alice, mut bob, mut r) = established(15);
+    let msgs: Vec<_> = (0..=MAX_SKIPPED_MESSAGE_KEYS)
+        .map(|_| send(&mut alice, &bob, b"old"))
+        .collect();
+    // Receiving the last one stores a key for each of the others: the store is full.
+    recv(&mut bob, &alice, &msgs[MAX_SKIPPED_MESSAGE_KEYS], &mut r);
+    let m = send(&mut bob, &alice, b"turn");
+    recv(&mut alice, &bob, &m, &mut r);
+    let first = send(&mut alice, &bob, b"n0");
+    let second = send(&mut alice, &bob, b"n1");
+    recv(&mut bob, &alice, &second, &mut r); // stores one more key, evicting the oldest (m0)
+    let err = decrypt(&mut bob.store, &alice.address(), &msgs[0], &mut r).unwrap_err();
+    assert!(
+        matches!(err, SessionError::Ratchet(RatchetError::DuplicateMessage)),
+        "{err:?}"
+    );
+    assert_eq!(recv(&mut bob, &alice, &msgs[1], &mut r), b"old");
+    assert_eq!(recv(&mut bob, &alice, &first, &mut r), b"n0");
+}
