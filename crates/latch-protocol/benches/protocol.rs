@@ -1,0 +1,184 @@
+//! Latch's Double Ratchet and PQXDH against vodozemac's Olm, measured in the same run.
+//!
+//! Run: `cargo bench -p latch-protocol --bench protocol`
+//! Groups:
+//! - `message/one_way`: encrypt + decrypt of a 100-byte message on an established session,
+//!   same direction (symmetric ratchet only).
+//! - `message/round_trip`: A→B then B→A, so every message turns the DH ratchet.
+//! - `setup`: from the peer's published keys to the responder holding a session: initiator
+//!   key agreement + first encrypt + responder key agreement + first decrypt. Latch does
+//!   PQXDH (X25519 + ML-KEM-1024 + signature checks), Olm does 3DH.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use latch_protocol::session::{decrypt, encrypt, process_prekey_bundle};
+use latch_protocol::store::{KemPreKeyStore, PreKeyStore, SessionStore, SignedPreKeyStore};
+use latch_protocol::*;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use std::hint::black_box;
+use vodozemac::olm::{Account, OlmMessage, Session, SessionConfig};
+
+const PLAINTEXT: &[u8; 100] = &[0x42; 100];
+
+struct Latch {
+    alice: InMemoryStore,
+    bob: InMemoryStore,
+    bundle: PreKeyBundle,
+    a: ProtocolAddress,
+    b: ProtocolAddress,
+}
+
+fn latch_parties(rng: &mut ChaCha20Rng) -> Latch {
+    let bob_id = IdentityKeyPair::generate(rng);
+    let mut bob = InMemoryStore::new(bob_id.clone());
+    let spk = SignedPreKeyRecord::generate(1, 0, &bob_id, rng);
+    let opk = OneTimePreKeyRecord::generate(1, rng);
+    let kem = KemPreKeyRecord::generate(1, 0, false, &bob_id, rng);
+    bob.save_signed_pre_key(&spk).unwrap();
+    bob.save_pre_key(&opk).unwrap();
+    bob.save_kem_pre_key(&kem).unwrap();
+    let bundle = PreKeyBundle::new(bob_id.public(), &spk, Some(&opk), &kem);
+    let alice = InMemoryStore::new(IdentityKeyPair::generate(rng));
+    Latch {
+        alice,
+        bob,
+        bundle,
+        a: ProtocolAddress::new("alice", 1),
+        b: ProtocolAddress::new("bob", 1),
+    }
+}
+
+fn latch_established(rng: &mut ChaCha20Rng) -> (SessionRecord, SessionRecord) {
+    let mut p = latch_parties(rng);
+    process_prekey_bundle(&mut p.alice, &p.b, &p.bundle, rng).unwrap();
+    let m = encrypt(&mut p.alice, &p.b, b"hi").unwrap();
+    decrypt(&mut p.bob, &p.a, &m, rng).unwrap();
+    let m = encrypt(&mut p.bob, &p.a, b"hi").unwrap();
+    decrypt(&mut p.alice, &p.b, &m, rng).unwrap();
+    (
+        p.alice.load_session(&p.b).unwrap().unwrap(),
+        p.bob.load_session(&p.a).unwrap().unwrap(),
+    )
+}
+
+fn olm_established() -> (Session, Session) {
+    let alice = Account::new();
+    let mut bob = Account::new();
+    bob.generate_one_time_keys(1);
+    let otk = *bob.one_time_keys().values().next().unwrap();
+    let mut a =
+        alice.create_outbound_session(SessionConfig::version_2(), bob.curve25519_key(), otk);
+    let m = a.encrypt("hi");
+    let OlmMessage::PreKey(pm) = m else { panic!() };
+    let mut b = bob
+        .create_inbound_session(alice.curve25519_key(), &pm)
+        .unwrap()
+        .session;
+    let m = b.encrypt("hi");
+    a.decrypt(&m).unwrap();
+    (a, b)
+}
+
+fn message(c: &mut Criterion) {
+    let mut rng = ChaCha20Rng::seed_from_u64(1);
+    let mut g = c.benchmark_group("message");
+
+    let (mut a, mut b) = latch_established(&mut rng);
+    g.bench_function("one_way/latch", |bench| {
+        bench.iter(|| {
+            let CiphertextMessage::Ratchet(m) = a.encrypt(black_box(PLAINTEXT)).unwrap() else {
+                panic!()
+            };
+            black_box(b.decrypt(&m, &mut rng).unwrap());
+        })
+    });
+    let (mut oa, mut ob) = olm_established();
+    g.bench_function("one_way/vodozemac", |bench| {
+        bench.iter(|| {
+            let m = oa.encrypt(black_box(PLAINTEXT));
+            black_box(ob.decrypt(&m).unwrap());
+        })
+    });
+
+    let (mut a, mut b) = latch_established(&mut rng);
+    g.bench_function("round_trip/latch", |bench| {
+        bench.iter(|| {
+            let CiphertextMessage::Ratchet(m) = a.encrypt(PLAINTEXT).unwrap() else {
+                panic!()
+            };
+            black_box(b.decrypt(&m, &mut rng).unwrap());
+            let CiphertextMessage::Ratchet(m) = b.encrypt(PLAINTEXT).unwrap() else {
+                panic!()
+            };
+            black_box(a.decrypt(&m, &mut rng).unwrap());
+        })
+    });
+    let (mut oa, mut ob) = olm_established();
+    g.bench_function("round_trip/vodozemac", |bench| {
+        bench.iter(|| {
+            let m = oa.encrypt(PLAINTEXT);
+            black_box(ob.decrypt(&m).unwrap());
+            let m = ob.encrypt(PLAINTEXT);
+            black_box(oa.decrypt(&m).unwrap());
+        })
+    });
+    g.finish();
+}
+
+fn setup(c: &mut Criterion) {
+    let mut rng = ChaCha20Rng::seed_from_u64(2);
+    let mut g = c.benchmark_group("setup");
+    let template = latch_parties(&mut rng);
+    g.bench_function("latch_pqxdh", |bench| {
+        bench.iter_batched(
+            || {
+                (
+                    template.alice.clone(),
+                    template.bob.clone(),
+                    ChaCha20Rng::seed_from_u64(3),
+                )
+            },
+            |(mut alice, mut bob, mut r)| {
+                process_prekey_bundle(&mut alice, &template.b, &template.bundle, &mut r).unwrap();
+                let m = encrypt(&mut alice, &template.b, PLAINTEXT).unwrap();
+                black_box(decrypt(&mut bob, &template.a, &m, &mut r).unwrap());
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("vodozemac_olm", |bench| {
+        bench.iter_batched(
+            || {
+                let alice = Account::new();
+                let mut bob = Account::new();
+                bob.generate_one_time_keys(1);
+                (alice, bob)
+            },
+            |(alice, mut bob)| {
+                let otk = *bob.one_time_keys().values().next().unwrap();
+                let mut a = alice.create_outbound_session(
+                    SessionConfig::version_2(),
+                    bob.curve25519_key(),
+                    otk,
+                );
+                let OlmMessage::PreKey(pm) = a.encrypt(PLAINTEXT) else {
+                    panic!()
+                };
+                black_box(
+                    bob.create_inbound_session(alice.curve25519_key(), &pm)
+                        .unwrap(),
+                );
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(4));
+    targets = message, setup
+}
+criterion_main!(benches);

@@ -1,0 +1,10 @@
+//! RatchetMessage decoding; accepted inputs must re-encode to the same bytes.
+#![no_main]
+use latch_protocol::RatchetMessage;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(m) = RatchetMessage::from_bytes(data) {
+        assert_eq!(m.to_bytes(), data);
+    }
+});
