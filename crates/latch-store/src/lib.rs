@@ -1,2 +1,19 @@
-//! Latch's encrypted store: one SQLCipher database per profile, keys in the OS keyring.
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod keystore;
+pub mod migrations;
+pub mod model;
+pub mod passphrase;
+pub mod secret;
+pub mod store;
+pub mod sweeper;
+
+pub use clock::{Clock, SystemClock, TokioClock};
+pub use keystore::{KeyName, KeyStore, KeyStoreError, MemoryKeyStore, OsKeyring, ProfileId};
+pub use model::*;
+pub use passphrase::{KdfParams, PassphraseError};
+pub use secret::{DatabaseKey, SecretBytes};
+pub use store::{OpenError, Store, StoreError, StoreOptions, Tx};
+pub use sweeper::Sweeper;

@@ -1,0 +1,79 @@
+//! The disappearing-message sweeper: a tokio task that sleeps until the earliest
+//! `expires_at` and deletes what is due.
+//!
+//! There is no polling loop. The task computes the next deadline from the `expires_at`
+//! index and sleeps on it; a write that adds or moves an expiry wakes it through a
+//! [`tokio::sync::Notify`] permit (never lost: `notify_one` stores it if the task is busy),
+//! and the task recomputes the deadline.
+
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, sleep_until};
+
+use crate::model::StoreEvent;
+use crate::store::Store;
+
+/// Wait before retrying a failed sweep when no new expiry arrives in the meantime.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
+
+/// A running sweeper. Dropping it stops the task.
+#[derive(Debug)]
+pub struct Sweeper {
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Sweeper {
+    /// Starts the sweeper for `store` on the current tokio runtime.
+    pub fn spawn(store: Store) -> Self {
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let task = tokio::spawn(run(store, stop_rx));
+        Self {
+            stop: Some(stop_tx),
+            task: Some(task),
+        }
+    }
+
+    /// Stops the task and waits for it to finish its current sweep.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Sweeper {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+async fn run(store: Store, mut stop: oneshot::Receiver<()>) {
+    let inner = store.inner.clone();
+    loop {
+        let next = match store.sweep_expired().and_then(|_| store.next_expiry()) {
+            Ok(next) => next.map(|at| {
+                let wait_ms = at.saturating_sub(inner.clock.now_ms()).max(0);
+                Instant::now() + Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0))
+            }),
+            Err(e) => {
+                let _ = inner.events.send(StoreEvent::SweepFailed {
+                    error: e.to_string(),
+                });
+                Some(Instant::now() + RETRY_AFTER_FAILURE)
+            }
+        };
+        tokio::select! {
+            _ = &mut stop => return,
+            () = inner.expiry_changed.notified() => {}
+            () = sleep_until(next.unwrap_or_else(Instant::now)), if next.is_some() => {}
+        }
+    }
+}
