@@ -205,7 +205,17 @@ impl fmt::Debug for OsKeyring {
 /// (`BadEncoding` holds the secret bytes: it is dropped here, never formatted).
 fn map_keyring_error(name: &KeyName, err: keyring::Error) -> KeyStoreError {
     match err {
-        keyring::Error::PlatformFailure(e) => KeyStoreError::Unavailable(e.to_string()),
+        keyring::Error::PlatformFailure(e) => {
+            // The Secret Service reports a locked collection as a plain D-Bus error
+            // (`org.freedesktop.Secret.Error.IsLocked`), which the keyring crate files under
+            // platform failures; only its text tells it apart from a missing service.
+            let text = e.to_string();
+            if text.to_ascii_lowercase().contains("locked") {
+                KeyStoreError::Locked(text)
+            } else {
+                KeyStoreError::Unavailable(text)
+            }
+        }
         keyring::Error::NoStorageAccess(e) => KeyStoreError::Locked(e.to_string()),
         keyring::Error::NoEntry => KeyStoreError::NotFound(name.clone()),
         keyring::Error::BadEncoding(mut bytes) => {

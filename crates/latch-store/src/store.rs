@@ -788,6 +788,8 @@ fn u32_from_sql(v: i64, column: &'static str) -> Result<u32, StoreError> {
     u32::try_from(v).map_err(|_| StoreError::BadValue(column))
 }
 
+type ConversationRow = (i64, i64, i64, Option<i64>, Option<i64>, i64);
+
 type MessageRow = (i64, i64, i64, i64, String, i64, Option<i64>, Option<i64>);
 
 const MESSAGE_COLUMNS: &str =
@@ -1082,7 +1084,7 @@ impl Tx<'_> {
     /// # Errors
     /// A database error.
     pub fn conversation(&self, id: ConversationId) -> Result<Option<Conversation>, StoreError> {
-        let row: Option<(i64, i64, i64, Option<i64>, Option<i64>, i64)> = self
+        let row: Option<ConversationRow> = self
             .conn
             .query_row(
                 "SELECT id, contact_id, kind, bound_device_id, disappear_after_secs, created_at

@@ -140,16 +140,22 @@ fn locked_keyring_is_a_typed_error() {
     if std::env::var_os(CHILD).is_none() {
         // A private bus and keyring daemon, so locking it cannot disturb other tests.
         let exe = std::env::current_exe().unwrap();
+        let service = unique("latch-test");
         let script = format!(
             "echo -n pw | gnome-keyring-daemon --unlock --components=secrets >/dev/null && \
+             printf '%032d' 0 | secret-tool store --label=latch-test service {service} \
+               username locked/database-key && \
              dbus-send --session --print-reply --dest=org.freedesktop.secrets \
                /org/freedesktop/secrets org.freedesktop.Secret.Service.Lock \
                array:objpath:/org/freedesktop/secrets/collection/login >/dev/null && \
-             {CHILD}=1 timeout 60 '{}' --exact locked_keyring_is_a_typed_error --nocapture --include-ignored",
+             LATCH_LOCKED_SERVICE={service} {CHILD}=1 timeout 60 '{}' --exact locked_keyring_is_a_typed_error --nocapture --include-ignored",
             exe.display()
         );
+        // A fresh keyring file too, so the daemon creates and unlocks it with our password.
+        let data_home = tempfile::tempdir().unwrap();
         let out = Command::new("dbus-run-session")
             .args(["--", "sh", "-c", &script])
+            .env("XDG_DATA_HOME", data_home.path())
             .output()
             .unwrap();
         assert!(
@@ -161,8 +167,23 @@ fn locked_keyring_is_a_typed_error() {
         assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"));
         return;
     }
-    let keys = OsKeyring::new(&unique("latch-test"));
+    let keys = OsKeyring::new(&std::env::var("LATCH_LOCKED_SERVICE").unwrap());
     let profile = ProfileId::new("locked").unwrap();
+    // Reading an existing entry from the locked collection (the unlock prompt cannot show).
+    let err = keystore::load_database_key(&keys, &profile).unwrap_err();
+    assert!(matches!(err, KeyStoreError::Locked(_)), "{err:?}");
+    let err = Store::open_with_keyring(
+        tempfile::tempdir().unwrap().path(),
+        &profile,
+        &keys,
+        &StoreOptions::default(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, OpenError::NotFound(_)),
+        "no database there: {err:?}"
+    );
+    // Creating a profile needs to write the key: refused, and nothing lands on disk.
     let dir = tempfile::tempdir().unwrap();
     let err = Store::create_with_keyring(dir.path(), &profile, &keys, &StoreOptions::default())
         .unwrap_err();
