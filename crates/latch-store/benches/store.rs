@@ -154,7 +154,7 @@ fn bench_sweeper() {
         let dir = tempfile::tempdir().unwrap();
         let (store, conv) = setup(dir.path(), Some(&key));
         let mut events = store.subscribe();
-        let sweeper = Sweeper::spawn(store.clone());
+        let sweeper = Sweeper::spawn(store.clone()).unwrap();
         let n = 200;
         let base = store.clock().now_ms() + 300;
         for i in 0..n {

@@ -162,6 +162,31 @@ pub fn store_database_key(
     store.set(&KeyName::database_key(profile), &secret)
 }
 
+/// Writes an identity private key (protocol encoding) to a key store under `label`.
+///
+/// # Errors
+/// The store's error, or [`KeyStoreError::InvalidProfileId`] for a bad label.
+pub fn store_identity_key(
+    store: &dyn KeyStore,
+    profile: &ProfileId,
+    label: &str,
+    key: &SecretBytes,
+) -> Result<(), KeyStoreError> {
+    store.set(&KeyName::identity_key(profile, label)?, key)
+}
+
+/// Reads an identity private key from a key store.
+///
+/// # Errors
+/// The store's error ([`KeyStoreError::NotFound`] if it was never stored).
+pub fn load_identity_key(
+    store: &dyn KeyStore,
+    profile: &ProfileId,
+    label: &str,
+) -> Result<SecretBytes, KeyStoreError> {
+    store.get(&KeyName::identity_key(profile, label)?)
+}
+
 /// The OS keyring: Secret Service on Linux, Keychain on macOS, Credential Manager on Windows.
 ///
 /// Built on `keyring` 3.x with the synchronous Secret Service backend (libdbus): its API is

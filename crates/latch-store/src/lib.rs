@@ -16,4 +16,4 @@ pub use model::*;
 pub use passphrase::{KdfParams, PassphraseError};
 pub use secret::{DatabaseKey, SecretBytes};
 pub use store::{OpenError, Store, StoreError, StoreOptions, Tx};
-pub use sweeper::Sweeper;
+pub use sweeper::{Sweeper, SweeperError};

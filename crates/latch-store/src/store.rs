@@ -81,6 +81,13 @@ pub enum OpenError {
     /// A file-system error other than a full disk.
     #[error("file system error: {0}")]
     Io(io::Error),
+    /// The profile has no passphrase-wrapped key: it is keyed through the keyring.
+    #[error("this profile is not protected by a passphrase; open it through the keyring")]
+    NoWrappedKey,
+    /// The sweep of messages that expired while the profile was closed failed; the profile
+    /// is not handed out, so nothing expired can be shown.
+    #[error("sweeping expired messages at open failed: {0}")]
+    Sweep(StoreError),
     /// Another SQLite error.
     #[error("database error: {0}")]
     Sqlite(rusqlite::Error),
@@ -158,9 +165,7 @@ impl From<StoreError> for OpenError {
         match e {
             StoreError::DiskFull => Self::DiskFull,
             StoreError::Corrupt => Self::Corrupt,
-            StoreError::Io(e) => Self::Io(e),
-            StoreError::Sqlite(e) => Self::Sqlite(e),
-            other => Self::Io(io::Error::other(other.to_string())),
+            other => Self::Sweep(other),
         }
     }
 }
@@ -302,7 +307,11 @@ impl Store {
         if !database_exists(dir) {
             return Err(OpenError::NotFound(dir.to_owned()));
         }
-        let wrapped = fs::read(dir.join(WRAPPED_KEY_FILE))?;
+        let wrapped = match fs::read(dir.join(WRAPPED_KEY_FILE)) {
+            Ok(w) => w,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(OpenError::NoWrappedKey),
+            Err(e) => return Err(e.into()),
+        };
         let key = passphrase::unwrap_key(&wrapped, passphrase)?;
         Self::open(dir, &key, options)
     }
@@ -350,7 +359,7 @@ impl Store {
     ///
     /// # Errors
     /// As [`Store::create`].
-    #[cfg(feature = "insecure-plaintext")]
+    #[cfg(feature = "test-support")]
     pub fn create_unencrypted(dir: &Path, options: &StoreOptions) -> Result<Self, OpenError> {
         Self::open_inner(dir, None, Mode::Create, options)
     }
@@ -359,7 +368,7 @@ impl Store {
     ///
     /// # Errors
     /// As [`Store::open`].
-    #[cfg(feature = "insecure-plaintext")]
+    #[cfg(feature = "test-support")]
     pub fn open_unencrypted(dir: &Path, options: &StoreOptions) -> Result<Self, OpenError> {
         Self::open_inner(dir, None, Mode::Open, options)
     }
@@ -622,6 +631,7 @@ impl Store {
     ///
     /// # Errors
     /// A database error.
+    #[cfg(feature = "test-support")]
     pub fn set_max_page_count(&self, pages: u32) -> Result<(), StoreError> {
         let conn = self.lock();
         conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?;
@@ -1598,12 +1608,12 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Runs raw SQL returning one integer; for tests and diagnostics that inspect the
-    /// schema's shadow tables (e.g. proving the search index holds no secret text).
+    /// Runs raw SQL and returns the first column of each row as bytes; for tests that
+    /// inspect the search index's shadow tables (proving they hold no secret text).
     ///
     /// # Errors
     /// A database error.
-    #[doc(hidden)]
+    #[cfg(feature = "test-support")]
     pub fn raw_blobs(&self, sql: &str) -> Result<Vec<Vec<u8>>, StoreError> {
         let mut stmt = self.conn.prepare(sql)?;
         let rows = stmt.query_map([], |r| {

@@ -18,6 +18,15 @@ use crate::store::Store;
 /// Wait before retrying a failed sweep when no new expiry arrives in the meantime.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
 
+/// Why the sweeper could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SweeperError {
+    /// [`Sweeper::spawn`] was called outside a tokio runtime.
+    #[error("the sweeper needs a tokio runtime (call it from within one)")]
+    NoRuntime,
+}
+
 /// A running sweeper. Dropping it stops the task.
 #[derive(Debug)]
 pub struct Sweeper {
@@ -26,14 +35,18 @@ pub struct Sweeper {
 }
 
 impl Sweeper {
-    /// Starts the sweeper for `store` on the current tokio runtime.
-    pub fn spawn(store: Store) -> Self {
+    /// Starts the sweeper for `store` on the current tokio runtime. Run one per profile.
+    ///
+    /// # Errors
+    /// [`SweeperError::NoRuntime`] outside a tokio runtime.
+    pub fn spawn(store: Store) -> Result<Self, SweeperError> {
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| SweeperError::NoRuntime)?;
         let (stop_tx, stop_rx) = oneshot::channel();
-        let task = tokio::spawn(run(store, stop_rx));
-        Self {
+        let task = handle.spawn(run(store, stop_rx));
+        Ok(Self {
             stop: Some(stop_tx),
             task: Some(task),
-        }
+        })
     }
 
     /// Stops the task and waits for it to finish its current sweep.
@@ -58,14 +71,26 @@ impl Drop for Sweeper {
 async fn run(store: Store, mut stop: oneshot::Receiver<()>) {
     let inner = store.inner.clone();
     loop {
-        let next = match store.sweep_expired().and_then(|_| store.next_expiry()) {
-            Ok(next) => next.map(|at| {
+        // The database work runs on the blocking pool so the runtime's workers stay free.
+        let worker = store.clone();
+        let swept = tokio::task::spawn_blocking(move || {
+            worker.sweep_expired().and_then(|_| worker.next_expiry())
+        })
+        .await;
+        let next = match swept {
+            Ok(Ok(next)) => next.map(|at| {
                 let wait_ms = at.saturating_sub(inner.clock.now_ms()).max(0);
                 Instant::now() + Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0))
             }),
-            Err(e) => {
+            Ok(Err(e)) => {
                 let _ = inner.events.send(StoreEvent::SweepFailed {
                     error: e.to_string(),
+                });
+                Some(Instant::now() + RETRY_AFTER_FAILURE)
+            }
+            Err(join) => {
+                let _ = inner.events.send(StoreEvent::SweepFailed {
+                    error: format!("sweep task failed: {join}"),
                 });
                 Some(Instant::now() + RETRY_AFTER_FAILURE)
             }

@@ -82,7 +82,7 @@ fn database_and_identity_keys_are_in_the_keyring_and_nowhere_on_disk() {
         Store::create_with_keyring(dir.path(), &profile, &keys, &StoreOptions::default()).unwrap();
     let identity = SecretBytes::new(b"identity-private-key-0123456789abcdef".to_vec());
     let identity_name = KeyName::identity_key(&profile, "identity").unwrap();
-    keys.set(&identity_name, &identity).unwrap();
+    keystore::store_identity_key(&keys, &profile, "identity", &identity).unwrap();
     let (_, conv, _) = contact_and_conversations(&store);
     insert(&store, conv, "some text", 1, None);
     store.close().unwrap();

@@ -513,6 +513,12 @@ fn passphrase_profile_round_trip() {
     assert_nowhere_on_disk(dir.path(), hex(key.expose()).as_bytes(), "hex database key");
     assert_nowhere_on_disk(dir.path(), MARKER.as_bytes(), "message text");
 
+    // A keyring profile has no wrapped key: said plainly.
+    let other = tempfile::tempdir().unwrap();
+    drop(new_store(other.path()));
+    let err = Store::open_with_passphrase(other.path(), "x", &StoreOptions::default()).unwrap_err();
+    assert!(matches!(err, OpenError::NoWrappedKey), "{err:?}");
+
     // Changing the passphrase keeps the database key.
     Store::set_passphrase(dir.path(), &key, "new phrase", params).unwrap();
     let store =
@@ -603,7 +609,7 @@ async fn sweeper_sleeps_until_the_earliest_expiry_and_wakes_early_for_a_new_one(
     let (_, conv, _) = contact_and_conversations(&store);
     let mut events = store.subscribe();
     let late = insert(&store, conv, "late", 1, Some(1_000_000 + 3_600_000));
-    let sweeper = Sweeper::spawn(store.clone());
+    let sweeper = Sweeper::spawn(store.clone()).unwrap();
     // Virtual time: the runtime advances only when every task is idle, so afterwards the
     // sweeper is certainly parked on the one-hour deadline.
     tokio::time::sleep(Duration::from_secs(60)).await;
@@ -645,7 +651,7 @@ async fn expire_in_one_second(store: Store, dir: &std::path::Path, scan_raw: boo
     let (_, conv, _) = contact_and_conversations(&store);
     let keep = insert(&store, conv, "unrelated survivor", 1, None);
     let mut events = store.subscribe();
-    let sweeper = Sweeper::spawn(store.clone());
+    let sweeper = Sweeper::spawn(store.clone()).unwrap();
     let start = std::time::Instant::now();
     let expires_at = store.clock().now_ms() + 1_000;
     let id = insert(
@@ -733,4 +739,14 @@ async fn real_time_expiry_leaves_no_trace_in_freed_pages_plain_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::create_unencrypted(dir.path(), &StoreOptions::default()).unwrap();
     expire_in_one_second(store, dir.path(), true).await;
+}
+
+#[test]
+fn sweeper_outside_a_runtime_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = new_store(dir.path());
+    assert!(matches!(
+        Sweeper::spawn(store),
+        Err(SweeperError::NoRuntime)
+    ));
 }
