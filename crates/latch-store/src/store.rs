@@ -1096,21 +1096,20 @@ impl Tx<'_> {
     pub fn conversation(&self, id: ConversationId) -> Result<Option<Conversation>, StoreError> {
         let row: Option<ConversationRow> = self
             .conn
-            .query_row(
+            .prepare_cached(
                 "SELECT id, contact_id, kind, bound_device_id, disappear_after_secs, created_at
                  FROM conversations WHERE id = ?1",
-                [id.0],
-                |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                    ))
-                },
-            )
+            )?
+            .query_row([id.0], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })
             .optional()?;
         row.map(|(id, contact, kind, device, timer, created_at)| {
             let kind = match (kind, device) {
@@ -1149,10 +1148,12 @@ impl Tx<'_> {
         if !conv.kind.is_searchable() && m.expires_at.is_none() {
             return Err(StoreError::Invalid("secret-chat messages must expire"));
         }
-        self.conn.execute(
-            "INSERT INTO messages (conversation_id, direction, status, body, sent_at, received_at, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
+        self.conn
+            .prepare_cached(
+                "INSERT INTO messages (conversation_id, direction, status, body, sent_at, received_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
                 m.conversation_id.0,
                 direction_to_sql(m.direction),
                 status_to_sql(m.status),
@@ -1160,8 +1161,7 @@ impl Tx<'_> {
                 m.sent_at,
                 m.received_at,
                 m.expires_at
-            ],
-        )?;
+            ])?;
         if m.expires_at.is_some() {
             self.expiry_added.set(true);
         }
