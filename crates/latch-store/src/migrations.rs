@@ -59,6 +59,28 @@ pub fn schema_snapshot(conn: &Connection) -> rusqlite::Result<String> {
     for row in rows {
         out.push_str(&row?);
     }
+    // FTS5 options (such as `secure-delete`) live in each index's `_config` table, not in
+    // `sqlite_master`; they are part of the format too.
+    let mut fts = conn.prepare(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE '%USING fts5%' ORDER BY name",
+    )?;
+    let names = fts
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    for name in names {
+        let mut stmt = conn.prepare(&format!("SELECT k, v FROM \"{name}_config\" ORDER BY k"))?;
+        let rows = stmt.query_map([], |r| {
+            Ok(format!(
+                "-- fts5 config {name}: {} = {}\n",
+                r.get::<_, String>(0)?,
+                r.get::<_, rusqlite::types::Value>(1)
+                    .map(|v| format!("{v:?}"))?
+            ))
+        })?;
+        for row in rows {
+            out.push_str(&row?);
+        }
+    }
     Ok(out)
 }
 

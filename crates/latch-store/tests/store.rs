@@ -645,9 +645,26 @@ async fn sweeper_sleeps_until_the_earliest_expiry_and_wakes_early_for_a_new_one(
     sweeper.stop().await;
 }
 
-/// Shared body of the real-time test: SQLCipher for the tables and index, and plain SQLite
-/// through the same code for the freed-pages check (encrypted pages cannot be scanned).
-async fn expire_in_one_second(store: Store, dir: &std::path::Path, scan_raw: bool) {
+/// Whether any decrypted page (SQLCipher) or any file (plain) holds `needle`.
+fn on_disk(dir: &std::path::Path, key: Option<&DatabaseKey>, needle: &[u8]) -> bool {
+    match key {
+        Some(key) => {
+            let wal = dir.join("latch.db-wal");
+            assert!(
+                std::fs::metadata(&wal).map_or(0, |m| m.len()) == 0,
+                "the WAL was checkpointed and truncated"
+            );
+            decrypt_sqlcipher_pages(&dir.join("latch.db"), key)
+                .iter()
+                .any(|p| contains(p, needle))
+        }
+        None => all_files(dir).iter().any(|(_, b)| contains(b, needle)),
+    }
+}
+
+/// Shared body of the real-time test, on SQLCipher (pages decrypted with the key to look
+/// into free pages) and on plain SQLite through the same code (raw bytes of every file).
+async fn expire_in_one_second(store: Store, dir: &std::path::Path, key: Option<&DatabaseKey>) {
     let (_, conv, _) = contact_and_conversations(&store);
     let keep = insert(&store, conv, "unrelated survivor", 1, None);
     let mut events = store.subscribe();
@@ -671,15 +688,11 @@ async fn expire_in_one_second(store: Store, dir: &std::path::Path, scan_raw: boo
         indexed.iter().any(|b| contains(b, MARKER.as_bytes())),
         "the token is in the index before the sweep (so the check after can fail)"
     );
-    if scan_raw {
-        store.checkpoint().unwrap();
-        assert!(
-            all_files(dir)
-                .iter()
-                .any(|(_, b)| contains(b, MARKER.as_bytes())),
-            "plain mode: the text is on disk before the sweep (so the scan can fail)"
-        );
-    }
+    store.checkpoint().unwrap();
+    assert!(
+        on_disk(dir, key, MARKER.as_bytes()),
+        "the text is on disk before the sweep (so the scan after it can fail)"
+    );
     let event = tokio::time::timeout(Duration::from_secs(2), events.recv())
         .await
         .expect("deleted within 2 seconds")
@@ -719,26 +732,30 @@ async fn expire_in_one_second(store: Store, dir: &std::path::Path, scan_raw: boo
         std::fs::read_dir(dir.join("attachments")).unwrap().count(),
         0
     );
-    if scan_raw {
-        // The sweep checkpointed: the freed pages in the file and the WAL hold no trace.
-        assert_nowhere_on_disk(dir, MARKER.as_bytes(), "expired text in freed pages");
-    }
+    // The sweep checkpointed: no page, in use or free, and no WAL frame holds a trace.
+    assert!(
+        !on_disk(dir, key, MARKER.as_bytes()),
+        "expired text left in freed pages"
+    );
+    assert!(
+        !on_disk(dir, key, b"vanishing"),
+        "expired text left in freed pages"
+    );
     sweeper.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn real_time_expiry_within_two_seconds_sqlcipher() {
+async fn real_time_expiry_within_two_seconds_leaves_no_trace_in_sqlcipher_free_pages() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, _) = new_store(dir.path());
-    expire_in_one_second(store, dir.path(), false).await;
-    assert_nowhere_on_disk(dir.path(), MARKER.as_bytes(), "expired text");
+    let (store, key) = new_store(dir.path());
+    expire_in_one_second(store, dir.path(), Some(&key)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_time_expiry_leaves_no_trace_in_freed_pages_plain_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::create_unencrypted(dir.path(), &StoreOptions::default()).unwrap();
-    expire_in_one_second(store, dir.path(), true).await;
+    expire_in_one_second(store, dir.path(), None).await;
 }
 
 #[test]

@@ -139,3 +139,5 @@ BEGIN
         SELECT new.id, new.body
         WHERE (SELECT kind FROM conversations WHERE id = new.conversation_id) = 0;
 END;
+-- fts5 config messages_fts: secure-delete = Integer(1)
+-- fts5 config messages_fts: version = Integer(4)

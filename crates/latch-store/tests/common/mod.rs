@@ -87,3 +87,26 @@ pub fn assert_nowhere_on_disk(dir: &Path, needle: &[u8], what: &str) {
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// Decrypts every page of a SQLCipher 4 database file (default settings: 4096-byte pages,
+/// AES-256-CBC, 80 reserved bytes holding the IV and HMAC; a raw key is the AES key), so
+/// tests can look inside *free* pages, which SQL cannot reach.
+pub fn decrypt_sqlcipher_pages(path: &Path, key: &DatabaseKey) -> Vec<Vec<u8>> {
+    use cbc::cipher::{BlockDecryptMut, KeyIvInit, block_padding::NoPadding};
+    const PAGE: usize = 4096;
+    const RESERVE: usize = 80;
+    let file = std::fs::read(path).unwrap();
+    assert_eq!(file.len() % PAGE, 0, "whole pages");
+    file.chunks(PAGE)
+        .enumerate()
+        .map(|(i, page)| {
+            let start = if i == 0 { 16 } else { 0 }; // page 1 starts with the salt
+            let iv = &page[PAGE - RESERVE..PAGE - RESERVE + 16];
+            let mut buf = page[start..PAGE - RESERVE].to_vec();
+            cbc::Decryptor::<aes::Aes256>::new(key.expose().into(), iv.into())
+                .decrypt_padded_mut::<NoPadding>(&mut buf)
+                .unwrap();
+            buf
+        })
+        .collect()
+}
