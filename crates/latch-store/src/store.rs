@@ -140,6 +140,15 @@ impl Store {
         &self.inner.dir
     }
 
+    /// Makes the sweeper re-read the clock and recompute its deadline now.
+    ///
+    /// The sweeper sleeps on tokio's monotonic clock, which on Linux stops while the machine
+    /// is suspended: call this when the system resumes or the wall clock is changed, so
+    /// messages that expired meanwhile go at once instead of after the slept-through delay.
+    pub fn wake_sweeper(&self) {
+        self.inner.expiry_changed.notify_one();
+    }
+
     /// Subscribes to store events (sweeper deletions).
     pub fn subscribe(&self) -> broadcast::Receiver<StoreEvent> {
         self.inner.events.subscribe()

@@ -94,6 +94,13 @@ fn no_plaintext_in_db_wal_or_shm_and_no_key_means_no_access() {
     assert_nowhere_on_disk(dir.path(), MARKER.as_bytes(), "message text (open)");
     store.close().unwrap();
     assert_nowhere_on_disk(dir.path(), MARKER.as_bytes(), "message text (closed)");
+    // The text is in the file, only encrypted: decrypting the pages finds it, so the scan
+    // above could have failed.
+    assert!(
+        decrypt_sqlcipher_pages(&dir.path().join("latch.db"), &key)
+            .iter()
+            .any(|p| contains(p, MARKER.as_bytes()))
+    );
 
     // Without the key: a clear error, not garbage.
     let wrong = DatabaseKey::generate().unwrap();
@@ -766,4 +773,39 @@ fn sweeper_outside_a_runtime_is_an_error_not_a_panic() {
         Sweeper::spawn(store),
         Err(SweeperError::NoRuntime)
     ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn wake_sweeper_catches_up_after_a_clock_jump() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock(AtomicI64::new(1_000_000)));
+    let opts = StoreOptions {
+        clock: clock.clone(),
+    };
+    let key = DatabaseKey::generate().unwrap();
+    let store = Store::create(dir.path(), &key, &opts).unwrap();
+    let (_, conv, _) = contact_and_conversations(&store);
+    let mut events = store.subscribe();
+    let id = insert(
+        &store,
+        conv,
+        "after suspend",
+        1,
+        Some(1_000_000 + 3_600_000),
+    );
+    let sweeper = Sweeper::spawn(store.clone()).unwrap();
+    // Virtual time: afterwards the sweeper is parked on its one-hour deadline.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    // The machine "slept" two hours: the wall clock jumped, the monotonic one did not.
+    clock.0.store(1_000_000 + 7_200_000, Ordering::SeqCst);
+    store.wake_sweeper();
+    let event = tokio::time::timeout(Duration::from_secs(10), events.recv())
+        .await
+        .expect("swept at once, not at the stale one-hour deadline")
+        .unwrap();
+    let StoreEvent::MessagesExpired { messages, .. } = event else {
+        panic!("unexpected {event:?}");
+    };
+    assert_eq!(messages[0].message_id, id);
+    sweeper.stop().await;
 }
