@@ -117,6 +117,21 @@ fn database_and_identity_keys_are_in_the_keyring_and_nowhere_on_disk() {
         "hex database key",
     );
     assert_nowhere_on_disk(dir.path(), identity.expose(), "identity key");
+    // The Secret Service's own file encrypts what it holds (gnome-keyring: under the login
+    // password), so the keys are not there in the clear either.
+    let keyrings = std::env::var_os("XDG_DATA_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".local/share")))
+        .map(|d| d.join("keyrings"));
+    if let Some(keyrings) = keyrings.filter(|d| d.is_dir()) {
+        assert_nowhere_on_disk(&keyrings, db_key.expose(), "raw database key");
+        assert_nowhere_on_disk(
+            &keyrings,
+            hex(db_key.expose()).as_bytes(),
+            "hex database key",
+        );
+        assert_nowhere_on_disk(&keyrings, identity.expose(), "identity key");
+    }
 
     // The profile reopens through the keyring.
     let store =
