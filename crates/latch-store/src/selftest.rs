@@ -8,7 +8,6 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use rand::RngCore;
 use rusqlite::Connection;
 use serde::Serialize;
 use zeroize::Zeroizing;
@@ -38,6 +37,9 @@ pub enum SelfTestError {
     /// The scratch file held plaintext after writing under a key.
     #[error("the database file was written in the clear; refusing to store anything")]
     WroteCleartext,
+    /// The operating system's random number generator failed; no key could be made.
+    #[error("the system random number generator failed")]
+    NoRandomness,
     /// SQLite refused an operation.
     #[error("database error during the storage check: {0}")]
     Sqlite(#[from] rusqlite::Error),
@@ -52,7 +54,7 @@ pub enum SelfTestError {
 /// See [`SelfTestError`]; every failure means the app must not store messages.
 pub fn run(dir: &Path) -> Result<StorageReport, SelfTestError> {
     fs::create_dir_all(dir)?;
-    let scratch = ScratchFile::new(dir);
+    let scratch = ScratchFile::new(dir)?;
     let report = write_encrypted(&scratch.path)?;
     let raw = fs::read(&scratch.path)?;
     if raw.starts_with(PLAIN_SQLITE_HEADER) || contains(&raw, MARKER.as_bytes()) {
@@ -64,7 +66,7 @@ pub fn run(dir: &Path) -> Result<StorageReport, SelfTestError> {
 fn write_encrypted(path: &Path) -> Result<StorageReport, SelfTestError> {
     let conn = Connection::open(path)?;
     let mut key = Zeroizing::new([0u8; 32]);
-    rand::rng().fill_bytes(key.as_mut());
+    getrandom::fill(key.as_mut()).map_err(|_| SelfTestError::NoRandomness)?;
     // A raw key (`x'…'`) skips SQLCipher's passphrase KDF.
     let pragma = Zeroizing::new(format!("PRAGMA key = \"x'{}'\";", hex(key.as_ref())));
     conn.execute_batch(&pragma)?;
@@ -90,12 +92,12 @@ struct ScratchFile {
 }
 
 impl ScratchFile {
-    fn new(dir: &Path) -> Self {
+    fn new(dir: &Path) -> Result<Self, SelfTestError> {
         let mut tag = [0u8; 8];
-        rand::rng().fill_bytes(&mut tag);
-        Self {
+        getrandom::fill(&mut tag).map_err(|_| SelfTestError::NoRandomness)?;
+        Ok(Self {
             path: dir.join(format!("selftest-{}.db", hex(&tag))),
-        }
+        })
     }
 }
 
@@ -148,7 +150,7 @@ mod tests {
     #[test]
     fn scratch_file_is_not_plaintext() {
         let dir = tempfile::tempdir().unwrap();
-        let scratch = ScratchFile::new(dir.path());
+        let scratch = ScratchFile::new(dir.path()).unwrap();
         write_encrypted(&scratch.path).unwrap();
         let raw = fs::read(&scratch.path).unwrap();
         assert!(!raw.starts_with(PLAIN_SQLITE_HEADER));

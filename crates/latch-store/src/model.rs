@@ -1,0 +1,323 @@
+//! The rows the store hands out, as typed values rather than raw integers.
+
+use std::fmt;
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub i64);
+    };
+}
+
+id_type!(
+    /// Row id of a contact.
+    ContactId
+);
+id_type!(
+    /// Row id of a conversation.
+    ConversationId
+);
+id_type!(
+    /// Row id of a message (also its rowid in the search index).
+    MessageId
+);
+id_type!(
+    /// Row id of an attachment.
+    AttachmentId
+);
+id_type!(
+    /// Row id of an outbox entry.
+    OutboxId
+);
+
+/// Milliseconds since the Unix epoch, UTC: every timestamp in the store.
+pub type UnixMillis = i64;
+
+/// The profile's own row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Profile {
+    /// This device's id, the one secret chats are bound to.
+    pub device_id: u32,
+    /// The relay handle, once registered.
+    pub handle: Option<String>,
+    /// The name shown to contacts.
+    pub display_name: Option<String>,
+    /// When the profile row was first written.
+    pub created_at: UnixMillis,
+}
+
+/// A contact and the identity key we trust for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Contact {
+    /// Row id.
+    pub id: ContactId,
+    /// The relay address (handle or account id).
+    pub address: String,
+    /// Local display name.
+    pub display_name: Option<String>,
+    /// The identity public key currently trusted (protocol encoding).
+    pub identity_key: Vec<u8>,
+    /// Whether the safety number was verified for *this* key.
+    pub verified: bool,
+    /// When the contact was added.
+    pub added_at: UnixMillis,
+}
+
+/// One change of a contact's identity key, kept so the UI can warn and explain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyChange {
+    /// The key trusted before.
+    pub old_identity_key: Vec<u8>,
+    /// The key seen now.
+    pub new_identity_key: Vec<u8>,
+    /// Whether the old key had been verified (a verified key changing is the loud case).
+    pub was_verified: bool,
+    /// When the change was recorded.
+    pub changed_at: UnixMillis,
+}
+
+/// What recording a contact's identity key found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IdentityChange {
+    /// The contact is new.
+    New,
+    /// The key is the one already trusted.
+    Unchanged,
+    /// The key differs: history recorded, verification reset.
+    Changed {
+        /// Whether the replaced key had been verified.
+        was_verified: bool,
+    },
+}
+
+/// Standard or secret chat.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConversationKind {
+    /// Synced, searchable, optionally disappearing.
+    Standard,
+    /// Bound to one device, always disappearing, never in the search index.
+    Secret {
+        /// The local device this chat lives on.
+        bound_device_id: u32,
+    },
+}
+
+impl ConversationKind {
+    /// Whether messages of this kind may enter the full-text index.
+    pub fn is_searchable(self) -> bool {
+        matches!(self, Self::Standard)
+    }
+}
+
+/// A conversation with one contact.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Conversation {
+    /// Row id.
+    pub id: ConversationId,
+    /// The other side.
+    pub contact_id: ContactId,
+    /// Standard or secret.
+    pub kind: ConversationKind,
+    /// Disappearing timer in seconds, if any (secret chats: always, 5 s to 24 h).
+    pub disappear_after_secs: Option<u32>,
+    /// When it was created.
+    pub created_at: UnixMillis,
+}
+
+/// Which way a message went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// From the contact.
+    Incoming,
+    /// From us.
+    Outgoing,
+}
+
+/// Delivery state of a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageStatus {
+    /// Outgoing, in the outbox.
+    Pending,
+    /// Outgoing, accepted by the relay.
+    Sent,
+    /// Outgoing, delivered to the contact's device.
+    Delivered,
+    /// Read (by them for outgoing, by us for incoming).
+    Read,
+    /// Outgoing, gave up.
+    Failed,
+    /// Incoming, not yet read.
+    Received,
+}
+
+/// A message to insert.
+#[derive(Clone)]
+pub struct NewMessage<'a> {
+    /// The conversation it belongs to.
+    pub conversation_id: ConversationId,
+    /// Incoming or outgoing.
+    pub direction: Direction,
+    /// Initial status.
+    pub status: MessageStatus,
+    /// The text.
+    pub body: &'a str,
+    /// Sender's timestamp.
+    pub sent_at: UnixMillis,
+    /// When it arrived here (incoming only).
+    pub received_at: Option<UnixMillis>,
+    /// When the sweeper must delete it.
+    pub expires_at: Option<UnixMillis>,
+}
+
+impl fmt::Debug for NewMessage<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewMessage")
+            .field("conversation_id", &self.conversation_id)
+            .field("direction", &self.direction)
+            .field("body", &format_args!("<{} bytes>", self.body.len()))
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A stored message. `Debug` leaves the text out so messages never reach logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Row id.
+    pub id: MessageId,
+    /// Its conversation.
+    pub conversation_id: ConversationId,
+    /// Incoming or outgoing.
+    pub direction: Direction,
+    /// Delivery state.
+    pub status: MessageStatus,
+    /// The text.
+    pub body: String,
+    /// Sender's timestamp.
+    pub sent_at: UnixMillis,
+    /// Arrival time (incoming).
+    pub received_at: Option<UnixMillis>,
+    /// Deletion time, if disappearing.
+    pub expires_at: Option<UnixMillis>,
+}
+
+impl fmt::Debug for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Message")
+            .field("id", &self.id)
+            .field("conversation_id", &self.conversation_id)
+            .field("direction", &self.direction)
+            .field("status", &self.status)
+            .field("body", &format_args!("<{} bytes>", self.body.len()))
+            .field("sent_at", &self.sent_at)
+            .field("received_at", &self.received_at)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// Where a conversation page starts: the oldest message of the previous page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageCursor {
+    /// `sent_at` of the last message seen.
+    pub sent_at: UnixMillis,
+    /// Its id, to break ties.
+    pub id: MessageId,
+}
+
+impl From<&Message> for PageCursor {
+    fn from(m: &Message) -> Self {
+        Self {
+            sent_at: m.sent_at,
+            id: m.id,
+        }
+    }
+}
+
+/// Metadata of an attachment (the bytes are read separately, decrypted on demand).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attachment {
+    /// Row id.
+    pub id: AttachmentId,
+    /// The message it belongs to.
+    pub message_id: MessageId,
+    /// MIME type as sent.
+    pub content_type: Option<String>,
+    /// Plaintext size in bytes.
+    pub size: u64,
+}
+
+/// Which kind of prekey a record is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PreKeyKind {
+    /// One-time X25519 prekey.
+    OneTime,
+    /// Signed X25519 prekey.
+    Signed,
+    /// Post-quantum (ML-KEM) prekey.
+    PostQuantum,
+}
+
+/// An envelope waiting for the relay.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OutboxItem {
+    /// Row id.
+    pub id: OutboxId,
+    /// The message it carries, if any (receipts carry none).
+    pub message_id: Option<MessageId>,
+    /// Recipient address.
+    pub recipient: String,
+    /// Recipient device.
+    pub device_id: u32,
+    /// The encrypted envelope, ready to send.
+    pub envelope: Vec<u8>,
+    /// Send attempts so far.
+    pub attempts: u32,
+    /// Not before this time.
+    pub next_attempt_at: UnixMillis,
+}
+
+impl fmt::Debug for OutboxItem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OutboxItem")
+            .field("id", &self.id)
+            .field("message_id", &self.message_id)
+            .field("device_id", &self.device_id)
+            .field("envelope", &format_args!("<{} bytes>", self.envelope.len()))
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A message the sweeper removed, as announced on the event channel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpiredMessage {
+    /// The deleted message.
+    pub message_id: MessageId,
+    /// Its conversation (so the UI can drop it and withdraw its notification).
+    pub conversation_id: ConversationId,
+    /// When it was due.
+    pub expires_at: UnixMillis,
+    /// Attachments deleted with it.
+    pub attachments: Vec<AttachmentId>,
+}
+
+/// Events the store publishes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreEvent {
+    /// The sweeper deleted these messages, their search entries and attachment files.
+    MessagesExpired {
+        /// What was removed.
+        messages: Vec<ExpiredMessage>,
+        /// Clock time of the deletion.
+        swept_at: UnixMillis,
+    },
+    /// A sweep failed; it is retried when the next expiry is added or after a back-off.
+    SweepFailed {
+        /// The error, as text (never message content).
+        error: String,
+    },
+}

@@ -1,0 +1,811 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The store against real SQLCipher: encryption at rest, typed open errors, the schema's
+//! rules, the search index, and the sweeper (deterministic and real-time).
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use common::*;
+use latch_store::passphrase::unwrap_key;
+use latch_store::*;
+
+const MARKER: &str = "zebraquokkaplaintextmarker";
+
+fn key_pragma(key: &DatabaseKey) -> String {
+    format!("PRAGMA key = \"x'{}'\";", hex(key.expose()))
+}
+
+#[derive(Debug)]
+struct ManualClock(AtomicI64);
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[test]
+fn database_is_sqlcipher_with_required_pragmas() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, key) = new_store(dir.path());
+    assert!(
+        !store.cipher_version().unwrap().is_empty(),
+        "SQLCipher linked"
+    );
+    store.close().unwrap();
+    let conn = rusqlite::Connection::open(dir.path().join("latch.db")).unwrap();
+    conn.execute_batch(&key_pragma(&key)).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    // FTS5 is compiled in.
+    let fts: i64 = conn
+        .query_row("SELECT sqlite_compileoption_used('ENABLE_FTS5')", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(fts, 1);
+}
+
+#[test]
+fn pragmas_on_open_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = new_store(dir.path());
+    let values = store
+        .write(|tx| {
+            tx.raw_blobs(
+                "SELECT secure_delete FROM pragma_secure_delete \
+                 UNION ALL SELECT foreign_keys FROM pragma_foreign_keys \
+                 UNION ALL SELECT journal_mode FROM pragma_journal_mode",
+            )
+        })
+        .unwrap();
+    assert_eq!(values, vec![b"1".to_vec(), b"1".to_vec(), b"wal".to_vec()]);
+}
+
+#[test]
+fn no_plaintext_in_db_wal_or_shm_and_no_key_means_no_access() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, key) = new_store(dir.path());
+    let (_, std_conv, secret) = contact_and_conversations(&store);
+    let id = insert(
+        &store,
+        std_conv,
+        &format!("hello {MARKER} standard"),
+        1,
+        None,
+    );
+    insert(
+        &store,
+        secret,
+        &format!("{MARKER} secret"),
+        2,
+        Some(i64::MAX),
+    );
+    store
+        .write(|tx| tx.add_attachment(id, MARKER.as_bytes(), Some("text/plain")))
+        .unwrap();
+    // While open: the WAL holds the fresh pages.
+    assert!(dir.path().join("latch.db-wal").exists());
+    assert_nowhere_on_disk(dir.path(), MARKER.as_bytes(), "message text (open)");
+    store.close().unwrap();
+    assert_nowhere_on_disk(dir.path(), MARKER.as_bytes(), "message text (closed)");
+    // The text is in the file, only encrypted: decrypting the pages finds it, so the scan
+    // above could have failed.
+    assert!(
+        decrypt_sqlcipher_pages(&dir.path().join("latch.db"), &key)
+            .iter()
+            .any(|p| contains(p, MARKER.as_bytes()))
+    );
+
+    // Without the key: a clear error, not garbage.
+    let wrong = DatabaseKey::generate().unwrap();
+    let err = Store::open(dir.path(), &wrong, &StoreOptions::default()).unwrap_err();
+    assert!(matches!(err, OpenError::WrongKey), "{err:?}");
+    assert!(err.to_string().contains("key does not open"));
+    // Plain SQLite (no key at all) cannot read it either.
+    let conn = rusqlite::Connection::open(dir.path().join("latch.db")).unwrap();
+    let e = conn
+        .query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .unwrap_err();
+    assert!(e.to_string().contains("not a database"), "{e}");
+    drop(conn);
+    // The right key still works, and the data is intact.
+    let store = Store::open(dir.path(), &key, &StoreOptions::default()).unwrap();
+    let m = store.write(|tx| tx.message(id)).unwrap().unwrap();
+    assert!(m.body.contains(MARKER));
+}
+
+#[test]
+fn corrupt_file_is_not_reported_as_wrong_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, key) = new_store(dir.path());
+    let (_, conv, _) = contact_and_conversations(&store);
+    for i in 0..50 {
+        insert(&store, conv, &"x".repeat(500), i, None);
+    }
+    store.close().unwrap();
+    let path = dir.path().join("latch.db");
+    let mut bytes = std::fs::read(&path).unwrap();
+    assert!(bytes.len() > 4096 * 4);
+    // Damage page 1 past the salt: its HMAC fails, the other pages still authenticate.
+    for b in &mut bytes[200..260] {
+        *b ^= 0xff;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    let err = Store::open(dir.path(), &key, &StoreOptions::default()).unwrap_err();
+    assert!(matches!(err, OpenError::Corrupt), "{err:?}");
+
+    // A truncated header is corrupt too.
+    std::fs::write(&path, &bytes[..10]).unwrap();
+    let err = Store::open(dir.path(), &key, &StoreOptions::default()).unwrap_err();
+    assert!(matches!(err, OpenError::Corrupt), "{err:?}");
+}
+
+#[test]
+fn unencrypted_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = rusqlite::Connection::open(dir.path().join("latch.db")).unwrap();
+    conn.execute_batch("CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+        .unwrap();
+    drop(conn);
+    let key = DatabaseKey::generate().unwrap();
+    let err = Store::open(dir.path(), &key, &StoreOptions::default()).unwrap_err();
+    assert!(matches!(err, OpenError::Unencrypted), "{err:?}");
+}
+
+#[test]
+fn newer_schema_is_a_typed_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, key) = new_store(dir.path());
+    store.close().unwrap();
+    let conn = rusqlite::Connection::open(dir.path().join("latch.db")).unwrap();
+    conn.execute_batch(&key_pragma(&key)).unwrap();
+    conn.execute_batch("PRAGMA user_version = 999;").unwrap();
+    drop(conn);
+    let err = Store::open(dir.path(), &key, &StoreOptions::default()).unwrap_err();
+    match err {
+        OpenError::NewerSchema { found, supported } => {
+            assert_eq!(found, 999);
+            assert_eq!(supported, migrations::SCHEMA_VERSION);
+        }
+        other => panic!("expected NewerSchema, got {other:?}"),
+    }
+}
+
+#[test]
+fn missing_and_existing_profiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = DatabaseKey::generate().unwrap();
+    let err = Store::open(&dir.path().join("nope"), &key, &StoreOptions::default()).unwrap_err();
+    assert!(matches!(err, OpenError::NotFound(_)), "{err:?}");
+    let (store, _) = new_store(dir.path());
+    drop(store);
+    let err = Store::create(dir.path(), &key, &StoreOptions::default()).unwrap_err();
+    assert!(matches!(err, OpenError::AlreadyExists(_)), "{err:?}");
+}
+
+#[test]
+fn full_disk_is_a_typed_error_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = new_store(dir.path());
+    let (_, conv, _) = contact_and_conversations(&store);
+    let kept = insert(&store, conv, "kept", 1, None);
+    let pages: u32 = store.write(|tx| tx.raw_blobs("PRAGMA page_count")).unwrap()[0]
+        .iter()
+        .map(|&b| char::from(b))
+        .collect::<String>()
+        .parse()
+        .unwrap();
+    store.set_max_page_count(pages + 2).unwrap();
+    let big = "y".repeat(64 * 1024);
+    let err = store
+        .write(|tx| {
+            for i in 0..10 {
+                tx.insert_message(&NewMessage {
+                    conversation_id: conv,
+                    direction: Direction::Outgoing,
+                    status: MessageStatus::Pending,
+                    body: &big,
+                    sent_at: 10 + i,
+                    received_at: None,
+                    expires_at: None,
+                })?;
+            }
+            Ok(())
+        })
+        .unwrap_err();
+    assert!(matches!(err, StoreError::DiskFull), "{err:?}");
+    assert!(err.to_string().contains("disk is full"));
+    let page = store
+        .write(|tx| tx.conversation_page(conv, None, 100))
+        .unwrap();
+    assert_eq!(page.len(), 1, "the failed transaction left nothing behind");
+    assert_eq!(page[0].id, kept);
+}
+
+#[test]
+fn secret_chat_text_never_reaches_the_search_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = new_store(dir.path());
+    let (_, std_conv, secret) = contact_and_conversations(&store);
+    let visible = insert(&store, std_conv, "findable standardword", 1, None);
+    let hidden = insert(
+        &store,
+        secret,
+        &format!("hidden {MARKER}"),
+        2,
+        Some(i64::MAX),
+    );
+    // Editing a secret message's text must not index it either.
+    store
+        .write(|tx| {
+            tx.raw_blobs(&format!(
+                "UPDATE messages SET body = 'edited {MARKER}' WHERE id = {} RETURNING id",
+                hidden.0
+            ))
+        })
+        .unwrap();
+    assert_eq!(
+        store.write(|tx| tx.search("standardword", 10)).unwrap(),
+        vec![visible]
+    );
+    assert!(store.write(|tx| tx.search(MARKER, 10)).unwrap().is_empty());
+    assert!(
+        store
+            .write(|tx| tx.search("hidden", 10))
+            .unwrap()
+            .is_empty()
+    );
+    // The raw shadow tables hold nothing of it either (tokens are lower-cased).
+    for (table, column) in [
+        ("messages_fts_data", "block"),
+        ("messages_fts_idx", "term"),
+        ("messages_fts_content", "c0"),
+        ("messages_fts_docsize", "sz"),
+        ("messages_fts_config", "v"),
+    ] {
+        let blobs = store
+            .write(|tx| tx.raw_blobs(&format!("SELECT {column} FROM {table}")))
+            .unwrap();
+        for blob in &blobs {
+            assert!(
+                !contains(blob, MARKER.as_bytes()),
+                "{table} holds secret text"
+            );
+            assert!(!contains(blob, b"hidden"), "{table} holds secret text");
+        }
+        if table == "messages_fts_data" {
+            assert!(
+                blobs.iter().any(|b| contains(b, b"standardword")),
+                "the scan can see standard text, so it would see secret text"
+            );
+        }
+    }
+    // A conversation cannot turn from secret into standard to get indexed later.
+    let err = store
+        .write(|tx| {
+            tx.raw_blobs(&format!(
+                "UPDATE conversations SET kind = 0, bound_device_id = NULL WHERE id = {}",
+                secret.0
+            ))
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("immutable"), "{err}");
+    // Secret messages must carry an expiry.
+    let err = store
+        .write(|tx| {
+            tx.insert_message(&NewMessage {
+                conversation_id: secret,
+                direction: Direction::Outgoing,
+                status: MessageStatus::Pending,
+                body: "x",
+                sent_at: 3,
+                received_at: None,
+                expires_at: None,
+            })
+        })
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
+}
+
+#[test]
+fn search_input_is_never_fts_syntax() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = new_store(dir.path());
+    let (_, conv, _) = contact_and_conversations(&store);
+    let id = insert(&store, conv, "say \"quoted\" words", 1, None);
+    for q in ["\"", "a OR", "NEAR(", "*", "quoted\" OR \"x", "-"] {
+        store.write(|tx| tx.search(q, 10)).unwrap();
+    }
+    assert_eq!(store.write(|tx| tx.search("quoted", 10)).unwrap(), vec![id]);
+    assert!(store.write(|tx| tx.search("   ", 10)).unwrap().is_empty());
+}
+
+#[test]
+fn conversation_pages_are_newest_first_and_contiguous() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = new_store(dir.path());
+    let (_, conv, _) = contact_and_conversations(&store);
+    let ids: Vec<_> = (0..25)
+        .map(|i| insert(&store, conv, "m", i / 2, None))
+        .collect();
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .write(|tx| tx.conversation_page(conv, cursor, 10))
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        cursor = page.last().map(PageCursor::from);
+        seen.extend(page.iter().map(|m| m.id));
+    }
+    let mut expected = ids;
+    expected.reverse();
+    assert_eq!(seen, expected);
+}
+
+#[test]
+fn contact_key_changes_are_recorded_and_reset_verification() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = new_store(dir.path());
+    let (id, change) = store
+        .write(|tx| tx.observe_identity("carol", b"k1", 10))
+        .unwrap();
+    assert_eq!(change, IdentityChange::New);
+    store.write(|tx| tx.set_verified(id, b"k1", true)).unwrap();
+    let (_, change) = store
+        .write(|tx| tx.observe_identity("carol", b"k1", 11))
+        .unwrap();
+    assert_eq!(change, IdentityChange::Unchanged);
+    let (_, change) = store
+        .write(|tx| tx.observe_identity("carol", b"k2", 12))
+        .unwrap();
+    assert_eq!(change, IdentityChange::Changed { was_verified: true });
+    let c = store.write(|tx| tx.contact(id)).unwrap().unwrap();
+    assert_eq!(c.identity_key, b"k2");
+    assert!(!c.verified);
+    let history = store.write(|tx| tx.key_changes(id)).unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].old_identity_key, b"k1");
+    assert!(history[0].was_verified);
+    // Verifying against a stale key is refused.
+    let err = store
+        .write(|tx| tx.set_verified(id, b"k1", true))
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid(_)));
+}
+
+#[test]
+fn sessions_prekeys_and_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = new_store(dir.path());
+    store
+        .write(|tx| {
+            tx.put_session("bob", 2, b"s2", 1)?;
+            tx.put_session("bob", 1, b"s1", 1)?;
+            tx.put_session("bob", 1, b"s1'", 2)?;
+            tx.put_prekey(PreKeyKind::OneTime, 5, b"p5", 1)?;
+            tx.put_prekey(PreKeyKind::Signed, 5, b"sp5", 1)?;
+            Ok(())
+        })
+        .unwrap();
+    store
+        .write(|tx| {
+            assert_eq!(tx.session("bob", 1)?, Some(b"s1'".to_vec()));
+            assert_eq!(tx.session_devices("bob")?, vec![1, 2]);
+            assert_eq!(tx.session("bob", 3)?, None);
+            assert_eq!(tx.prekey(PreKeyKind::Signed, 5)?, Some(b"sp5".to_vec()));
+            assert!(tx.remove_prekey(PreKeyKind::OneTime, 5)?);
+            assert!(!tx.remove_prekey(PreKeyKind::OneTime, 5)?);
+            assert_eq!(tx.prekey_ids(PreKeyKind::Signed)?, vec![5]);
+            assert_eq!(tx.delete_sessions("bob", None)?, 2);
+            Ok(())
+        })
+        .unwrap();
+    let (_, conv, _) = contact_and_conversations(&store);
+    let m = insert(&store, conv, "out", 1, None);
+    let o = store
+        .write(|tx| tx.enqueue_outbox(Some(m), "bob", 1, b"envelope", 100))
+        .unwrap();
+    assert!(store.write(|tx| tx.due_outbox(99, 10)).unwrap().is_empty());
+    let due = store.write(|tx| tx.due_outbox(100, 10)).unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].envelope, b"envelope");
+    store.write(|tx| tx.outbox_retry_at(o, 200)).unwrap();
+    assert!(store.write(|tx| tx.due_outbox(150, 10)).unwrap().is_empty());
+    assert_eq!(
+        store.write(|tx| tx.due_outbox(200, 10)).unwrap()[0].attempts,
+        1
+    );
+    assert!(store.write(|tx| tx.outbox_acked(o)).unwrap());
+    assert!(
+        store
+            .write(|tx| tx.due_outbox(i64::MAX, 10))
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn attachments_are_encrypted_files_removed_with_their_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = new_store(dir.path());
+    let (_, conv, _) = contact_and_conversations(&store);
+    let m = insert(&store, conv, "with file", 1, None);
+    let a = store
+        .write(|tx| tx.add_attachment(m, MARKER.as_bytes(), Some("text/plain")))
+        .unwrap();
+    assert_eq!(&*store.read_attachment(a).unwrap(), MARKER.as_bytes());
+    let files = || {
+        std::fs::read_dir(dir.path().join("attachments"))
+            .unwrap()
+            .count()
+    };
+    assert_eq!(files(), 1);
+    assert_nowhere_on_disk(dir.path(), MARKER.as_bytes(), "attachment bytes");
+
+    // A failed transaction removes the file it wrote.
+    let err = store
+        .write(|tx| {
+            tx.add_attachment(m, b"doomed", None)?;
+            Err::<(), _>(StoreError::Invalid("abort"))
+        })
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Invalid("abort")));
+    assert_eq!(files(), 1);
+
+    // Tampering is detected.
+    let path = std::fs::read_dir(dir.path().join("attachments"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&path, &bytes).unwrap();
+    assert!(matches!(
+        store.read_attachment(a),
+        Err(StoreError::AttachmentCorrupt)
+    ));
+    assert!(store.write(|tx| tx.delete_message(m)).unwrap());
+    assert_eq!(files(), 0);
+    assert!(store.write(|tx| tx.attachments(m)).unwrap().is_empty());
+}
+
+#[test]
+fn passphrase_profile_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let params = KdfParams::insecure_for_tests();
+    let store = Store::create_with_passphrase(
+        dir.path(),
+        "hunter2 hunter2",
+        params,
+        &StoreOptions::default(),
+    )
+    .unwrap();
+    let (_, conv, _) = contact_and_conversations(&store);
+    let id = insert(&store, conv, MARKER, 1, None);
+    store.close().unwrap();
+
+    let err =
+        Store::open_with_passphrase(dir.path(), "wrong", &StoreOptions::default()).unwrap_err();
+    assert!(
+        matches!(err, OpenError::Passphrase(PassphraseError::WrongPassphrase)),
+        "{err:?}"
+    );
+    let store =
+        Store::open_with_passphrase(dir.path(), "hunter2 hunter2", &StoreOptions::default())
+            .unwrap();
+    assert_eq!(
+        store.write(|tx| tx.message(id)).unwrap().unwrap().body,
+        MARKER
+    );
+    store.close().unwrap();
+
+    // The wrapped key file is ciphertext only: the key is nowhere on disk.
+    let wrapped = std::fs::read(dir.path().join("db-key.wrapped")).unwrap();
+    let key = unwrap_key(&wrapped, "hunter2 hunter2").unwrap();
+    assert_nowhere_on_disk(dir.path(), key.expose(), "raw database key");
+    assert_nowhere_on_disk(dir.path(), hex(key.expose()).as_bytes(), "hex database key");
+    assert_nowhere_on_disk(dir.path(), MARKER.as_bytes(), "message text");
+
+    // A keyring profile has no wrapped key: said plainly.
+    let other = tempfile::tempdir().unwrap();
+    drop(new_store(other.path()));
+    let err = Store::open_with_passphrase(other.path(), "x", &StoreOptions::default()).unwrap_err();
+    assert!(matches!(err, OpenError::NoWrappedKey), "{err:?}");
+
+    // Changing the passphrase keeps the database key.
+    Store::set_passphrase(dir.path(), &key, "new phrase", params).unwrap();
+    let store =
+        Store::open_with_passphrase(dir.path(), "new phrase", &StoreOptions::default()).unwrap();
+    drop(store);
+    assert!(
+        Store::open_with_passphrase(dir.path(), "hunter2 hunter2", &StoreOptions::default())
+            .is_err()
+    );
+}
+
+#[test]
+fn memory_keystore_profile_and_missing_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = MemoryKeyStore::new();
+    let profile = ProfileId::new("alice").unwrap();
+    let store =
+        Store::create_with_keyring(dir.path(), &profile, &keys, &StoreOptions::default()).unwrap();
+    store.close().unwrap();
+    Store::open_with_keyring(dir.path(), &profile, &keys, &StoreOptions::default()).unwrap();
+    let other = ProfileId::new("mallory").unwrap();
+    let err =
+        Store::open_with_keyring(dir.path(), &other, &keys, &StoreOptions::default()).unwrap_err();
+    assert!(
+        matches!(err, OpenError::KeyStore(KeyStoreError::NotFound(_))),
+        "{err:?}"
+    );
+}
+
+// ---- sweeper -------------------------------------------------------------------------
+
+#[test]
+fn reopening_sweeps_what_expired_while_closed_before_returning() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock(AtomicI64::new(1_000_000)));
+    let opts = StoreOptions {
+        clock: clock.clone(),
+    };
+    let key = DatabaseKey::generate().unwrap();
+    let store = Store::create(dir.path(), &key, &opts).unwrap();
+    let (_, conv, _) = contact_and_conversations(&store);
+    let gone = insert(&store, conv, "ephemeralword", 1, Some(1_001_000));
+    let stays = insert(&store, conv, "lastingword", 2, Some(1_010_000));
+    store
+        .write(|tx| tx.add_attachment(gone, b"file", None))
+        .unwrap();
+    store.close().unwrap();
+
+    // While closed the row is still in the file (so the check below can fail).
+    let conn = rusqlite::Connection::open(dir.path().join("latch.db")).unwrap();
+    conn.execute_batch(&key_pragma(&key)).unwrap();
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 2);
+    drop(conn);
+
+    clock.0.store(1_002_000, Ordering::SeqCst);
+    let store = Store::open(dir.path(), &key, &opts).unwrap();
+    // The very first read after open.
+    let page = store
+        .write(|tx| tx.conversation_page(conv, None, 10))
+        .unwrap();
+    assert_eq!(page.iter().map(|m| m.id).collect::<Vec<_>>(), vec![stays]);
+    assert!(
+        store
+            .write(|tx| tx.search("ephemeralword", 10))
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("attachments"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn sweeper_sleeps_until_the_earliest_expiry_and_wakes_early_for_a_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(TokioClock::starting_at(1_000_000));
+    let opts = StoreOptions {
+        clock: clock.clone(),
+    };
+    let key = DatabaseKey::generate().unwrap();
+    let store = Store::create(dir.path(), &key, &opts).unwrap();
+    let (_, conv, _) = contact_and_conversations(&store);
+    let mut events = store.subscribe();
+    let late = insert(&store, conv, "late", 1, Some(1_000_000 + 3_600_000));
+    let sweeper = Sweeper::spawn(store.clone()).unwrap();
+    // Virtual time: the runtime advances only when every task is idle, so afterwards the
+    // sweeper is certainly parked on the one-hour deadline.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert!(store.write(|tx| tx.message(late)).unwrap().is_some());
+
+    let early_at = clock.now_ms() + 10_000;
+    let early = insert(&store, conv, "early", 2, Some(early_at));
+    let event = tokio::time::timeout(Duration::from_secs(30), events.recv())
+        .await
+        .expect("the sweeper woke for the earlier expiry")
+        .unwrap();
+    match event {
+        StoreEvent::MessagesExpired { messages, swept_at } => {
+            assert_eq!(messages.len(), 1);
+            assert_eq!(messages[0].message_id, early);
+            assert_eq!(messages[0].conversation_id, conv);
+            assert_eq!(swept_at, early_at, "deleted exactly at expires_at");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(store.write(|tx| tx.message(late)).unwrap().is_some());
+
+    // Then the late one, at its time.
+    let event = tokio::time::timeout(Duration::from_secs(7200), events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let StoreEvent::MessagesExpired { messages, swept_at } = event else {
+        panic!("unexpected event");
+    };
+    assert_eq!(messages[0].message_id, late);
+    assert_eq!(swept_at, 1_000_000 + 3_600_000);
+    sweeper.stop().await;
+}
+
+/// Whether any decrypted page (SQLCipher) or any file (plain) holds `needle`.
+fn on_disk(dir: &std::path::Path, key: Option<&DatabaseKey>, needle: &[u8]) -> bool {
+    match key {
+        Some(key) => {
+            let wal = dir.join("latch.db-wal");
+            assert!(
+                std::fs::metadata(&wal).map_or(0, |m| m.len()) == 0,
+                "the WAL was checkpointed and truncated"
+            );
+            decrypt_sqlcipher_pages(&dir.join("latch.db"), key)
+                .iter()
+                .any(|p| contains(p, needle))
+        }
+        None => all_files(dir).iter().any(|(_, b)| contains(b, needle)),
+    }
+}
+
+/// Shared body of the real-time test, on SQLCipher (pages decrypted with the key to look
+/// into free pages) and on plain SQLite through the same code (raw bytes of every file).
+async fn expire_in_one_second(store: Store, dir: &std::path::Path, key: Option<&DatabaseKey>) {
+    let (_, conv, _) = contact_and_conversations(&store);
+    let keep = insert(&store, conv, "unrelated survivor", 1, None);
+    let mut events = store.subscribe();
+    let sweeper = Sweeper::spawn(store.clone()).unwrap();
+    let start = std::time::Instant::now();
+    let expires_at = store.clock().now_ms() + 1_000;
+    let id = insert(
+        &store,
+        conv,
+        &format!("vanishing {MARKER}"),
+        2,
+        Some(expires_at),
+    );
+    let att = store
+        .write(|tx| tx.add_attachment(id, b"attachment bytes", None))
+        .unwrap();
+    let indexed = store
+        .write(|tx| tx.raw_blobs("SELECT block FROM messages_fts_data"))
+        .unwrap();
+    assert!(
+        indexed.iter().any(|b| contains(b, MARKER.as_bytes())),
+        "the token is in the index before the sweep (so the check after can fail)"
+    );
+    store.checkpoint().unwrap();
+    assert!(
+        on_disk(dir, key, MARKER.as_bytes()),
+        "the text is on disk before the sweep (so the scan after it can fail)"
+    );
+    let event = tokio::time::timeout(Duration::from_secs(2), events.recv())
+        .await
+        .expect("deleted within 2 seconds")
+        .unwrap();
+    let elapsed = start.elapsed();
+    let StoreEvent::MessagesExpired { messages, .. } = event else {
+        panic!("unexpected event {event:?}");
+    };
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].message_id, id);
+    assert_eq!(messages[0].attachments, vec![att]);
+    assert!(
+        elapsed >= Duration::from_millis(900),
+        "not before its time: {elapsed:?}"
+    );
+    assert!(elapsed < Duration::from_secs(2));
+
+    assert!(store.write(|tx| tx.message(id)).unwrap().is_none());
+    assert!(store.write(|tx| tx.message(keep)).unwrap().is_some());
+    assert!(store.write(|tx| tx.search(MARKER, 10)).unwrap().is_empty());
+    for (table, column) in [
+        ("messages_fts_data", "block"),
+        ("messages_fts_content", "c0"),
+    ] {
+        for blob in store
+            .write(|tx| tx.raw_blobs(&format!("SELECT {column} FROM {table}")))
+            .unwrap()
+        {
+            assert!(
+                !contains(&blob, MARKER.as_bytes()),
+                "{table} still holds it"
+            );
+            assert!(!contains(&blob, b"vanishing"), "{table} still holds it");
+        }
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.join("attachments")).unwrap().count(),
+        0
+    );
+    // The sweep checkpointed: no page, in use or free, and no WAL frame holds a trace.
+    assert!(
+        !on_disk(dir, key, MARKER.as_bytes()),
+        "expired text left in freed pages"
+    );
+    assert!(
+        !on_disk(dir, key, b"vanishing"),
+        "expired text left in freed pages"
+    );
+    sweeper.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_time_expiry_within_two_seconds_leaves_no_trace_in_sqlcipher_free_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, key) = new_store(dir.path());
+    expire_in_one_second(store, dir.path(), Some(&key)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_time_expiry_leaves_no_trace_in_freed_pages_plain_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::create_unencrypted(dir.path(), &StoreOptions::default()).unwrap();
+    expire_in_one_second(store, dir.path(), None).await;
+}
+
+#[test]
+fn sweeper_outside_a_runtime_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = new_store(dir.path());
+    assert!(matches!(
+        Sweeper::spawn(store),
+        Err(SweeperError::NoRuntime)
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn wake_sweeper_catches_up_after_a_clock_jump() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock(AtomicI64::new(1_000_000)));
+    let opts = StoreOptions {
+        clock: clock.clone(),
+    };
+    let key = DatabaseKey::generate().unwrap();
+    let store = Store::create(dir.path(), &key, &opts).unwrap();
+    let (_, conv, _) = contact_and_conversations(&store);
+    let mut events = store.subscribe();
+    let id = insert(
+        &store,
+        conv,
+        "after suspend",
+        1,
+        Some(1_000_000 + 3_600_000),
+    );
+    let sweeper = Sweeper::spawn(store.clone()).unwrap();
+    // Virtual time: afterwards the sweeper is parked on its one-hour deadline.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    // The machine "slept" two hours: the wall clock jumped, the monotonic one did not.
+    clock.0.store(1_000_000 + 7_200_000, Ordering::SeqCst);
+    store.wake_sweeper();
+    let event = tokio::time::timeout(Duration::from_secs(10), events.recv())
+        .await
+        .expect("swept at once, not at the stale one-hour deadline")
+        .unwrap();
+    let StoreEvent::MessagesExpired { messages, .. } = event else {
+        panic!("unexpected {event:?}");
+    };
+    assert_eq!(messages[0].message_id, id);
+    sweeper.stop().await;
+}
