@@ -34,6 +34,10 @@ pub const DEFAULT_MAX_ENVELOPE_BYTES: usize = 64 * 1024;
 /// cap to get the largest WebSocket message the relay reads.
 pub const FRAME_OVERHEAD_BYTES: usize = 1024;
 
+/// The smallest WebSocket message cap the relay uses, whatever the envelope cap: a full
+/// prekey upload ([`MAX_PREKEYS_PER_UPLOAD`] keys of [`MAX_PREKEY_BYTES`]) or ack list must fit.
+pub const MIN_MESSAGE_LIMIT_BYTES: usize = 512 * 1024;
+
 /// Longest handle a client may claim, in bytes: short enough to type and index cheaply.
 pub const MAX_HANDLE_LEN: usize = 32;
 

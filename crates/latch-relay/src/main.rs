@@ -12,10 +12,7 @@ fn main() -> ExitCode {
     let config = match Args::parse().into_config() {
         Ok(c) => c,
         Err(e) => {
-            #[allow(clippy::print_stderr)]
-            {
-                eprintln!("latch-relay: {e}");
-            }
+            report(&e);
             return ExitCode::from(2);
         }
     };
@@ -71,4 +68,10 @@ async fn wait_for_signal() {
         }
     }
     tracing::info!("signal received");
+}
+
+/// Configuration errors happen before logging is set up, so they go straight to stderr.
+#[allow(clippy::print_stderr)]
+fn report(e: &dyn std::fmt::Display) {
+    eprintln!("latch-relay: {e}");
 }

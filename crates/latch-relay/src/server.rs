@@ -264,8 +264,9 @@ async fn ws_upgrade(
     }
     let max = shared.config.max_envelope_bytes.saturating_add(api::FRAME_OVERHEAD_BYTES);
     // The socket limit is twice the envelope cap, so an oversized envelope still decodes and
-    // gets a typed `EnvelopeTooLarge` instead of a dropped connection.
-    let ws_limit = max.saturating_mul(2);
+    // gets a typed `EnvelopeTooLarge` instead of a dropped connection; and never below what a
+    // full prekey upload needs.
+    let ws_limit = max.saturating_mul(2).max(api::MIN_MESSAGE_LIMIT_BYTES);
     let tasks = shared.tasks.clone();
     ws.max_message_size(ws_limit).max_frame_size(ws_limit).on_upgrade(move |socket| {
         tasks.track_future(async move { Connection::run(shared, socket, ip).await })
@@ -673,8 +674,12 @@ impl Connection {
                 }))
             }
             ClientFrame::PublishPrekeys { req, upload } => {
-                let keys = upload.signed.iter().chain(&upload.last_resort).chain(&upload.one_time);
-                let too_big = keys.clone().any(|k| k.key.len() > api::MAX_PREKEY_BYTES);
+                let too_big = upload
+                    .signed
+                    .iter()
+                    .chain(&upload.last_resort)
+                    .chain(&upload.one_time)
+                    .any(|k| k.key.len() > api::MAX_PREKEY_BYTES);
                 if too_big || upload.one_time.len() > api::MAX_PREKEYS_PER_UPLOAD {
                     self.reply_error(Some(req), ErrorCode::PrekeysInvalid, 0).await;
                     return None;

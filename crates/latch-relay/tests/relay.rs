@@ -145,7 +145,8 @@ async fn authentication_failures_are_refused_and_the_connection_stays_usable() {
     assert!(matches!(c.recv().await, ServerFrame::Authenticated { .. }));
     c.backlog().await;
     // Authenticating twice is refused.
-    c.send(&c.auth_frame(&alice_key, 1, true)).await;
+    let again = c.auth_frame(&alice_key, 1, true);
+    c.send(&again).await;
     assert_eq!(c.error().await.1, ErrorCode::AlreadyAuthenticated);
 
     // Replay: a valid Authenticate frame from one connection, replayed on another.

@@ -254,21 +254,18 @@ impl Writer {
         let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
         let mut committed: Vec<Arc<StoredEnvelope>> = Vec::new();
         let mut result = self.conn.execute_batch("BEGIN IMMEDIATE").map_err(db_err);
+        let mut commands = batch.into_iter();
         if result.is_ok() {
-            for cmd in batch {
-                match self.apply(cmd, &mut committed, &mut replies) {
-                    Ok(()) => {}
-                    Err(e) => {
-                        result = Err(db_err(e));
-                        break;
-                    }
+            for cmd in commands.by_ref() {
+                if let Err(e) = self.apply(cmd, &mut committed, &mut replies) {
+                    result = Err(db_err(e));
+                    break;
                 }
             }
-        } else {
-            // Not applied: the callers still need an answer.
-            for cmd in batch {
-                fail(cmd, &mut replies);
-            }
+        }
+        // Not applied (the batch failed): these callers still need an answer.
+        for cmd in commands {
+            fail(cmd, &mut replies);
         }
         let result = match result {
             Ok(()) => self.conn.execute_batch("COMMIT").map_err(db_err),
@@ -330,7 +327,7 @@ impl Writer {
             }
             Command::AckIds(d, ids, reply) => {
                 let mut deleted = 0u64;
-                let r = (|| {
+                let r = (|| -> Result<u64, rusqlite::Error> {
                     let mut stmt = self.conn.prepare_cached(
                         "DELETE FROM envelopes WHERE recipient_key = ?1 AND recipient_device = ?2 AND id = ?3",
                     )?;
@@ -358,7 +355,7 @@ impl Writer {
                 defer(replies, reply, r)
             }
             Command::Purge(now, reply) => {
-                let r = (|| {
+                let r = (|| -> Result<Vec<DeviceAddress>, rusqlite::Error> {
                     let mut stmt = self.conn.prepare_cached(
                         "DELETE FROM envelopes WHERE expires_at <= ?1 RETURNING recipient_key, recipient_device",
                     )?;
@@ -391,7 +388,7 @@ impl Writer {
                 defer(replies, reply, r)
             }
             Command::ClaimHandle(handle, owner, reply) => {
-                let r = (|| {
+                let r = (|| -> Result<bool, rusqlite::Error> {
                     let current: Option<Vec<u8>> = self
                         .conn
                         .prepare_cached("SELECT identity_key FROM handles WHERE handle = ?1")?
@@ -749,6 +746,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStore::open(&dir.path().join("r.db"), Durability::Normal, 2).unwrap();
         let to = dev(1, 1);
+        assert_eq!(s.enqueue(env(1, to)).await.unwrap(), EnqueueOutcome::UnknownRecipient);
+        assert!(s.register_device(to, 1).await.unwrap());
         assert_eq!(s.enqueue(env(1, to)).await.unwrap(), EnqueueOutcome::Stored);
         assert_eq!(s.enqueue(env(1, to)).await.unwrap(), EnqueueOutcome::Duplicate);
         assert_eq!(s.enqueue(env(2, to)).await.unwrap(), EnqueueOutcome::Stored);
@@ -784,7 +783,7 @@ mod tests {
             let s = s.clone();
             tasks.push(tokio::spawn(async move { s.claim_prekeys(d.identity_key, None).await }));
         }
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         let mut last_resort = 0;
         for t in tasks {
             let (b, _) = t.await.unwrap().unwrap().pop().unwrap();
