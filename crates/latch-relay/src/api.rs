@@ -423,7 +423,7 @@ pub fn auth_message(nonce: &[u8; 32], device: &DeviceAddress, register: bool) ->
 
 fn decode_exact<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, CodecError> {
     match postcard::take_from_bytes::<T>(bytes) {
-        Ok((v, rest)) if rest.is_empty() => Ok(v),
+        Ok((v, [])) => Ok(v),
         _ => Err(CodecError::Malformed),
     }
 }
@@ -468,7 +468,10 @@ mod tests {
     use super::*;
 
     fn dev() -> DeviceAddress {
-        DeviceAddress { identity_key: IdentityKey([0xab; 32]), device_id: 7 }
+        DeviceAddress {
+            identity_key: IdentityKey([0xab; 32]),
+            device_id: 7,
+        }
     }
 
     #[test]
@@ -480,7 +483,11 @@ mod tests {
             body: vec![1, 2, 3],
         };
         assert_eq!(ClientFrame::decode(&f.encode().unwrap()).unwrap(), f);
-        let s = ServerFrame::Error { req: Some(3), code: ErrorCode::QueueFull, retry_after_ms: 0 };
+        let s = ServerFrame::Error {
+            req: Some(3),
+            code: ErrorCode::QueueFull,
+            retry_after_ms: 0,
+        };
         assert_eq!(ServerFrame::decode(&s.encode().unwrap()).unwrap(), s);
     }
 
@@ -488,12 +495,23 @@ mod tests {
     fn trailing_and_truncated_bytes_are_malformed() {
         let mut b = ClientFrame::Ping { req: 1 }.encode().unwrap();
         b.push(0);
-        assert!(matches!(ClientFrame::decode(&b), Err(CodecError::Malformed)));
-        let b = ClientFrame::Send { req: 1, id: EnvelopeId([0; 16]), to: dev(), body: vec![9; 50] }
-            .encode()
-            .unwrap();
+        assert!(matches!(
+            ClientFrame::decode(&b),
+            Err(CodecError::Malformed)
+        ));
+        let b = ClientFrame::Send {
+            req: 1,
+            id: EnvelopeId([0; 16]),
+            to: dev(),
+            body: vec![9; 50],
+        }
+        .encode()
+        .unwrap();
         for cut in 0..b.len() {
-            assert!(ClientFrame::decode(&b[..cut]).is_err(), "prefix {cut} decoded");
+            assert!(
+                ClientFrame::decode(&b[..cut]).is_err(),
+                "prefix {cut} decoded"
+            );
         }
         assert!(ClientFrame::decode(&[0xff, 0xff, 0xff]).is_err());
     }
@@ -508,9 +526,16 @@ mod tests {
     #[test]
     fn wire_format_is_stable() {
         // Known answer: changing variant order or field types breaks deployed clients.
-        assert_eq!(ClientFrame::Ping { req: 300 }.encode().unwrap(), vec![9, 0xac, 0x02]);
+        assert_eq!(
+            ClientFrame::Ping { req: 300 }.encode().unwrap(),
+            vec![9, 0xac, 0x02]
+        );
         assert_eq!(ClientFrame::NewChallenge.encode().unwrap(), vec![1]);
-        let e = ServerFrame::Error { req: None, code: ErrorCode::RateLimited, retry_after_ms: 5 };
+        let e = ServerFrame::Error {
+            req: None,
+            code: ErrorCode::RateLimited,
+            retry_after_ms: 5,
+        };
         assert_eq!(e.encode().unwrap(), vec![6, 0, 10, 5]);
     }
 
@@ -527,7 +552,10 @@ mod tests {
         let a = auth_message(&[1; 32], &dev(), false);
         assert!(a.starts_with(AUTH_CONTEXT));
         assert_ne!(a, auth_message(&[1; 32], &dev(), true));
-        let other = DeviceAddress { device_id: 8, ..dev() };
+        let other = DeviceAddress {
+            device_id: 8,
+            ..dev()
+        };
         assert_ne!(a, auth_message(&[1; 32], &other, false));
     }
 }

@@ -106,8 +106,14 @@ impl Default for Config {
             max_envelope_bytes: DEFAULT_MAX_ENVELOPE_BYTES,
             queue_cap: 10_000,
             envelope_ttl_ms: DEFAULT_ENVELOPE_TTL_MS,
-            device_rate: Rate { per_second: 200.0, burst: 1_000.0 },
-            ip_rate: Rate { per_second: 2_000.0, burst: 10_000.0 },
+            device_rate: Rate {
+                per_second: 200.0,
+                burst: 1_000.0,
+            },
+            ip_rate: Rate {
+                per_second: 2_000.0,
+                burst: 10_000.0,
+            },
             handshake_timeout_ms: 10_000,
             idle_timeout_ms: 120_000,
             challenge_ttl_ms: 30_000,
@@ -123,18 +129,25 @@ impl Default for Config {
 impl Config {
     /// Parse a TOML config file over the defaults.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         Self::from_toml(&text).map_err(|e| match e {
-            ConfigError::Parse { message, .. } => ConfigError::Parse { path: path.to_owned(), message },
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            },
             other => other,
         })
     }
 
     /// Parse TOML text over the defaults.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let c: Self = toml::from_str(text)
-            .map_err(|e| ConfigError::Parse { path: PathBuf::new(), message: e.message().to_owned() })?;
+        let c: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::new(),
+            message: e.message().to_owned(),
+        })?;
         c.validate()?;
         Ok(c)
     }
@@ -142,17 +155,23 @@ impl Config {
     /// Refuse settings that would make the relay unusable or unbounded.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.max_envelope_bytes == 0 || self.max_envelope_bytes > 16 * 1024 * 1024 {
-            return Err(ConfigError::Invalid("max_envelope_bytes must be 1..=16 MiB"));
+            return Err(ConfigError::Invalid(
+                "max_envelope_bytes must be 1..=16 MiB",
+            ));
         }
         if self.queue_cap == 0 {
             return Err(ConfigError::Invalid("queue_cap must be positive"));
         }
         if self.max_inflight_per_connection == 0 {
-            return Err(ConfigError::Invalid("max_inflight_per_connection must be positive"));
+            return Err(ConfigError::Invalid(
+                "max_inflight_per_connection must be positive",
+            ));
         }
         for r in [self.device_rate, self.ip_rate] {
             if !(r.burst >= 1.0 && r.per_second >= 0.0) {
-                return Err(ConfigError::Invalid("rates need burst >= 1 and per_second >= 0"));
+                return Err(ConfigError::Invalid(
+                    "rates need burst >= 1 and per_second >= 0",
+                ));
             }
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
@@ -164,7 +183,11 @@ impl Config {
 
 /// Command-line flags; each also reads a `LATCH_RELAY_*` environment variable.
 #[derive(Debug, Parser)]
-#[command(name = "latch-relay", version, about = "Latch relay: stores and forwards ciphertext")]
+#[command(
+    name = "latch-relay",
+    version,
+    about = "Latch relay: stores and forwards ciphertext"
+)]
 pub struct Args {
     /// TOML config file (flags and environment override it).
     #[arg(long, env = "LATCH_RELAY_CONFIG")]
@@ -306,8 +329,17 @@ mod tests {
 
     #[test]
     fn bad_files_are_refused_clearly() {
-        assert!(matches!(Config::from_toml("queue_cap = \"x\""), Err(ConfigError::Parse { .. })));
-        assert!(matches!(Config::from_toml("nonsense = 1"), Err(ConfigError::Parse { .. })));
-        assert!(matches!(Config::from_toml("queue_cap = 0"), Err(ConfigError::Invalid(_))));
+        assert!(matches!(
+            Config::from_toml("queue_cap = \"x\""),
+            Err(ConfigError::Parse { .. })
+        ));
+        assert!(matches!(
+            Config::from_toml("nonsense = 1"),
+            Err(ConfigError::Parse { .. })
+        ));
+        assert!(matches!(
+            Config::from_toml("queue_cap = 0"),
+            Err(ConfigError::Invalid(_))
+        ));
     }
 }

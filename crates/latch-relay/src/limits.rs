@@ -35,7 +35,11 @@ pub struct RateLimiter<K> {
 impl<K: Hash + Eq + Clone> RateLimiter<K> {
     /// Buckets refilling at `rate`, timed by `clock`.
     pub fn new(rate: Rate, clock: Arc<dyn Clock>) -> Self {
-        Self { rate, clock, buckets: Mutex::new(HashMap::new()) }
+        Self {
+            rate,
+            clock,
+            buckets: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Take one token for `key`. `Err(ms)` says how long until one is available.
@@ -49,7 +53,10 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
                 refilled < burst
             });
         }
-        let b = map.entry(key.clone()).or_insert(Bucket { tokens: burst, last_ms: now });
+        let b = map.entry(key.clone()).or_insert(Bucket {
+            tokens: burst,
+            last_ms: now,
+        });
         let elapsed = now.saturating_sub(b.last_ms) as f64 / 1e3;
         b.tokens = (b.tokens + elapsed * per_second).min(burst);
         b.last_ms = now;
@@ -60,7 +67,11 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
             Err(u32::MAX)
         } else {
             let wait = ((1.0 - b.tokens) / per_second * 1e3).ceil();
-            Err(if wait >= f64::from(u32::MAX) { u32::MAX } else { wait as u32 })
+            Err(if wait >= f64::from(u32::MAX) {
+                u32::MAX
+            } else {
+                wait as u32
+            })
         }
     }
 }
@@ -73,7 +84,13 @@ mod tests {
     #[test]
     fn bucket_allows_burst_then_refills() {
         let clock = ManualClock::new(1_000);
-        let rl = RateLimiter::new(Rate { per_second: 2.0, burst: 3.0 }, Arc::new(clock.clone()));
+        let rl = RateLimiter::new(
+            Rate {
+                per_second: 2.0,
+                burst: 3.0,
+            },
+            Arc::new(clock.clone()),
+        );
         for _ in 0..3 {
             rl.check(&1).unwrap();
         }

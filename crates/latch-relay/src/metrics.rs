@@ -40,12 +40,32 @@ impl Default for Metrics {
         // 0.1 ms .. ~1.6 s: group commits take milliseconds; seconds means trouble.
         let commit_latency = Histogram::new(exponential_buckets(0.0001, 2.0, 15));
         let errors = Family::default();
-        registry.register("connections", "Open WebSocket connections", connections.clone());
-        registry.register("authenticated", "Authenticated connections", authenticated.clone());
+        registry.register(
+            "connections",
+            "Open WebSocket connections",
+            connections.clone(),
+        );
+        registry.register(
+            "authenticated",
+            "Authenticated connections",
+            authenticated.clone(),
+        );
         registry.register("envelopes_in", "Envelopes committed", envelopes_in.clone());
-        registry.register("envelopes_out", "Envelopes delivered to connections", envelopes_out.clone());
-        registry.register("envelopes_acked", "Envelopes deleted by acks", envelopes_acked.clone());
-        registry.register("queue_depth", "Envelopes queued in all mailboxes", queue_depth.clone());
+        registry.register(
+            "envelopes_out",
+            "Envelopes delivered to connections",
+            envelopes_out.clone(),
+        );
+        registry.register(
+            "envelopes_acked",
+            "Envelopes deleted by acks",
+            envelopes_acked.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Envelopes queued in all mailboxes",
+            queue_depth.clone(),
+        );
         registry.register(
             "commit_latency_seconds",
             "Send frame received to durable commit",
@@ -69,7 +89,9 @@ impl Default for Metrics {
 impl Metrics {
     /// Count an error reply.
     pub fn error(&self, code: crate::api::ErrorCode) {
-        self.errors.get_or_create(&vec![("code".to_owned(), format!("{code:?}"))]).inc();
+        self.errors
+            .get_or_create(&vec![("code".to_owned(), format!("{code:?}"))])
+            .inc();
     }
 
     /// The Prometheus text exposition.

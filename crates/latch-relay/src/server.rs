@@ -125,7 +125,10 @@ impl RunningRelay {
         self.shared.shutdown.cancel();
         self.handle.graceful_shutdown(Some(grace));
         self.shared.tasks.close();
-        if tokio::time::timeout(grace, self.shared.tasks.wait()).await.is_err() {
+        if tokio::time::timeout(grace, self.shared.tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("connections still open after the grace period");
         }
         self.purger.abort();
@@ -171,10 +174,20 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningRelay
         .with_state(shared.clone());
 
     let listen = shared.config.listen;
-    let listener = std::net::TcpListener::bind(listen)
-        .map_err(|source| RelayError::Bind { addr: listen, source })?;
-    listener.set_nonblocking(true).map_err(|source| RelayError::Bind { addr: listen, source })?;
-    let addr = listener.local_addr().map_err(|source| RelayError::Bind { addr: listen, source })?;
+    let listener = std::net::TcpListener::bind(listen).map_err(|source| RelayError::Bind {
+        addr: listen,
+        source,
+    })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| RelayError::Bind {
+            addr: listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| RelayError::Bind {
+        addr: listen,
+        source,
+    })?;
     let handle = axum_server::Handle::new();
     let make = app.into_make_service_with_connect_info::<SocketAddr>();
     let server = match (&shared.config.tls_cert, &shared.config.tls_key) {
@@ -190,7 +203,14 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningRelay
     };
     let purger = tokio::spawn(purge_loop(shared.clone()));
     tracing::info!(%addr, tls = shared.config.tls_cert.is_some(), "relay listening");
-    Ok(RunningRelay { addr, shared, store, handle, server, purger })
+    Ok(RunningRelay {
+        addr,
+        shared,
+        store,
+        handle,
+        server,
+        purger,
+    })
 }
 
 fn tls_config(
@@ -212,7 +232,9 @@ fn tls_config(
         .with_single_cert(certs, key)
         .map_err(|e| RelayError::Tls(e.to_string()))?;
     server.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(server)))
+    Ok(axum_server::tls_rustls::RustlsConfig::from_config(
+        Arc::new(server),
+    ))
 }
 
 async fn purge_loop(shared: Arc<Shared>) {
@@ -243,7 +265,10 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> HttpResponse {
     let depth = i64::try_from(shared.mailboxes.queued_total()).unwrap_or(i64::MAX);
     shared.metrics.queue_depth.set(depth);
     (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         shared.metrics.render(),
     )
         .into_response()
@@ -262,15 +287,20 @@ async fn ws_upgrade(
         shared.metrics.error(ErrorCode::RateLimited);
         return (StatusCode::TOO_MANY_REQUESTS, "rate limited\n").into_response();
     }
-    let max = shared.config.max_envelope_bytes.saturating_add(api::FRAME_OVERHEAD_BYTES);
+    let max = shared
+        .config
+        .max_envelope_bytes
+        .saturating_add(api::FRAME_OVERHEAD_BYTES);
     // The socket limit is twice the envelope cap, so an oversized envelope still decodes and
     // gets a typed `EnvelopeTooLarge` instead of a dropped connection; and never below what a
     // full prekey upload needs.
     let ws_limit = max.saturating_mul(2).max(api::MIN_MESSAGE_LIMIT_BYTES);
     let tasks = shared.tasks.clone();
-    ws.max_message_size(ws_limit).max_frame_size(ws_limit).on_upgrade(move |socket| {
-        tasks.track_future(async move { Connection::run(shared, socket, ip).await })
-    })
+    ws.max_message_size(ws_limit)
+        .max_frame_size(ws_limit)
+        .on_upgrade(move |socket| {
+            tasks.track_future(async move { Connection::run(shared, socket, ip).await })
+        })
 }
 
 type Pending = Pin<Box<dyn Future<Output = ServerFrame> + Send>>;
@@ -297,7 +327,11 @@ fn encode(frame: &ServerFrame) -> Option<Message> {
 }
 
 fn error_frame(req: Option<u32>, code: ErrorCode) -> ServerFrame {
-    ServerFrame::Error { req, code, retry_after_ms: 0 }
+    ServerFrame::Error {
+        req,
+        code,
+        retry_after_ms: 0,
+    }
 }
 
 fn req_of(frame: &ClientFrame) -> Option<u32> {
@@ -322,19 +356,14 @@ fn random_nonce() -> Option<[u8; 32]> {
 
 struct ConnectionGuard {
     shared: Arc<Shared>,
-    id: u64,
     device: Option<DeviceAddress>,
 }
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         self.shared.metrics.connections.dec();
-        if let Some(d) = self.device {
+        if self.device.is_some() {
             self.shared.metrics.authenticated.dec();
-            let mut controls = self.shared.controls.lock().unwrap_or_else(|p| p.into_inner());
-            if controls.get(&d).is_some_and(|(id, _)| *id == self.id) {
-                controls.remove(&d);
-            }
         }
     }
 }
@@ -343,7 +372,10 @@ impl Connection {
     async fn run(shared: Arc<Shared>, socket: WebSocket, ip: IpAddr) {
         let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
         shared.metrics.connections.inc();
-        let mut guard = ConnectionGuard { shared: shared.clone(), id, device: None };
+        let mut guard = ConnectionGuard {
+            shared: shared.clone(),
+            device: None,
+        };
         let (sink, mut stream) = socket.split();
         let (out, out_rx) = mpsc::channel(OUTBOUND_BUFFER);
         let writer = tokio::spawn(write_loop(sink, out_rx));
@@ -422,8 +454,11 @@ impl Connection {
                 tracing::debug!(device = %d, ?code, "closing connection");
             }
             conn.reply_error(None, code, 0).await;
-            let close_code =
-                if code == ErrorCode::ShuttingDown { CLOSE_GOING_AWAY } else { CLOSE_POLICY };
+            let close_code = if code == ErrorCode::ShuttingDown {
+                CLOSE_GOING_AWAY
+            } else {
+                CLOSE_POLICY
+            };
             let _ = conn
                 .out
                 .send(Message::Close(Some(CloseFrame {
@@ -433,6 +468,16 @@ impl Connection {
                 .await;
         }
         conn.cancel.cancel();
+        if let Some(d) = conn.device {
+            let mut controls = conn
+                .shared
+                .controls
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if controls.get(&d).is_some_and(|(id, _)| *id == conn.id) {
+                controls.remove(&d);
+            }
+        }
         let Connection { out, .. } = conn;
         drop(out);
         // The writer ends once every sender (ours and the delivery task's) is gone.
@@ -449,7 +494,12 @@ impl Connection {
     }
 
     async fn reply_error(&self, req: Option<u32>, code: ErrorCode, retry_after_ms: u32) {
-        self.send(&ServerFrame::Error { req, code, retry_after_ms }).await;
+        self.send(&ServerFrame::Error {
+            req,
+            code,
+            retry_after_ms,
+        })
+        .await;
     }
 
     async fn send_challenge(&mut self) {
@@ -458,8 +508,10 @@ impl Connection {
             return;
         };
         let ttl = self.shared.config.challenge_ttl_ms;
-        self.challenge =
-            Some(Challenge { nonce, expires_at_ms: self.shared.clock.now_ms().saturating_add(ttl) });
+        self.challenge = Some(Challenge {
+            nonce,
+            expires_at_ms: self.shared.clock.now_ms().saturating_add(ttl),
+        });
         self.send(&ServerFrame::Challenge {
             version: PROTOCOL_VERSION,
             nonce,
@@ -485,19 +537,34 @@ impl Connection {
         }
         match (frame, self.device) {
             (ClientFrame::Ping { req }, _) => {
-                self.send(&ServerFrame::Response { req, body: Response::Pong }).await;
+                self.send(&ServerFrame::Response {
+                    req,
+                    body: Response::Pong,
+                })
+                .await;
                 None
             }
             (ClientFrame::NewChallenge, None) => {
                 self.send_challenge().await;
                 None
             }
-            (ClientFrame::Authenticate { version, nonce, device, register, signature }, None) => {
-                self.authenticate(version, nonce, device, register, &signature).await;
+            (
+                ClientFrame::Authenticate {
+                    version,
+                    nonce,
+                    device,
+                    register,
+                    signature,
+                },
+                None,
+            ) => {
+                self.authenticate(version, nonce, device, register, &signature)
+                    .await;
                 None
             }
             (ClientFrame::Authenticate { .. } | ClientFrame::NewChallenge, Some(_)) => {
-                self.reply_error(None, ErrorCode::AlreadyAuthenticated, 0).await;
+                self.reply_error(None, ErrorCode::AlreadyAuthenticated, 0)
+                    .await;
                 None
             }
             (_, None) => {
@@ -525,7 +592,8 @@ impl Connection {
         // Single use: whatever happens next, this challenge is spent.
         let challenge = self.challenge.take();
         if version != PROTOCOL_VERSION {
-            self.reply_error(None, ErrorCode::UnsupportedVersion, 0).await;
+            self.reply_error(None, ErrorCode::UnsupportedVersion, 0)
+                .await;
             return;
         }
         let now = self.shared.clock.now_ms();
@@ -537,17 +605,24 @@ impl Connection {
                 return;
             }
         }
-        let verified = VerifyingKey::from_bytes(&device.identity_key.0).ok().and_then(|vk| {
-            let sig = Signature::from_slice(signature).ok()?;
-            vk.verify_strict(&api::auth_message(&nonce, &device, register), &sig).ok()
-        });
+        let verified = VerifyingKey::from_bytes(&device.identity_key.0)
+            .ok()
+            .and_then(|vk| {
+                let sig = Signature::from_slice(signature).ok()?;
+                vk.verify_strict(&api::auth_message(&nonce, &device, register), &sig)
+                    .ok()
+            });
         if verified.is_none() {
             tracing::info!(device = %device, "authentication refused: bad signature");
             self.reply_error(None, ErrorCode::BadSignature, 0).await;
             return;
         }
         let known = if register {
-            self.shared.directory.register_device(device, now).await.map(|_| true)
+            self.shared
+                .directory
+                .register_device(device, now)
+                .await
+                .map(|_| true)
         } else {
             self.shared.directory.device_exists(device).await
         };
@@ -563,7 +638,12 @@ impl Connection {
                 return;
             }
         }
-        let remaining = self.shared.directory.one_time_prekey_count(device).await.unwrap_or(0);
+        let remaining = self
+            .shared
+            .directory
+            .one_time_prekey_count(device)
+            .await
+            .unwrap_or(0);
         // Subscribe before reading the backlog: nothing committed in between is missed.
         let subscription = self.shared.mailboxes.subscribe(device);
         self.device = Some(device);
@@ -594,7 +674,8 @@ impl Connection {
         match frame {
             ClientFrame::Send { req, id, to, body } => {
                 if body.len() > shared.config.max_envelope_bytes {
-                    self.reply_error(Some(req), ErrorCode::EnvelopeTooLarge, 0).await;
+                    self.reply_error(Some(req), ErrorCode::EnvelopeTooLarge, 0)
+                        .await;
                     return None;
                 }
                 let now = shared.clock.now_ms();
@@ -610,16 +691,25 @@ impl Connection {
                 });
                 Some(Box::pin(async move {
                     let outcome = fut.await;
-                    shared.metrics.commit_latency.observe(received.elapsed().as_secs_f64());
+                    shared
+                        .metrics
+                        .commit_latency
+                        .observe(received.elapsed().as_secs_f64());
                     match outcome {
                         Ok(EnqueueOutcome::Stored) => {
                             shared.metrics.envelopes_in.inc();
-                            ServerFrame::Response { req, body: Response::Sent { duplicate: false } }
+                            ServerFrame::Response {
+                                req,
+                                body: Response::Sent { duplicate: false },
+                            }
                         }
-                        Ok(EnqueueOutcome::Duplicate) => {
-                            ServerFrame::Response { req, body: Response::Sent { duplicate: true } }
+                        Ok(EnqueueOutcome::Duplicate) => ServerFrame::Response {
+                            req,
+                            body: Response::Sent { duplicate: true },
+                        },
+                        Ok(EnqueueOutcome::QueueFull) => {
+                            error_frame(Some(req), ErrorCode::QueueFull)
                         }
-                        Ok(EnqueueOutcome::QueueFull) => error_frame(Some(req), ErrorCode::QueueFull),
                         Ok(EnqueueOutcome::UnknownRecipient) => {
                             error_frame(Some(req), ErrorCode::UnknownRecipient)
                         }
@@ -641,13 +731,17 @@ impl Connection {
             }
             ClientFrame::ClaimHandle { req, handle } => {
                 let Some(handle) = api::normalize_handle(&handle) else {
-                    self.reply_error(Some(req), ErrorCode::HandleInvalid, 0).await;
+                    self.reply_error(Some(req), ErrorCode::HandleInvalid, 0)
+                        .await;
                     return None;
                 };
                 let fut = shared.directory.claim_handle(handle, me.identity_key);
                 Some(Box::pin(async move {
                     match fut.await {
-                        Ok(true) => ServerFrame::Response { req, body: Response::HandleClaimed },
+                        Ok(true) => ServerFrame::Response {
+                            req,
+                            body: Response::HandleClaimed,
+                        },
                         Ok(false) => error_frame(Some(req), ErrorCode::HandleTaken),
                         Err(e) => store_error(req, &e),
                     }
@@ -655,7 +749,8 @@ impl Connection {
             }
             ClientFrame::LookupHandle { req, handle } => {
                 let Some(handle) = api::normalize_handle(&handle) else {
-                    self.reply_error(Some(req), ErrorCode::HandleInvalid, 0).await;
+                    self.reply_error(Some(req), ErrorCode::HandleInvalid, 0)
+                        .await;
                     return None;
                 };
                 Some(Box::pin(async move {
@@ -667,7 +762,10 @@ impl Connection {
                     match shared.directory.devices(owner).await {
                         Ok(devices) => ServerFrame::Response {
                             req,
-                            body: Response::Handle { identity_key: owner, devices },
+                            body: Response::Handle {
+                                identity_key: owner,
+                                devices,
+                            },
                         },
                         Err(e) => store_error(req, &e),
                     }
@@ -681,7 +779,8 @@ impl Connection {
                     .chain(&upload.one_time)
                     .any(|k| k.key.len() > api::MAX_PREKEY_BYTES);
                 if too_big || upload.one_time.len() > api::MAX_PREKEYS_PER_UPLOAD {
-                    self.reply_error(Some(req), ErrorCode::PrekeysInvalid, 0).await;
+                    self.reply_error(Some(req), ErrorCode::PrekeysInvalid, 0)
+                        .await;
                     return None;
                 }
                 let fut = shared.directory.publish_prekeys(me, upload);
@@ -689,34 +788,48 @@ impl Connection {
                     match fut.await {
                         Ok(n) => ServerFrame::Response {
                             req,
-                            body: Response::PrekeysPublished { one_time_remaining: n },
+                            body: Response::PrekeysPublished {
+                                one_time_remaining: n,
+                            },
                         },
                         Err(e) => store_error(req, &e),
                     }
                 }))
             }
-            ClientFrame::ClaimPrekeys { req, identity_key, device_id } => {
+            ClientFrame::ClaimPrekeys {
+                req,
+                identity_key,
+                device_id,
+            } => {
                 let fut = shared.directory.claim_prekeys(identity_key, device_id);
                 Some(Box::pin(async move {
                     let claimed = match fut.await {
-                        Ok(c) if c.is_empty() => return error_frame(Some(req), ErrorCode::NotFound),
+                        Ok(c) if c.is_empty() => {
+                            return error_frame(Some(req), ErrorCode::NotFound);
+                        }
                         Ok(c) => c,
                         Err(e) => return store_error(req, &e),
                     };
                     let mut bundles = Vec::with_capacity(claimed.len());
                     for (bundle, remaining) in claimed {
                         if remaining < shared.config.prekey_low_threshold {
-                            let owner = DeviceAddress { identity_key, device_id: bundle.device_id };
+                            let owner = DeviceAddress {
+                                identity_key,
+                                device_id: bundle.device_id,
+                            };
                             notify_prekeys_low(&shared, owner, remaining);
                         }
                         bundles.push(bundle);
                     }
-                    ServerFrame::Response { req, body: Response::Prekeys { bundles } }
+                    ServerFrame::Response {
+                        req,
+                        body: Response::Prekeys { bundles },
+                    }
                 }))
             }
-            ClientFrame::Ping { .. } | ClientFrame::Authenticate { .. } | ClientFrame::NewChallenge => {
-                None
-            }
+            ClientFrame::Ping { .. }
+            | ClientFrame::Authenticate { .. }
+            | ClientFrame::NewChallenge => None,
         }
     }
 }
@@ -727,7 +840,9 @@ fn acked(shared: &Shared, req: u32, r: Result<u64, StoreError>) -> ServerFrame {
             shared.metrics.envelopes_acked.inc_by(n);
             ServerFrame::Response {
                 req,
-                body: Response::Acked { deleted: u32::try_from(n).unwrap_or(u32::MAX) },
+                body: Response::Acked {
+                    deleted: u32::try_from(n).unwrap_or(u32::MAX),
+                },
             }
         }
         Err(e) => store_error(req, &e),
@@ -770,10 +885,11 @@ async fn write_loop(
                 return;
             }
             if close {
-                break;
+                let _ = sink.flush().await;
+                return;
             }
         }
-        if sink.flush().await.is_err() {
+        if sink.flush().await.is_err() || closing {
             return;
         }
     }
@@ -840,7 +956,11 @@ impl Delivery {
     async fn catch_up(&mut self) -> bool {
         loop {
             let now = self.shared.clock.now_ms();
-            match self.shared.mailboxes.backlog(self.device, self.last_seq, BACKLOG_PAGE, now).await
+            match self
+                .shared
+                .mailboxes
+                .backlog(self.device, self.last_seq, BACKLOG_PAGE, now)
+                .await
             {
                 Ok(page) if page.is_empty() => return true,
                 Ok(page) => {

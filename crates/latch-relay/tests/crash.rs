@@ -39,7 +39,11 @@ async fn spawn_relay(db: &Path, config: &Path) -> (Child, SocketAddr) {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(WAIT, lines.next_line()).await.unwrap().unwrap().unwrap();
+    let line = tokio::time::timeout(WAIT, lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     let addr = line.rsplit(' ').next().unwrap().parse().unwrap();
     (child, addr)
 }
@@ -65,7 +69,13 @@ fn recipient(n: u32) -> DeviceAddress {
 }
 
 /// Send `todo` pipelined; record what the relay acked. Stops quietly when the relay dies.
-async fn burst(addr: SocketAddr, sender: u8, todo: Vec<u32>, acked: Arc<std::sync::Mutex<HashSet<(u8, u32)>>>, count: Arc<Progress>) {
+async fn burst(
+    addr: SocketAddr,
+    sender: u8,
+    todo: Vec<u32>,
+    acked: Arc<std::sync::Mutex<HashSet<(u8, u32)>>>,
+    count: Arc<Progress>,
+) {
     let c = Client::login(addr, &key(sender), 1, true).await;
     let (mut sink, mut stream) = futures_util::StreamExt::split(c.ws);
     let sends = {
@@ -73,7 +83,12 @@ async fn burst(addr: SocketAddr, sender: u8, todo: Vec<u32>, acked: Arc<std::syn
         tokio::spawn(async move {
             use futures_util::SinkExt;
             for n in todo {
-                let f = ClientFrame::Send { req: n, id: id_for(sender, n), to: recipient(n), body: body_for(sender, n) };
+                let f = ClientFrame::Send {
+                    req: n,
+                    id: id_for(sender, n),
+                    to: recipient(n),
+                    body: body_for(sender, n),
+                };
                 let m = tokio_tungstenite::tungstenite::Message::Binary(f.encode().unwrap().into());
                 if sink.send(m).await.is_err() {
                     return;
@@ -84,10 +99,19 @@ async fn burst(addr: SocketAddr, sender: u8, todo: Vec<u32>, acked: Arc<std::syn
     let want = todo.len();
     let mut answered = 0;
     while answered < want {
-        let Ok(Some(Ok(msg))) = tokio::time::timeout(WAIT, futures_util::StreamExt::next(&mut stream)).await else { break };
-        let tokio_tungstenite::tungstenite::Message::Binary(b) = msg else { continue };
+        let Ok(Some(Ok(msg))) =
+            tokio::time::timeout(WAIT, futures_util::StreamExt::next(&mut stream)).await
+        else {
+            break;
+        };
+        let tokio_tungstenite::tungstenite::Message::Binary(b) = msg else {
+            continue;
+        };
         match ServerFrame::decode(&b).unwrap() {
-            ServerFrame::Response { req, body: Response::Sent { .. } } => {
+            ServerFrame::Response {
+                req,
+                body: Response::Sent { .. },
+            } => {
                 acked.lock().unwrap().insert((sender, req));
                 count.0.fetch_add(1, Ordering::SeqCst);
                 count.1.notify_waiters();
@@ -118,7 +142,13 @@ async fn kill_9_during_a_burst_loses_no_acknowledged_envelope() {
     let count = Arc::new(Progress::default());
     let mut tasks = Vec::new();
     for s in 1..=SENDERS {
-        tasks.push(tokio::spawn(burst(addr, s, (0..PER_SENDER).collect(), acked.clone(), count.clone())));
+        tasks.push(tokio::spawn(burst(
+            addr,
+            s,
+            (0..PER_SENDER).collect(),
+            acked.clone(),
+            count.clone(),
+        )));
     }
     // Kill once a fair part of the burst is acknowledged (a real condition, bounded).
     let target = (usize::from(SENDERS) * PER_SENDER as usize) / 4;
@@ -140,19 +170,34 @@ async fn kill_9_during_a_burst_loses_no_acknowledged_envelope() {
     }
     let acked_before: HashSet<(u8, u32)> = acked.lock().unwrap().clone();
     let total = usize::from(SENDERS) * PER_SENDER as usize;
-    assert!(acked_before.len() < total, "the kill landed after the burst ended");
+    assert!(
+        acked_before.len() < total,
+        "the kill landed after the burst ended"
+    );
 
     // Restart on the same database; senders retry everything not acked, with the same ids.
     let (mut relay, addr) = spawn_relay(&db, &config).await;
     let mut tasks = Vec::new();
     for s in 1..=SENDERS {
-        let todo: Vec<u32> = (0..PER_SENDER).filter(|n| !acked_before.contains(&(s, *n))).collect();
-        tasks.push(tokio::spawn(burst(addr, s, todo, acked.clone(), count.clone())));
+        let todo: Vec<u32> = (0..PER_SENDER)
+            .filter(|n| !acked_before.contains(&(s, *n)))
+            .collect();
+        tasks.push(tokio::spawn(burst(
+            addr,
+            s,
+            todo,
+            acked.clone(),
+            count.clone(),
+        )));
     }
     for t in tasks {
         t.await.unwrap();
     }
-    assert_eq!(acked.lock().unwrap().len(), total, "every envelope acked after the retries");
+    assert_eq!(
+        acked.lock().unwrap().len(),
+        total,
+        "every envelope acked after the retries"
+    );
 
     // Recipients drain their mailboxes.
     let mut by_id: HashMap<EnvelopeId, Vec<u8>> = HashMap::new();
@@ -168,16 +213,30 @@ async fn kill_9_during_a_burst_loses_no_acknowledged_envelope() {
     }
     for s in 1..=SENDERS {
         for n in 0..PER_SENDER {
-            assert_eq!(by_id.get(&id_for(s, n)), Some(&body_for(s, n)), "envelope {s}/{n} lost");
+            assert_eq!(
+                by_id.get(&id_for(s, n)),
+                Some(&body_for(s, n)),
+                "envelope {s}/{n} lost"
+            );
         }
     }
     assert_eq!(by_id.len(), total);
-    assert_eq!(deliveries, total, "each id is queued once even when retried");
+    assert_eq!(
+        deliveries, total,
+        "each id is queued once even when retried"
+    );
 
     // SIGTERM: graceful shutdown exits cleanly.
     let pid = relay.id().unwrap();
-    let status = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
     assert!(status.success());
-    let exit = tokio::time::timeout(WAIT, relay.wait()).await.unwrap().unwrap();
+    let exit = tokio::time::timeout(WAIT, relay.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(exit.success(), "graceful exit, got {exit:?}");
 }

@@ -11,9 +11,20 @@ use tokio_tungstenite::tungstenite::Message;
 
 fn prekeys(ids: std::ops::Range<u32>) -> PrekeyUpload {
     PrekeyUpload {
-        signed: Some(Prekey { id: 1, key: vec![1; 32] }),
-        last_resort: Some(Prekey { id: 1000, key: vec![2; 1568] }),
-        one_time: ids.map(|i| Prekey { id: i, key: vec![i as u8; 32] }).collect(),
+        signed: Some(Prekey {
+            id: 1,
+            key: vec![1; 32],
+        }),
+        last_resort: Some(Prekey {
+            id: 1000,
+            key: vec![2; 1568],
+        }),
+        one_time: ids
+            .map(|i| Prekey {
+                id: i,
+                key: vec![i as u8; 32],
+            })
+            .collect(),
     }
 }
 
@@ -30,36 +41,68 @@ async fn register_publish_claim_send_receive_ack_and_backlog_order() {
     // Handles.
     let req = bob.req();
     assert_eq!(
-        bob.call(ClientFrame::ClaimHandle { req, handle: "Bob".into() }).await,
+        bob.call(ClientFrame::ClaimHandle {
+            req,
+            handle: "Bob".into()
+        })
+        .await,
         Ok(Response::HandleClaimed)
     );
     let req = alice.req();
     assert_eq!(
-        alice.call(ClientFrame::ClaimHandle { req, handle: "bob".into() }).await,
+        alice
+            .call(ClientFrame::ClaimHandle {
+                req,
+                handle: "bob".into()
+            })
+            .await,
         Err(ErrorCode::HandleTaken)
     );
     let req = alice.req();
     assert_eq!(
-        alice.call(ClientFrame::LookupHandle { req, handle: "BOB".into() }).await,
-        Ok(Response::Handle { identity_key: bob_addr.identity_key, devices: vec![1] })
+        alice
+            .call(ClientFrame::LookupHandle {
+                req,
+                handle: "BOB".into()
+            })
+            .await,
+        Ok(Response::Handle {
+            identity_key: bob_addr.identity_key,
+            devices: vec![1]
+        })
     );
     let req = alice.req();
     assert_eq!(
-        alice.call(ClientFrame::LookupHandle { req, handle: "nobody".into() }).await,
+        alice
+            .call(ClientFrame::LookupHandle {
+                req,
+                handle: "nobody".into()
+            })
+            .await,
         Err(ErrorCode::NotFound)
     );
 
     // Prekeys: publish 3, claim 4 times: three one-time keys, then the last-resort key.
     let req = bob.req();
     assert_eq!(
-        bob.call(ClientFrame::PublishPrekeys { req, upload: prekeys(10..13) }).await,
-        Ok(Response::PrekeysPublished { one_time_remaining: 3 })
+        bob.call(ClientFrame::PublishPrekeys {
+            req,
+            upload: prekeys(10..13)
+        })
+        .await,
+        Ok(Response::PrekeysPublished {
+            one_time_remaining: 3
+        })
     );
     let mut got = Vec::new();
     for _ in 0..4 {
         let req = alice.req();
         let Ok(Response::Prekeys { bundles }) = alice
-            .call(ClientFrame::ClaimPrekeys { req, identity_key: bob_addr.identity_key, device_id: None })
+            .call(ClientFrame::ClaimPrekeys {
+                req,
+                identity_key: bob_addr.identity_key,
+                device_id: None,
+            })
             .await
         else {
             panic!("claim failed")
@@ -68,7 +111,10 @@ async fn register_publish_claim_send_receive_ack_and_backlog_order() {
         assert_eq!(bundles[0].signed.as_ref().unwrap().id, 1);
         got.push(bundles[0].clone());
     }
-    let one_time: Vec<u32> = got.iter().filter_map(|b| b.one_time.as_ref().map(|k| k.id)).collect();
+    let one_time: Vec<u32> = got
+        .iter()
+        .filter_map(|b| b.one_time.as_ref().map(|k| k.id))
+        .collect();
     assert_eq!(one_time, vec![10, 11, 12]);
     assert!(got[..3].iter().all(|b| b.last_resort.is_none()));
     assert_eq!(got[3].one_time, None);
@@ -83,11 +129,20 @@ async fn register_publish_claim_send_receive_ack_and_backlog_order() {
 
     // Live push and ack by id.
     let id = random_id();
-    assert_eq!(alice.send_to(bob_addr, id, b"hello").await, Ok(Response::Sent { duplicate: false }));
+    assert_eq!(
+        alice.send_to(bob_addr, id, b"hello").await,
+        Ok(Response::Sent { duplicate: false })
+    );
     let e = bob.envelope().await;
-    assert_eq!((e.id, e.body.as_slice(), e.from), (id, &b"hello"[..], address(&alice_key, 1)));
+    assert_eq!(
+        (e.id, e.body.as_slice(), e.from),
+        (id, &b"hello"[..], address(&alice_key, 1))
+    );
     let req = bob.req();
-    assert_eq!(bob.call(ClientFrame::AckIds { req, ids: vec![id] }).await, Ok(Response::Acked { deleted: 1 }));
+    assert_eq!(
+        bob.call(ClientFrame::AckIds { req, ids: vec![id] }).await,
+        Ok(Response::Acked { deleted: 1 })
+    );
 
     // Bob offline: the backlog arrives in order on reconnect; unacked ones come again.
     drop(bob);
@@ -102,16 +157,27 @@ async fn register_publish_claim_send_receive_ack_and_backlog_order() {
     // Ack the first three by cursor.
     let req = bob.req();
     assert_eq!(
-        bob.call(ClientFrame::AckThrough { req, seq: backlog[2].seq }).await,
+        bob.call(ClientFrame::AckThrough {
+            req,
+            seq: backlog[2].seq
+        })
+        .await,
         Ok(Response::Acked { deleted: 3 })
     );
     drop(bob);
     let mut bob = Client::login(r.addr, &bob_key, 1, false).await;
     let again: Vec<_> = bob.backlog().await.iter().map(|e| e.id).collect();
-    assert_eq!(again, ids[3..].to_vec(), "unacked envelopes are delivered again");
+    assert_eq!(
+        again,
+        ids[3..].to_vec(),
+        "unacked envelopes are delivered again"
+    );
 
     // A retry with the same id is a duplicate, not a second envelope.
-    assert_eq!(alice.send_to(bob_addr, ids[4], &[4]).await, Ok(Response::Sent { duplicate: true }));
+    assert_eq!(
+        alice.send_to(bob_addr, ids[4], &[4]).await,
+        Ok(Response::Sent { duplicate: true })
+    );
     r.relay.shutdown().await.unwrap();
 }
 
@@ -132,14 +198,19 @@ async fn authentication_failures_are_refused_and_the_connection_stays_usable() {
     assert_eq!(c.error().await.1, ErrorCode::BadSignature);
     // Not authenticated: cannot touch a mailbox.
     let req = c.req();
-    assert_eq!(c.call(ClientFrame::AckThrough { req, seq: u64::MAX }).await, Err(ErrorCode::NotAuthenticated));
+    assert_eq!(
+        c.call(ClientFrame::AckThrough { req, seq: u64::MAX }).await,
+        Err(ErrorCode::NotAuthenticated)
+    );
     // The challenge was spent by the failed attempt: the same frame again is refused.
     let honest = c.auth_frame(&alice_key, 1, true);
     c.send(&honest).await;
     assert_eq!(c.error().await.1, ErrorCode::ChallengeInvalid);
     // A fresh challenge on the same connection works.
     c.send(&ClientFrame::NewChallenge).await;
-    let ServerFrame::Challenge { nonce, .. } = c.recv().await else { panic!("no challenge") };
+    let ServerFrame::Challenge { nonce, .. } = c.recv().await else {
+        panic!("no challenge")
+    };
     c.challenge = nonce;
     c.authenticate(&alice_key, 1, true).await;
     assert!(matches!(c.recv().await, ServerFrame::Authenticated { .. }));
@@ -153,7 +224,10 @@ async fn authentication_failures_are_refused_and_the_connection_stays_usable() {
     let mut first = Client::connect(r.addr).await;
     let captured = first.auth_frame(&alice_key, 2, true);
     first.send(&captured).await;
-    assert!(matches!(first.recv().await, ServerFrame::Authenticated { .. }));
+    assert!(matches!(
+        first.recv().await,
+        ServerFrame::Authenticated { .. }
+    ));
     let mut replay = Client::connect(r.addr).await;
     replay.send(&captured).await;
     assert_eq!(replay.error().await.1, ErrorCode::ChallengeInvalid);
@@ -177,11 +251,20 @@ async fn authentication_failures_are_refused_and_the_connection_stays_usable() {
     let id = random_id();
     assert!(c.send_to(bob_addr, id, b"for bob").await.is_ok());
     let req = c.req();
-    assert_eq!(c.call(ClientFrame::AckIds { req, ids: vec![id] }).await, Ok(Response::Acked { deleted: 0 }));
+    assert_eq!(
+        c.call(ClientFrame::AckIds { req, ids: vec![id] }).await,
+        Ok(Response::Acked { deleted: 0 })
+    );
     let req = c.req();
-    assert_eq!(c.call(ClientFrame::AckThrough { req, seq: u64::MAX }).await, Ok(Response::Acked { deleted: 0 }));
+    assert_eq!(
+        c.call(ClientFrame::AckThrough { req, seq: u64::MAX }).await,
+        Ok(Response::Acked { deleted: 0 })
+    );
     let mut bob = Client::login(r.addr, &bob_key, 1, false).await;
-    assert_eq!(bob.backlog().await.iter().map(|e| e.id).collect::<Vec<_>>(), vec![id]);
+    assert_eq!(
+        bob.backlog().await.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![id]
+    );
     r.relay.shutdown().await.unwrap();
 }
 
@@ -190,7 +273,10 @@ async fn every_limit_answers_with_its_error_and_keeps_the_connection() {
     let r = start(|c| {
         c.max_envelope_bytes = 1_000;
         c.queue_cap = 3;
-        c.device_rate = latch_relay::limits::Rate { per_second: 1.0, burst: 20.0 };
+        c.device_rate = latch_relay::limits::Rate {
+            per_second: 1.0,
+            burst: 20.0,
+        };
     })
     .await;
     let (alice_key, bob_key) = (key(1), key(2));
@@ -200,14 +286,25 @@ async fn every_limit_answers_with_its_error_and_keeps_the_connection() {
     drop(Client::login(r.addr, &bob_key, 1, true).await);
 
     // Envelope size: at the cap is fine, one byte over is refused.
-    assert!(alice.send_to(bob_addr, random_id(), &[0; 1_000]).await.is_ok());
-    assert_eq!(alice.send_to(bob_addr, random_id(), &[0; 1_001]).await, Err(ErrorCode::EnvelopeTooLarge));
+    assert!(
+        alice
+            .send_to(bob_addr, random_id(), &[0; 1_000])
+            .await
+            .is_ok()
+    );
+    assert_eq!(
+        alice.send_to(bob_addr, random_id(), &[0; 1_001]).await,
+        Err(ErrorCode::EnvelopeTooLarge)
+    );
     alice.ping().await;
 
     // Queue cap: Bob is offline with 1 queued; two more fit, the fourth is refused.
     assert!(alice.send_to(bob_addr, random_id(), b"2").await.is_ok());
     assert!(alice.send_to(bob_addr, random_id(), b"3").await.is_ok());
-    assert_eq!(alice.send_to(bob_addr, random_id(), b"4").await, Err(ErrorCode::QueueFull));
+    assert_eq!(
+        alice.send_to(bob_addr, random_id(), b"4").await,
+        Err(ErrorCode::QueueFull)
+    );
     alice.ping().await;
 
     // Unknown recipient.
@@ -217,33 +314,54 @@ async fn every_limit_answers_with_its_error_and_keeps_the_connection() {
     );
 
     // Malformed frames: garbage bytes, a text frame, too many ack ids.
-    alice.send_raw(Message::Binary(vec![0xff, 0x00, 0x13].into())).await;
+    alice
+        .send_raw(Message::Binary(vec![0xff, 0x00, 0x13].into()))
+        .await;
     assert_eq!(alice.error().await, (None, ErrorCode::Malformed, 0));
     alice.send_raw(Message::Text("hello".into())).await;
     assert_eq!(alice.error().await, (None, ErrorCode::Malformed, 0));
     let req = alice.req();
     let ids = vec![random_id(); latch_relay::api::MAX_ACK_IDS + 1];
-    assert_eq!(alice.call(ClientFrame::AckIds { req, ids }).await, Err(ErrorCode::Malformed));
+    assert_eq!(
+        alice.call(ClientFrame::AckIds { req, ids }).await,
+        Err(ErrorCode::Malformed)
+    );
     alice.ping().await;
 
     // Per-device rate: the burst of 20 is used up (12 requests so far); drain it.
     let mut limited = None;
     for _ in 0..30 {
         let req = alice.req();
-        if let Err(code) = alice.call(ClientFrame::LookupHandle { req, handle: "nobody".into() }).await {
-            if code == ErrorCode::RateLimited {
-                limited = Some(());
-                break;
-            }
+        let answer = alice
+            .call(ClientFrame::LookupHandle {
+                req,
+                handle: "nobody".into(),
+            })
+            .await;
+        if answer == Err(ErrorCode::RateLimited) {
+            limited = Some(());
+            break;
         }
     }
     assert!(limited.is_some(), "device bucket never ran out");
     let req = alice.req();
-    alice.send(&ClientFrame::LookupHandle { req, handle: "nobody".into() }).await;
+    alice
+        .send(&ClientFrame::LookupHandle {
+            req,
+            handle: "nobody".into(),
+        })
+        .await;
     match alice.recv().await {
-        ServerFrame::Error { req: Some(got), code: ErrorCode::RateLimited, retry_after_ms } => {
+        ServerFrame::Error {
+            req: Some(got),
+            code: ErrorCode::RateLimited,
+            retry_after_ms,
+        } => {
             assert_eq!(got, req);
-            assert!((1..=1_000).contains(&retry_after_ms), "retry after {retry_after_ms}");
+            assert!(
+                (1..=1_000).contains(&retry_after_ms),
+                "retry after {retry_after_ms}"
+            );
         }
         other => panic!("expected RateLimited, got {other:?}"),
     }
@@ -252,7 +370,12 @@ async fn every_limit_answers_with_its_error_and_keeps_the_connection() {
     r.clock.advance_ms(1_000);
     let req = alice.req();
     assert_eq!(
-        alice.call(ClientFrame::LookupHandle { req, handle: "nobody".into() }).await,
+        alice
+            .call(ClientFrame::LookupHandle {
+                req,
+                handle: "nobody".into()
+            })
+            .await,
         Err(ErrorCode::NotFound)
     );
     r.relay.shutdown().await.unwrap();
@@ -260,14 +383,23 @@ async fn every_limit_answers_with_its_error_and_keeps_the_connection() {
 
 #[tokio::test]
 async fn per_ip_rate_limit_applies_before_login_and_refills() {
-    let r = start(|c| c.ip_rate = latch_relay::limits::Rate { per_second: 1.0, burst: 5.0 }).await;
+    let r = start(|c| {
+        c.ip_rate = latch_relay::limits::Rate {
+            per_second: 1.0,
+            burst: 5.0,
+        }
+    })
+    .await;
     // The upgrade itself costs one token.
     let mut c = Client::connect(r.addr).await;
     for _ in 0..4 {
         c.ping().await;
     }
     let req = c.req();
-    assert_eq!(c.call(ClientFrame::Ping { req }).await, Err(ErrorCode::RateLimited));
+    assert_eq!(
+        c.call(ClientFrame::Ping { req }).await,
+        Err(ErrorCode::RateLimited)
+    );
     r.clock.advance_ms(1_000);
     c.ping().await;
     r.relay.shutdown().await.unwrap();
@@ -282,7 +414,10 @@ async fn handshake_and_idle_timeouts_close_with_a_reason() {
     .await;
     let mut silent = Client::connect(r.addr).await;
     assert_eq!(silent.error().await, (None, ErrorCode::HandshakeTimeout, 0));
-    assert!(silent.recv_wire().await.is_none(), "closed after the fatal error");
+    assert!(
+        silent.recv_wire().await.is_none(),
+        "closed after the fatal error"
+    );
 
     let mut idle = Client::login(r.addr, &key(1), 1, true).await;
     idle.backlog().await;
@@ -308,7 +443,10 @@ async fn undelivered_envelopes_expire_after_thirty_days() {
     assert!(alice.send_to(bob_addr, young, b"young").await.is_ok());
     r.clock.advance_ms(24 * 3600 * 1000);
     let mut bob = Client::login(r.addr, &bob_key, 1, false).await;
-    assert_eq!(bob.backlog().await.iter().map(|e| e.id).collect::<Vec<_>>(), vec![young]);
+    assert_eq!(
+        bob.backlog().await.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![young]
+    );
     r.relay.shutdown().await.unwrap();
 }
 
@@ -332,7 +470,11 @@ async fn healthz_and_metrics_are_served() {
     let r = start(|_| {}).await;
     let mut a = Client::login(r.addr, &key(1), 1, true).await;
     drop(Client::login(r.addr, &key(2), 1, true).await);
-    assert!(a.send_to(address(&key(2), 1), random_id(), b"x").await.is_ok());
+    assert!(
+        a.send_to(address(&key(2), 1), random_id(), b"x")
+            .await
+            .is_ok()
+    );
     assert_eq!(http_get(r.addr, "/healthz").await, (200, "ok\n".to_owned()));
     let (status, body) = http_get(r.addr, "/metrics").await;
     assert_eq!(status, 200);
@@ -345,13 +487,22 @@ async fn healthz_and_metrics_are_served() {
         assert!(body.contains(needle), "{needle} missing from:\n{body}");
     }
     let (status, _) = http_get(r.addr, WS_PATH).await;
-    assert_ne!(status, 200, "plain GET on the socket path is not an upgrade");
+    assert_ne!(
+        status, 200,
+        "plain GET on the socket path is not an upgrade"
+    );
     r.relay.shutdown().await.unwrap();
 }
 
 #[tokio::test]
 async fn shutdown_answers_in_flight_sends_and_keeps_them() {
-    let r = start(|c| c.device_rate = latch_relay::limits::Rate { per_second: 1e6, burst: 1e6 }).await;
+    let r = start(|c| {
+        c.device_rate = latch_relay::limits::Rate {
+            per_second: 1e6,
+            burst: 1e6,
+        }
+    })
+    .await;
     let dir = r.dir.path().to_owned();
     let mut alice = Client::login(r.addr, &key(1), 1, true).await;
     alice.backlog().await;
@@ -359,7 +510,14 @@ async fn shutdown_answers_in_flight_sends_and_keeps_them() {
     let bob = address(&key(2), 1);
     let ids: Vec<_> = (0..200).map(|_| random_id()).collect();
     for (i, id) in ids.iter().enumerate() {
-        alice.send(&ClientFrame::Send { req: i as u32, id: *id, to: bob, body: vec![1; 64] }).await;
+        alice
+            .send(&ClientFrame::Send {
+                req: i as u32,
+                id: *id,
+                to: bob,
+                body: vec![1; 64],
+            })
+            .await;
     }
     let token = r.relay.shutdown_token();
     let shutdown = tokio::spawn(r.relay.shutdown());
@@ -367,25 +525,40 @@ async fn shutdown_answers_in_flight_sends_and_keeps_them() {
     let mut acked = Vec::new();
     loop {
         match alice.recv_wire().await {
-            Some(ServerFrame::Response { body: Response::Sent { .. }, req }) => {
+            Some(ServerFrame::Response {
+                body: Response::Sent { .. },
+                req,
+            }) => {
                 acked.push(ids[req as usize]);
             }
-            Some(ServerFrame::Error { code: ErrorCode::ShuttingDown, req: None, .. }) => break,
-            Some(ServerFrame::Error { code: ErrorCode::ShuttingDown, req: Some(_), .. }) => {}
+            Some(ServerFrame::Error {
+                code: ErrorCode::ShuttingDown,
+                req: None,
+                ..
+            }) => break,
+            Some(ServerFrame::Error {
+                code: ErrorCode::ShuttingDown,
+                req: Some(_),
+                ..
+            }) => {}
             Some(other) => panic!("unexpected {other:?}"),
             None => panic!("closed without ShuttingDown"),
         }
     }
     shutdown.await.unwrap().unwrap();
     // Every acked envelope is in the database after restart.
-    let mut config = test_config(&dir);
-    config.listen = "127.0.0.1:0".parse().unwrap();
+    let config = test_config(&dir);
     let clock = latch_relay::clock::ManualClock::new(T0);
-    let relay = latch_relay::server::start(config, std::sync::Arc::new(clock)).await.unwrap();
+    let relay = latch_relay::server::start(config, std::sync::Arc::new(clock))
+        .await
+        .unwrap();
     let mut b = Client::login(relay.local_addr(), &key(2), 1, false).await;
     let got: std::collections::HashSet<_> = b.backlog().await.iter().map(|e| e.id).collect();
     assert!(!acked.is_empty());
-    assert!(acked.iter().all(|id| got.contains(id)), "an acked envelope was lost");
+    assert!(
+        acked.iter().all(|id| got.contains(id)),
+        "an acked envelope was lost"
+    );
     relay.shutdown().await.unwrap();
     drop(r.dir);
 }
@@ -415,9 +588,10 @@ async fn tls_with_a_self_signed_certificate() {
     let tcp = tokio::net::TcpStream::connect(r.addr).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let tls = connector.connect(name, tcp).await.unwrap();
-    let (ws, _) = tokio_tungstenite::client_async(format!("wss://localhost:{}/v1/ws", r.addr.port()), tls)
-        .await
-        .unwrap();
+    let (ws, _) =
+        tokio_tungstenite::client_async(format!("wss://localhost:{}/v1/ws", r.addr.port()), tls)
+            .await
+            .unwrap();
     let mut c = Client::from_ws(ws).await;
     c.authenticate(&key(1), 1, true).await;
     assert!(matches!(c.recv().await, ServerFrame::Authenticated { .. }));

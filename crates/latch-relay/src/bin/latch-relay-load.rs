@@ -15,7 +15,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -201,7 +201,10 @@ async fn run(args: Args) {
         }));
     }
     let all = u32::try_from(devices.len()).unwrap_or(u32::MAX);
-    if tokio::time::timeout(Duration::from_secs(120), ready.acquire_many(all)).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(120), ready.acquire_many(all))
+        .await
+        .is_err()
+    {
         fail("devices did not all connect within 120 s");
     }
     println!(
@@ -217,7 +220,9 @@ async fn run(args: Args) {
     );
     let paced = args.paced_rate.unwrap_or(rate / 2.0).max(1.0);
     let per_device_interval = f64::from(args.devices) / paced * 1e9;
-    stats.paced_interval_ns.store(per_device_interval as u64, Ordering::SeqCst);
+    stats
+        .paced_interval_ns
+        .store(per_device_interval as u64, Ordering::SeqCst);
     let (paced_rate, p50, p99) = phase(&stats, PHASE_PACED, &args).await;
     println!(
         "paced at {:.0}/s: {:.0} envelopes/s delivered, latency p50 {:.2} ms p99 {:.2} ms",
@@ -231,7 +236,10 @@ async fn run(args: Args) {
     }
     if let Some(mut c) = child {
         if let Some(pid) = c.id() {
-            let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+            let _ = std::process::Command::new("kill")
+                .arg("-TERM")
+                .arg(pid.to_string())
+                .status();
         }
         let _ = tokio::time::timeout(Duration::from_secs(30), c.wait()).await;
     }
@@ -241,7 +249,11 @@ async fn run(args: Args) {
 async fn phase(stats: &Stats, phase: u8, args: &Args) -> (f64, f64, f64) {
     stats.phase.store(phase, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_secs(args.warmup_seconds)).await;
-    stats.latencies_ns.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    stats
+        .latencies_ns
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clear();
     stats.delivered.store(0, Ordering::SeqCst);
     stats.measuring.store(true, Ordering::SeqCst);
     let start = Instant::now();
@@ -257,9 +269,14 @@ async fn phase(stats: &Stats, phase: u8, args: &Args) -> (f64, f64, f64) {
     }
     // Receivers flush their samples on an idle tick (200 ms).
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let mut lat = std::mem::take(&mut *stats.latencies_ns.lock().unwrap_or_else(|p| p.into_inner()));
+    let mut lat =
+        std::mem::take(&mut *stats.latencies_ns.lock().unwrap_or_else(|p| p.into_inner()));
     lat.sort_unstable();
-    (delivered / elapsed, percentile(&lat, 0.5), percentile(&lat, 0.99))
+    (
+        delivered / elapsed,
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -279,14 +296,19 @@ async fn device(
         return;
     };
     let (mut sink, mut stream) = ws.split();
-    let Some(me_addr) = peers.get(me).copied() else { return };
+    let Some(me_addr) = peers.get(me).copied() else {
+        return;
+    };
     // Handshake.
     let mut authed = false;
     while let Some(Ok(msg)) = stream.next().await {
         let Message::Binary(b) = msg else { continue };
         match ServerFrame::decode(&b) {
             Ok(ServerFrame::Challenge { nonce, .. }) => {
-                let signature = key.sign(&auth_message(&nonce, &me_addr, true)).to_bytes().to_vec();
+                let signature = key
+                    .sign(&auth_message(&nonce, &me_addr, true))
+                    .to_bytes()
+                    .to_vec();
                 let f = ClientFrame::Authenticate {
                     version: PROTOCOL_VERSION,
                     nonce,
@@ -331,7 +353,8 @@ async fn device(
     let window_sem = Arc::new(tokio::sync::Semaphore::new(window));
     // Sender.
     let sender = {
-        let (stats, tx, peers, window_sem) = (stats.clone(), tx.clone(), peers.clone(), window_sem.clone());
+        let (stats, tx, peers, window_sem) =
+            (stats.clone(), tx.clone(), peers.clone(), window_sem.clone());
         tokio::spawn(async move {
             let mut n: u32 = 0;
             let mut rng = me as u64 * 0x9E37_79B9_7F4A_7C15 + 1;
@@ -356,7 +379,9 @@ async fn device(
                     }
                 }
                 // Every send holds a window slot until its answer arrives.
-                let Ok(permit) = window_sem.clone().acquire_owned().await else { return };
+                let Ok(permit) = window_sem.clone().acquire_owned().await else {
+                    return;
+                };
                 permit.forget();
                 if stats.phase.load(Ordering::SeqCst) != phase {
                     window_sem.add_permits(1);
@@ -370,7 +395,9 @@ async fn device(
                 if to == me {
                     to = (to + 1) % len;
                 }
-                let Some(to) = peers.get(to).copied() else { return };
+                let Some(to) = peers.get(to).copied() else {
+                    return;
+                };
                 let mut body = vec![0u8; body_bytes.max(9)];
                 body[0] = phase;
                 body[1..9].copy_from_slice(&now_ns().to_be_bytes());
@@ -378,7 +405,12 @@ async fn device(
                 id[..4].copy_from_slice(&(me as u32).to_be_bytes());
                 id[4..8].copy_from_slice(&n.to_be_bytes());
                 n = n.wrapping_add(1);
-                let f = ClientFrame::Send { req: n, id: EnvelopeId(id), to, body };
+                let f = ClientFrame::Send {
+                    req: n,
+                    id: EnvelopeId(id),
+                    to,
+                    body,
+                };
                 let Ok(bytes) = f.encode() else { return };
                 stats.in_flight.fetch_add(1, Ordering::SeqCst);
                 if tx.send(Message::Binary(bytes.into())).await.is_err() {
@@ -425,7 +457,10 @@ async fn device(
                     }
                 }
             }
-            Some(ServerFrame::Response { body: Response::Sent { .. }, .. }) => {
+            Some(ServerFrame::Response {
+                body: Response::Sent { .. },
+                ..
+            }) => {
                 stats.acked.fetch_add(1, Ordering::Relaxed);
                 stats.in_flight.fetch_sub(1, Ordering::SeqCst);
                 window_sem.add_permits(1);
@@ -439,7 +474,11 @@ async fn device(
             None => {
                 // Idle tick: flush latencies and ack what is outstanding.
                 if !local_lat.is_empty() {
-                    stats.latencies_ns.lock().unwrap_or_else(|p| p.into_inner()).append(&mut local_lat);
+                    stats
+                        .latencies_ns
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .append(&mut local_lat);
                 }
                 if unacked > 0 {
                     unacked = 0;
@@ -460,11 +499,15 @@ async fn echo_reference(args: &Args) -> (f64, f64, f64) {
     let Ok(listener) = tokio::net::TcpListener::bind("127.0.0.1:0").await else {
         fail("cannot bind echo server");
     };
-    let Ok(addr) = listener.local_addr() else { fail("echo server address") };
+    let Ok(addr) = listener.local_addr() else {
+        fail("echo server address")
+    };
     let server = tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             tokio::spawn(async move {
-                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else { return };
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                    return;
+                };
                 while let Some(Ok(m)) = ws.next().await {
                     if m.is_binary() && ws.send(m).await.is_err() {
                         return;
@@ -473,7 +516,7 @@ async fn echo_reference(args: &Args) -> (f64, f64, f64) {
             });
         }
     });
-    let deadline = Instant::now() + Duration::from_secs(args.seconds.min(5).max(1));
+    let deadline = Instant::now() + Duration::from_secs(args.seconds.clamp(1, 5));
     let mut clients = Vec::new();
     for _ in 0..args.echo_connections {
         let body = vec![0u8; args.body_bytes];
@@ -506,5 +549,9 @@ async fn echo_reference(args: &Args) -> (f64, f64, f64) {
     let elapsed = start.elapsed().as_secs_f64();
     server.abort();
     all.sort_unstable();
-    (percentile(&all, 0.5), percentile(&all, 0.99), all.len() as f64 / elapsed)
+    (
+        percentile(&all, 0.5),
+        percentile(&all, 0.99),
+        all.len() as f64 / elapsed,
+    )
 }

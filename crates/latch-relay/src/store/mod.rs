@@ -200,7 +200,13 @@ impl SubscriberRegistry {
         let (tx, rx) = mpsc::channel(SUBSCRIPTION_BUFFER);
         let lag = Arc::new(LagSignal::default());
         let mut subs = self.subs.lock().unwrap_or_else(|p| p.into_inner());
-        subs.insert(device, Subscriber { tx, lag: lag.clone() });
+        subs.insert(
+            device,
+            Subscriber {
+                tx,
+                lag: lag.clone(),
+            },
+        );
         Subscription { envelopes: rx, lag }
     }
 

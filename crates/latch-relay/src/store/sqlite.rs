@@ -54,13 +54,32 @@ impl Durability {
 type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 
 enum Command {
-    Enqueue(NewEnvelope, oneshot::Sender<Result<EnqueueOutcome, StoreError>>),
-    AckIds(DeviceAddress, Vec<EnvelopeId>, oneshot::Sender<Result<u64, StoreError>>),
+    Enqueue(
+        NewEnvelope,
+        oneshot::Sender<Result<EnqueueOutcome, StoreError>>,
+    ),
+    AckIds(
+        DeviceAddress,
+        Vec<EnvelopeId>,
+        oneshot::Sender<Result<u64, StoreError>>,
+    ),
     AckThrough(DeviceAddress, u64, oneshot::Sender<Result<u64, StoreError>>),
     Purge(u64, oneshot::Sender<Result<u64, StoreError>>),
-    Register(DeviceAddress, u64, oneshot::Sender<Result<bool, StoreError>>),
-    ClaimHandle(String, IdentityKey, oneshot::Sender<Result<bool, StoreError>>),
-    Publish(DeviceAddress, PrekeyUpload, oneshot::Sender<Result<u32, StoreError>>),
+    Register(
+        DeviceAddress,
+        u64,
+        oneshot::Sender<Result<bool, StoreError>>,
+    ),
+    ClaimHandle(
+        String,
+        IdentityKey,
+        oneshot::Sender<Result<bool, StoreError>>,
+    ),
+    Publish(
+        DeviceAddress,
+        PrekeyUpload,
+        oneshot::Sender<Result<u32, StoreError>>,
+    ),
     Claim(
         IdentityKey,
         Option<u32>,
@@ -90,7 +109,8 @@ fn db_err(e: rusqlite::Error) -> StoreError {
 
 fn open(path: &Path, durability: Durability, read_only: bool) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(db_err)?;
-    conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(db_err)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(db_err)?;
     conn.execute_batch(&format!(
         "PRAGMA journal_mode=WAL; PRAGMA synchronous={}; PRAGMA temp_store=MEMORY;",
         durability.pragma()
@@ -103,12 +123,16 @@ fn open(path: &Path, durability: Durability, read_only: bool) -> Result<Connecti
 }
 
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(db_err)?;
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(db_err)?;
     for (i, sql) in MIGRATIONS.iter().enumerate() {
         let target = i64::try_from(i + 1).unwrap_or(i64::MAX);
         if version < target {
-            conn.execute_batch(&format!("BEGIN; {sql}; PRAGMA user_version={target}; COMMIT;"))
-                .map_err(db_err)?;
+            conn.execute_batch(&format!(
+                "BEGIN; {sql}; PRAGMA user_version={target}; COMMIT;"
+            ))
+            .map_err(db_err)?;
         }
     }
     Ok(())
@@ -158,10 +182,14 @@ impl SqliteStore {
                     known: HashSet::new(),
                     queue_cap,
                 }
-                    .run(rx)
+                .run(rx)
             })
             .map_err(|e| StoreError::Database(format!("cannot start writer thread: {e}")))?;
-        Ok(Self { tx: Mutex::new(Some(tx)), shared, writer: Mutex::new(Some(writer)) })
+        Ok(Self {
+            tx: Mutex::new(Some(tx)),
+            shared,
+            writer: Mutex::new(Some(writer)),
+        })
     }
 
     fn submit<T: Send + 'static>(
@@ -173,7 +201,9 @@ impl SqliteStore {
             false
         } else {
             let guard = self.tx.lock().unwrap_or_else(|p| p.into_inner());
-            guard.as_ref().is_some_and(|tx| tx.send(make(reply)).is_ok())
+            guard
+                .as_ref()
+                .is_some_and(|tx| tx.send(make(reply)).is_ok())
         };
         Box::pin(async move {
             if !sent {
@@ -276,10 +306,13 @@ impl Writer {
             let _ = self.conn.execute_batch("ROLLBACK");
             // In-memory counts may include rolled-back rows: recount lazily.
             self.depth.clear();
-            if let Ok(total) =
-                self.conn.query_row("SELECT COUNT(*) FROM envelopes", [], |r| r.get::<_, i64>(0))
+            if let Ok(total) = self
+                .conn
+                .query_row("SELECT COUNT(*) FROM envelopes", [], |r| r.get::<_, i64>(0))
             {
-                self.shared.queued_total.store(to_u64(total), Ordering::Relaxed);
+                self.shared
+                    .queued_total
+                    .store(to_u64(total), Ordering::Relaxed);
             }
             committed.clear();
         }
@@ -296,10 +329,12 @@ impl Writer {
         if let Some(n) = self.depth.get(&d) {
             return Ok(*n);
         }
-        let n: i64 = self.conn.prepare_cached(
-            "SELECT COUNT(*) FROM envelopes WHERE recipient_key = ?1 AND recipient_device = ?2",
-        )?
-        .query_row(params![&d.identity_key.0[..], d.device_id], |r| r.get(0))?;
+        let n: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM envelopes WHERE recipient_key = ?1 AND recipient_device = ?2",
+            )?
+            .query_row(params![&d.identity_key.0[..], d.device_id], |r| r.get(0))?;
         let n = to_u64(n);
         self.depth.insert(d, n);
         Ok(n)
@@ -309,9 +344,12 @@ impl Writer {
         if let Some(n) = self.depth.get_mut(&d) {
             *n = n.saturating_sub(removed);
         }
-        let _ = self.shared.queued_total.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
-            Some(t.saturating_sub(removed))
-        });
+        let _ = self
+            .shared
+            .queued_total
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
+                Some(t.saturating_sub(removed))
+            });
     }
 
     fn apply(
@@ -332,7 +370,9 @@ impl Writer {
                         "DELETE FROM envelopes WHERE recipient_key = ?1 AND recipient_device = ?2 AND id = ?3",
                     )?;
                     for id in &ids {
-                        deleted += stmt.execute(params![&d.identity_key.0[..], d.device_id, &id.0[..]])? as u64;
+                        deleted +=
+                            stmt.execute(params![&d.identity_key.0[..], d.device_id, &id.0[..]])?
+                                as u64;
                     }
                     Ok(deleted)
                 })();
@@ -365,7 +405,10 @@ impl Writer {
                     let mut gone: Vec<DeviceAddress> = Vec::new();
                     for row in rows {
                         let (k, device_id) = row?;
-                        gone.push(DeviceAddress { identity_key: IdentityKey(key_array(k)?), device_id });
+                        gone.push(DeviceAddress {
+                            identity_key: IdentityKey(key_array(k)?),
+                            device_id,
+                        });
                     }
                     Ok(gone)
                 })();
@@ -402,7 +445,9 @@ impl Writer {
                                 .prepare_cached("DELETE FROM handles WHERE identity_key = ?1")?
                                 .execute(params![&owner.0[..]])?;
                             self.conn
-                                .prepare_cached("INSERT INTO handles (handle, identity_key) VALUES (?1, ?2)")?
+                                .prepare_cached(
+                                    "INSERT INTO handles (handle, identity_key) VALUES (?1, ?2)",
+                                )?
                                 .execute(params![handle, &owner.0[..]])?;
                             Ok(true)
                         }
@@ -502,14 +547,24 @@ impl Writer {
     ) -> Result<Vec<(PrekeyBundle, u32)>, rusqlite::Error> {
         let ids = match device_id {
             Some(id) => {
-                let d = DeviceAddress { identity_key: identity, device_id: id };
-                if device_exists(&self.conn, d)? { vec![id] } else { vec![] }
+                let d = DeviceAddress {
+                    identity_key: identity,
+                    device_id: id,
+                };
+                if device_exists(&self.conn, d)? {
+                    vec![id]
+                } else {
+                    vec![]
+                }
             }
             None => devices(&self.conn, identity)?,
         };
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            let d = DeviceAddress { identity_key: identity, device_id: id };
+            let d = DeviceAddress {
+                identity_key: identity,
+                device_id: id,
+            };
             let k = &identity.0[..];
             let signed = signed_prekey(&self.conn, d, 0)?;
             // One statement picks and removes the key: no other claim can see it in between
@@ -521,10 +576,21 @@ impl Writer {
                 )?
                 .query_row(params![k, id], |r| Ok(Prekey { id: r.get(0)?, key: r.get(1)? }))
                 .optional()?;
-            let last_resort =
-                if one_time.is_none() { signed_prekey(&self.conn, d, 1)? } else { None };
+            let last_resort = if one_time.is_none() {
+                signed_prekey(&self.conn, d, 1)?
+            } else {
+                None
+            };
             let remaining = one_time_count(&self.conn, d)?;
-            out.push((PrekeyBundle { device_id: id, signed, one_time, last_resort }, remaining));
+            out.push((
+                PrekeyBundle {
+                    device_id: id,
+                    signed,
+                    one_time,
+                    last_resort,
+                },
+                remaining,
+            ));
         }
         Ok(out)
     }
@@ -576,7 +642,11 @@ fn one_time_count(conn: &Connection, d: DeviceAddress) -> Result<u32, rusqlite::
     .query_row(params![&d.identity_key.0[..], d.device_id], |r| r.get(0))
 }
 
-fn signed_prekey(conn: &Connection, d: DeviceAddress, kind: u8) -> Result<Option<Prekey>, rusqlite::Error> {
+fn signed_prekey(
+    conn: &Connection,
+    d: DeviceAddress,
+    kind: u8,
+) -> Result<Option<Prekey>, rusqlite::Error> {
     conn.prepare_cached(
         "SELECT key_id, key FROM signed_prekeys WHERE identity_key = ?1 AND device_id = ?2 AND kind = ?3",
     )?
@@ -594,8 +664,9 @@ fn device_exists(conn: &Connection, d: DeviceAddress) -> Result<bool, rusqlite::
 }
 
 fn devices(conn: &Connection, identity: IdentityKey) -> Result<Vec<u32>, rusqlite::Error> {
-    let mut stmt = conn
-        .prepare_cached("SELECT device_id FROM devices WHERE identity_key = ?1 ORDER BY device_id")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT device_id FROM devices WHERE identity_key = ?1 ORDER BY device_id",
+    )?;
     let rows = stmt.query_map(params![&identity.0[..]], |r| r.get(0))?;
     rows.collect()
 }
@@ -727,7 +798,10 @@ mod tests {
     use super::*;
 
     fn dev(b: u8, id: u32) -> DeviceAddress {
-        DeviceAddress { identity_key: IdentityKey([b; 32]), device_id: id }
+        DeviceAddress {
+            identity_key: IdentityKey([b; 32]),
+            device_id: id,
+        }
     }
 
     fn env(n: u8, to: DeviceAddress) -> NewEnvelope {
@@ -746,22 +820,45 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStore::open(&dir.path().join("r.db"), Durability::Normal, 2).unwrap();
         let to = dev(1, 1);
-        assert_eq!(s.enqueue(env(1, to)).await.unwrap(), EnqueueOutcome::UnknownRecipient);
+        assert_eq!(
+            s.enqueue(env(1, to)).await.unwrap(),
+            EnqueueOutcome::UnknownRecipient
+        );
         assert!(s.register_device(to, 1).await.unwrap());
         assert_eq!(s.enqueue(env(1, to)).await.unwrap(), EnqueueOutcome::Stored);
-        assert_eq!(s.enqueue(env(1, to)).await.unwrap(), EnqueueOutcome::Duplicate);
+        assert_eq!(
+            s.enqueue(env(1, to)).await.unwrap(),
+            EnqueueOutcome::Duplicate
+        );
         assert_eq!(s.enqueue(env(2, to)).await.unwrap(), EnqueueOutcome::Stored);
-        assert_eq!(s.enqueue(env(3, to)).await.unwrap(), EnqueueOutcome::QueueFull);
-        assert_eq!(s.enqueue(env(2, to)).await.unwrap(), EnqueueOutcome::Duplicate);
+        assert_eq!(
+            s.enqueue(env(3, to)).await.unwrap(),
+            EnqueueOutcome::QueueFull
+        );
+        assert_eq!(
+            s.enqueue(env(2, to)).await.unwrap(),
+            EnqueueOutcome::Duplicate
+        );
         let b = s.backlog(to, 0, 10, 50).await.unwrap();
-        assert_eq!(b.iter().map(|e| e.envelope.id.0[0]).collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(
+            b.iter().map(|e| e.envelope.id.0[0]).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
         assert!(b[0].seq < b[1].seq);
         assert_eq!(s.queued_total(), 2);
         // Another device's ack deletes nothing.
-        assert_eq!(s.ack_ids(dev(2, 1), vec![EnvelopeId([1; 16])]).await.unwrap(), 0);
+        assert_eq!(
+            s.ack_ids(dev(2, 1), vec![EnvelopeId([1; 16])])
+                .await
+                .unwrap(),
+            0
+        );
         assert_eq!(s.ack_ids(to, vec![EnvelopeId([1; 16])]).await.unwrap(), 1);
         assert_eq!(s.enqueue(env(3, to)).await.unwrap(), EnqueueOutcome::Stored);
-        assert!(s.backlog(to, 0, 10, 100).await.unwrap().is_empty(), "expired are hidden");
+        assert!(
+            s.backlog(to, 0, 10, 100).await.unwrap().is_empty(),
+            "expired are hidden"
+        );
         assert_eq!(s.purge_expired(100).await.unwrap(), 2);
         assert_eq!(s.queued_total(), 0);
     }
@@ -769,19 +866,33 @@ mod tests {
     #[tokio::test]
     async fn concurrent_claims_never_share_a_one_time_prekey() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Arc::new(SqliteStore::open(&dir.path().join("r.db"), Durability::Normal, 10).unwrap());
+        let s =
+            Arc::new(SqliteStore::open(&dir.path().join("r.db"), Durability::Normal, 10).unwrap());
         let d = dev(1, 1);
         s.register_device(d, 1).await.unwrap();
         let upload = PrekeyUpload {
-            signed: Some(Prekey { id: 1, key: vec![1] }),
-            last_resort: Some(Prekey { id: 99, key: vec![99] }),
-            one_time: (0..50).map(|i| Prekey { id: i, key: vec![i as u8] }).collect(),
+            signed: Some(Prekey {
+                id: 1,
+                key: vec![1],
+            }),
+            last_resort: Some(Prekey {
+                id: 99,
+                key: vec![99],
+            }),
+            one_time: (0..50)
+                .map(|i| Prekey {
+                    id: i,
+                    key: vec![i as u8],
+                })
+                .collect(),
         };
         assert_eq!(s.publish_prekeys(d, upload).await.unwrap(), 50);
         let mut tasks = Vec::new();
         for _ in 0..60 {
             let s = s.clone();
-            tasks.push(tokio::spawn(async move { s.claim_prekeys(d.identity_key, None).await }));
+            tasks.push(tokio::spawn(async move {
+                s.claim_prekeys(d.identity_key, None).await
+            }));
         }
         let mut seen = HashSet::new();
         let mut last_resort = 0;

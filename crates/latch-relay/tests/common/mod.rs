@@ -32,11 +32,12 @@ pub struct TestRelay {
 }
 
 pub fn test_config(dir: &std::path::Path) -> Config {
-    let mut c = Config::default();
-    c.listen = "127.0.0.1:0".parse().unwrap();
-    c.database = dir.join("relay.db");
-    c.durability = latch_relay::store::sqlite::Durability::Normal;
-    c
+    Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database: dir.join("relay.db"),
+        durability: latch_relay::store::sqlite::Durability::Normal,
+        ..Config::default()
+    }
 }
 
 pub async fn start(tweak: impl FnOnce(&mut Config)) -> TestRelay {
@@ -44,9 +45,16 @@ pub async fn start(tweak: impl FnOnce(&mut Config)) -> TestRelay {
     let mut config = test_config(dir.path());
     tweak(&mut config);
     let clock = ManualClock::new(T0);
-    let relay = latch_relay::server::start(config, Arc::new(clock.clone())).await.unwrap();
+    let relay = latch_relay::server::start(config, Arc::new(clock.clone()))
+        .await
+        .unwrap();
     let addr = relay.local_addr();
-    TestRelay { relay, clock, dir, addr }
+    TestRelay {
+        relay,
+        clock,
+        dir,
+        addr,
+    }
 }
 
 pub fn key(seed: u8) -> SigningKey {
@@ -54,7 +62,10 @@ pub fn key(seed: u8) -> SigningKey {
 }
 
 pub fn address(key: &SigningKey, device_id: u32) -> DeviceAddress {
-    DeviceAddress { identity_key: IdentityKey(key.verifying_key().to_bytes()), device_id }
+    DeviceAddress {
+        identity_key: IdentityKey(key.verifying_key().to_bytes()),
+        device_id,
+    }
 }
 
 pub fn random_id() -> EnvelopeId {
@@ -95,7 +106,13 @@ impl Client {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     pub async fn from_ws(ws: WebSocketStream<S>) -> Self {
-        let mut c = Self { ws, challenge: [0; 32], device: None, next_req: 1, buffered: VecDeque::new() };
+        let mut c = Self {
+            ws,
+            challenge: [0; 32],
+            device: None,
+            next_req: 1,
+            buffered: VecDeque::new(),
+        };
         match c.recv().await {
             ServerFrame::Challenge { version, nonce, .. } => {
                 assert_eq!(version, PROTOCOL_VERSION);
@@ -108,8 +125,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
 
     pub fn auth_frame(&self, key: &SigningKey, device_id: u32, register: bool) -> ClientFrame {
         let device = address(key, device_id);
-        let signature = key.sign(&auth_message(&self.challenge, &device, register)).to_bytes().to_vec();
-        ClientFrame::Authenticate { version: PROTOCOL_VERSION, nonce: self.challenge, device, register, signature }
+        let signature = key
+            .sign(&auth_message(&self.challenge, &device, register))
+            .to_bytes()
+            .to_vec();
+        ClientFrame::Authenticate {
+            version: PROTOCOL_VERSION,
+            nonce: self.challenge,
+            device,
+            register,
+            signature,
+        }
     }
 
     pub async fn authenticate(&mut self, key: &SigningKey, device_id: u32, register: bool) {
@@ -118,11 +144,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     }
 
     pub async fn send(&mut self, f: &ClientFrame) {
-        self.send_raw(Message::Binary(f.encode().unwrap().into())).await;
+        self.send_raw(Message::Binary(f.encode().unwrap().into()))
+            .await;
     }
 
     pub async fn send_raw(&mut self, m: Message) {
-        tokio::time::timeout(WAIT, self.ws.send(m)).await.expect("send timed out").expect("send failed");
+        tokio::time::timeout(WAIT, self.ws.send(m))
+            .await
+            .expect("send timed out")
+            .expect("send failed");
     }
 
     pub fn req(&mut self) -> u32 {
@@ -141,9 +171,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     /// The next frame off the socket, or `None` once it is closed.
     pub async fn recv_wire(&mut self) -> Option<ServerFrame> {
         loop {
-            let m = tokio::time::timeout(WAIT, self.ws.next()).await.expect("no frame within the wait");
+            let m = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("no frame within the wait");
             match m {
-                Some(Ok(Message::Binary(b))) => return Some(ServerFrame::decode(&b).expect("relay sent a bad frame")),
+                Some(Ok(Message::Binary(b))) => {
+                    return Some(ServerFrame::decode(&b).expect("relay sent a bad frame"));
+                }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
                 Some(Ok(_)) => continue,
             }
@@ -165,10 +199,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         };
         self.send(&f).await;
         loop {
-            let frame = self.recv_wire().await.expect("closed while waiting for an answer");
+            let frame = self
+                .recv_wire()
+                .await
+                .expect("closed while waiting for an answer");
             match frame {
                 ServerFrame::Response { req: r, body } if r == req => return Ok(body),
-                ServerFrame::Error { req: Some(r), code, .. } if r == req => return Err(code),
+                ServerFrame::Error {
+                    req: Some(r), code, ..
+                } if r == req => return Err(code),
                 other => self.buffered.push_back(other),
             }
         }
@@ -176,12 +215,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
 
     pub async fn ping(&mut self) {
         let req = self.req();
-        assert_eq!(self.call(ClientFrame::Ping { req }).await, Ok(Response::Pong));
+        assert_eq!(
+            self.call(ClientFrame::Ping { req }).await,
+            Ok(Response::Pong)
+        );
     }
 
-    pub async fn send_to(&mut self, to: DeviceAddress, id: EnvelopeId, body: &[u8]) -> Result<Response, ErrorCode> {
+    pub async fn send_to(
+        &mut self,
+        to: DeviceAddress,
+        id: EnvelopeId,
+        body: &[u8],
+    ) -> Result<Response, ErrorCode> {
         let req = self.req();
-        self.call(ClientFrame::Send { req, id, to, body: body.to_vec() }).await
+        self.call(ClientFrame::Send {
+            req,
+            id,
+            to,
+            body: body.to_vec(),
+        })
+        .await
     }
 
     /// Next delivered envelope (skipping nothing else: other frames are an error here).
@@ -208,8 +261,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     pub async fn error(&mut self) -> (Option<u32>, ErrorCode, u32) {
         loop {
             match self.recv().await {
-                ServerFrame::Error { req, code, retry_after_ms } => return (req, code, retry_after_ms),
-                ServerFrame::Envelope(_) | ServerFrame::BacklogDone | ServerFrame::PrekeysLow { .. } => continue,
+                ServerFrame::Error {
+                    req,
+                    code,
+                    retry_after_ms,
+                } => return (req, code, retry_after_ms),
+                ServerFrame::Envelope(_)
+                | ServerFrame::BacklogDone
+                | ServerFrame::PrekeysLow { .. } => continue,
                 other => panic!("expected an error, got {other:?}"),
             }
         }
@@ -220,13 +279,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
 pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
     let mut buf = Vec::new();
-    tokio::time::timeout(WAIT, s.read_to_end(&mut buf)).await.unwrap().unwrap();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
     let text = String::from_utf8_lossy(&buf).into_owned();
     let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     (status, body)
 }
