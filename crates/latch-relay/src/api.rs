@@ -382,8 +382,6 @@ pub enum ErrorCode {
     ShuttingDown,
     /// The relay failed internally (storage); the request may be retried.
     Internal,
-    /// Too many requests in flight on this connection; wait for answers first.
-    Busy,
 }
 
 impl ErrorCode {

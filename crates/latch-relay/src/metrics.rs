@@ -20,6 +20,8 @@ pub struct Metrics {
     pub envelopes_out: Counter,
     /// Envelopes deleted by recipients' acks.
     pub envelopes_acked: Counter,
+    /// Times a slow connection's live feed overflowed and it re-read its mailbox.
+    pub delivery_catchups: Counter,
     /// Envelopes queued across all mailboxes (set at scrape time).
     pub queue_depth: Gauge,
     /// Seconds from receiving a `Send` frame to its durable commit.
@@ -37,6 +39,7 @@ impl Default for Metrics {
         let envelopes_out = Counter::default();
         let envelopes_acked = Counter::default();
         let queue_depth = Gauge::default();
+        let delivery_catchups = Counter::default();
         // 0.1 ms .. ~1.6 s: group commits take milliseconds; seconds means trouble.
         let commit_latency = Histogram::new(exponential_buckets(0.0001, 2.0, 15));
         let errors = Family::default();
@@ -72,6 +75,11 @@ impl Default for Metrics {
             commit_latency.clone(),
         );
         registry.register("errors", "Error replies by code", errors.clone());
+        registry.register(
+            "delivery_catchups",
+            "Live feeds that overflowed and re-read the mailbox",
+            delivery_catchups.clone(),
+        );
         Self {
             registry,
             connections,
@@ -79,6 +87,7 @@ impl Default for Metrics {
             envelopes_in,
             envelopes_out,
             envelopes_acked,
+            delivery_catchups,
             queue_depth,
             commit_latency,
             errors,

@@ -948,6 +948,7 @@ impl Delivery {
     }
 
     async fn recover(&mut self, sub: &mut Subscription) -> bool {
+        self.shared.metrics.delivery_catchups.inc();
         while sub.envelopes.try_recv().is_ok() {}
         self.catch_up().await
     }

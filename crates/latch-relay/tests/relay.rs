@@ -601,3 +601,49 @@ async fn tls_with_a_self_signed_certificate() {
     assert!(plain.is_err());
     r.relay.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_recipient_gets_every_live_envelope_in_order() {
+    // More than the live buffers hold (subscription 1024 + socket queue 1024), so the delivery
+    // task must fall back to re-reading the mailbox from its cursor.
+    const N: usize = 3_000;
+    let r = start(|c| {
+        c.device_rate = latch_relay::limits::Rate { per_second: 1e6, burst: 1e6 };
+        c.ip_rate = latch_relay::limits::Rate { per_second: 1e6, burst: 1e6 };
+    })
+    .await;
+    let mut bob = Client::login(r.addr, &key(2), 1, true).await;
+    assert_eq!(bob.backlog().await, vec![]);
+    let mut alice = Client::login(r.addr, &key(1), 1, true).await;
+    alice.backlog().await;
+    let to = address(&key(2), 1);
+    let ids: Vec<_> = (0..N).map(|_| random_id()).collect();
+    // Bob reads nothing while Alice pipelines the whole burst and waits for every commit.
+    for (i, id) in ids.iter().enumerate() {
+        alice
+            .send(&ClientFrame::Send { req: i as u32, id: *id, to, body: vec![7; 8 * 1024] })
+            .await;
+    }
+    let mut answered = 0;
+    while answered < N {
+        match alice.recv().await {
+            ServerFrame::Response { body: Response::Sent { duplicate: false }, .. } => answered += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let mut got = Vec::with_capacity(N);
+    let mut last = 0;
+    while got.len() < N {
+        let e = bob.envelope().await;
+        assert!(e.seq > last, "out of order");
+        last = e.seq;
+        got.push(e.id);
+    }
+    assert_eq!(got, ids);
+    let (_, metrics) = http_get(r.addr, "/metrics").await;
+    assert!(
+        !metrics.contains("latch_relay_delivery_catchups_total 0"),
+        "the lag path was not exercised:\n{metrics}"
+    );
+    r.relay.shutdown().await.unwrap();
+}
