@@ -608,8 +608,14 @@ async fn a_slow_recipient_gets_every_live_envelope_in_order() {
     // task must fall back to re-reading the mailbox from its cursor.
     const N: usize = 3_000;
     let r = start(|c| {
-        c.device_rate = latch_relay::limits::Rate { per_second: 1e6, burst: 1e6 };
-        c.ip_rate = latch_relay::limits::Rate { per_second: 1e6, burst: 1e6 };
+        c.device_rate = latch_relay::limits::Rate {
+            per_second: 1e6,
+            burst: 1e6,
+        };
+        c.ip_rate = latch_relay::limits::Rate {
+            per_second: 1e6,
+            burst: 1e6,
+        };
     })
     .await;
     let mut bob = Client::login(r.addr, &key(2), 1, true).await;
@@ -621,13 +627,21 @@ async fn a_slow_recipient_gets_every_live_envelope_in_order() {
     // Bob reads nothing while Alice pipelines the whole burst and waits for every commit.
     for (i, id) in ids.iter().enumerate() {
         alice
-            .send(&ClientFrame::Send { req: i as u32, id: *id, to, body: vec![7; 8 * 1024] })
+            .send(&ClientFrame::Send {
+                req: i as u32,
+                id: *id,
+                to,
+                body: vec![7; 8 * 1024],
+            })
             .await;
     }
     let mut answered = 0;
     while answered < N {
         match alice.recv().await {
-            ServerFrame::Response { body: Response::Sent { duplicate: false }, .. } => answered += 1,
+            ServerFrame::Response {
+                body: Response::Sent { duplicate: false },
+                ..
+            } => answered += 1,
             other => panic!("unexpected {other:?}"),
         }
     }
