@@ -1,0 +1,1001 @@
+//! The WebSocket server: connection state machine, authentication, request handling, live
+//! delivery, limits, health, metrics and graceful shutdown.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response as HttpResponse};
+use axum::routing::get;
+use ed25519_dalek::{Signature, VerifyingKey};
+use futures_util::stream::FuturesUnordered;
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::api::{
+    self, ClientFrame, DeliveredEnvelope, DeviceAddress, ErrorCode, PROTOCOL_VERSION, Response,
+    ServerFrame,
+};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::limits::RateLimiter;
+use crate::metrics::Metrics;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{
+    DirectoryStore, EnqueueOutcome, MailboxStore, NewEnvelope, StoreError, Subscription,
+};
+
+/// Why the relay could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RelayError {
+    /// The store could not be opened.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The listen socket could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TLS certificate or key could not be loaded.
+    #[error("TLS setup: {0}")]
+    Tls(String),
+    /// The HTTP server failed.
+    #[error("server: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Envelopes read per backlog query: big enough to amortise the query, small enough to start
+/// delivering at once.
+const BACKLOG_PAGE: usize = 256;
+
+/// Frames queued for one connection's socket writer before producers wait.
+const OUTBOUND_BUFFER: usize = 1024;
+
+/// Close code sent with fatal errors (1008: policy violation; 1001: going away).
+const CLOSE_POLICY: u16 = 1008;
+const CLOSE_GOING_AWAY: u16 = 1001;
+
+struct Challenge {
+    nonce: [u8; 32],
+    expires_at_ms: u64,
+}
+
+/// Everything the connections share.
+struct Shared {
+    config: Config,
+    clock: Arc<dyn Clock>,
+    mailboxes: Arc<dyn MailboxStore>,
+    directory: Arc<dyn DirectoryStore>,
+    device_limits: RateLimiter<DeviceAddress>,
+    ip_limits: RateLimiter<IpAddr>,
+    metrics: Metrics,
+    /// Authenticated connections, for pushes that are not envelopes (prekeys running low).
+    controls: Mutex<HashMap<DeviceAddress, (u64, mpsc::Sender<Message>)>>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    next_conn: AtomicU64,
+}
+
+/// A running relay.
+pub struct RunningRelay {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    store: Arc<SqliteStore>,
+    handle: axum_server::Handle,
+    server: tokio::task::JoinHandle<Result<(), RelayError>>,
+    purger: tokio::task::JoinHandle<()>,
+}
+
+impl RunningRelay {
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A token that starts a graceful shutdown when cancelled (wire it to signals).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shared.shutdown.clone()
+    }
+
+    /// Wait until shutdown is requested, then shut down gracefully.
+    pub async fn run_until_shutdown(self) -> Result<(), RelayError> {
+        self.shared.shutdown.cancelled().await;
+        self.shutdown().await
+    }
+
+    /// Graceful shutdown: stop accepting, let every connection finish the commits it has in
+    /// flight and answer them, tell clients `ShuttingDown`, then flush and close the store.
+    pub async fn shutdown(self) -> Result<(), RelayError> {
+        let grace = Duration::from_millis(self.shared.config.shutdown_grace_ms);
+        tracing::info!("shutting down");
+        self.shared.shutdown.cancel();
+        self.handle.graceful_shutdown(Some(grace));
+        self.shared.tasks.close();
+        if tokio::time::timeout(grace, self.shared.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("connections still open after the grace period");
+        }
+        self.purger.abort();
+        let served = match self.server.await {
+            Ok(r) => r,
+            Err(_) => Ok(()),
+        };
+        self.shared.mailboxes.close().await?;
+        let store = self.store;
+        let _ = tokio::task::spawn_blocking(move || store.shutdown()).await;
+        tracing::info!("shutdown complete");
+        served
+    }
+}
+
+/// Open the store and serve on `config.listen` until shut down.
+pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningRelay, RelayError> {
+    let store = {
+        let (path, durability, cap) =
+            (config.database.clone(), config.durability, config.queue_cap);
+        tokio::task::spawn_blocking(move || SqliteStore::open(&path, durability, cap))
+            .await
+            .map_err(|_| RelayError::Store(StoreError::Closed))??
+    };
+    let store = Arc::new(store);
+    let shared = Arc::new(Shared {
+        device_limits: RateLimiter::new(config.device_rate, clock.clone()),
+        ip_limits: RateLimiter::new(config.ip_rate, clock.clone()),
+        mailboxes: store.clone(),
+        directory: store.clone(),
+        clock,
+        metrics: Metrics::default(),
+        controls: Mutex::new(HashMap::new()),
+        shutdown: CancellationToken::new(),
+        tasks: TaskTracker::new(),
+        next_conn: AtomicU64::new(1),
+        config,
+    });
+    let app = Router::new()
+        .route(api::WS_PATH, get(ws_upgrade))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(shared.clone());
+
+    let listen = shared.config.listen;
+    let listener = std::net::TcpListener::bind(listen).map_err(|source| RelayError::Bind {
+        addr: listen,
+        source,
+    })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| RelayError::Bind {
+            addr: listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| RelayError::Bind {
+        addr: listen,
+        source,
+    })?;
+    let handle = axum_server::Handle::new();
+    let make = app.into_make_service_with_connect_info::<SocketAddr>();
+    let server = match (&shared.config.tls_cert, &shared.config.tls_key) {
+        (Some(cert), Some(key)) => {
+            let tls = tls_config(cert, key)?;
+            let server = axum_server::from_tcp_rustls(listener, tls).handle(handle.clone());
+            tokio::spawn(async move { server.serve(make).await.map_err(RelayError::Serve) })
+        }
+        _ => {
+            let server = axum_server::from_tcp(listener).handle(handle.clone());
+            tokio::spawn(async move { server.serve(make).await.map_err(RelayError::Serve) })
+        }
+    };
+    let purger = tokio::spawn(purge_loop(shared.clone()));
+    tracing::info!(%addr, tls = shared.config.tls_cert.is_some(), "relay listening");
+    Ok(RunningRelay {
+        addr,
+        shared,
+        store,
+        handle,
+        server,
+        purger,
+    })
+}
+
+fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<axum_server::tls_rustls::RustlsConfig, RelayError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| RelayError::Tls(format!("certificate {}: {e}", cert.display())))?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| RelayError::Tls(format!("private key {}: {e}", key.display())))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| RelayError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| RelayError::Tls(e.to_string()))?;
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(axum_server::tls_rustls::RustlsConfig::from_config(
+        Arc::new(server),
+    ))
+}
+
+async fn purge_loop(shared: Arc<Shared>) {
+    let period = Duration::from_millis(shared.config.purge_interval_ms.max(1));
+    let mut tick = tokio::time::interval(period);
+    loop {
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match shared.mailboxes.purge_expired(shared.clock.now_ms()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "expired envelopes deleted"),
+            Err(e) => tracing::warn!(error = %e, "purge failed"),
+        }
+    }
+}
+
+async fn healthz(State(shared): State<Arc<Shared>>) -> HttpResponse {
+    if shared.shutdown.is_cancelled() {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
+    } else {
+        (StatusCode::OK, "ok\n").into_response()
+    }
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> HttpResponse {
+    let depth = i64::try_from(shared.mailboxes.queued_total()).unwrap_or(i64::MAX);
+    shared.metrics.queue_depth.set(depth);
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        shared.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn ws_upgrade(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ws: WebSocketUpgrade,
+) -> HttpResponse {
+    if shared.shutdown.is_cancelled() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
+    let ip = peer.ip();
+    if shared.ip_limits.check(&ip).is_err() {
+        shared.metrics.error(ErrorCode::RateLimited);
+        return (StatusCode::TOO_MANY_REQUESTS, "rate limited\n").into_response();
+    }
+    let max = shared
+        .config
+        .max_envelope_bytes
+        .saturating_add(api::FRAME_OVERHEAD_BYTES);
+    // The socket limit is twice the envelope cap, so an oversized envelope still decodes and
+    // gets a typed `EnvelopeTooLarge` instead of a dropped connection; and never below what a
+    // full prekey upload needs.
+    let ws_limit = max.saturating_mul(2).max(api::MIN_MESSAGE_LIMIT_BYTES);
+    let tasks = shared.tasks.clone();
+    ws.max_message_size(ws_limit)
+        .max_frame_size(ws_limit)
+        .on_upgrade(move |socket| {
+            tasks.track_future(async move { Connection::run(shared, socket, ip).await })
+        })
+}
+
+type Pending = Pin<Box<dyn Future<Output = ServerFrame> + Send>>;
+
+/// One WebSocket connection.
+struct Connection {
+    shared: Arc<Shared>,
+    id: u64,
+    ip: IpAddr,
+    out: mpsc::Sender<Message>,
+    device: Option<DeviceAddress>,
+    challenge: Option<Challenge>,
+    cancel: CancellationToken,
+}
+
+fn encode(frame: &ServerFrame) -> Option<Message> {
+    match frame.encode() {
+        Ok(b) => Some(Message::Binary(b.into())),
+        Err(e) => {
+            tracing::error!(error = %e, "frame encoding failed");
+            None
+        }
+    }
+}
+
+fn error_frame(req: Option<u32>, code: ErrorCode) -> ServerFrame {
+    ServerFrame::Error {
+        req,
+        code,
+        retry_after_ms: 0,
+    }
+}
+
+fn req_of(frame: &ClientFrame) -> Option<u32> {
+    match frame {
+        ClientFrame::Send { req, .. }
+        | ClientFrame::AckIds { req, .. }
+        | ClientFrame::AckThrough { req, .. }
+        | ClientFrame::ClaimHandle { req, .. }
+        | ClientFrame::LookupHandle { req, .. }
+        | ClientFrame::PublishPrekeys { req, .. }
+        | ClientFrame::ClaimPrekeys { req, .. }
+        | ClientFrame::Ping { req } => Some(*req),
+        _ => None,
+    }
+}
+
+fn random_nonce() -> Option<[u8; 32]> {
+    let mut n = [0u8; 32];
+    getrandom::fill(&mut n).ok()?;
+    Some(n)
+}
+
+struct ConnectionGuard {
+    shared: Arc<Shared>,
+    device: Option<DeviceAddress>,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.shared.metrics.connections.dec();
+        if self.device.is_some() {
+            self.shared.metrics.authenticated.dec();
+        }
+    }
+}
+
+impl Connection {
+    async fn run(shared: Arc<Shared>, socket: WebSocket, ip: IpAddr) {
+        let id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+        shared.metrics.connections.inc();
+        let mut guard = ConnectionGuard {
+            shared: shared.clone(),
+            device: None,
+        };
+        let (sink, mut stream) = socket.split();
+        let (out, out_rx) = mpsc::channel(OUTBOUND_BUFFER);
+        let writer = tokio::spawn(write_loop(sink, out_rx));
+        let mut conn = Connection {
+            cancel: shared.shutdown.child_token(),
+            shared,
+            id,
+            ip,
+            out,
+            device: None,
+            challenge: None,
+        };
+        conn.send_challenge().await;
+
+        let started = tokio::time::Instant::now();
+        let handshake = Duration::from_millis(conn.shared.config.handshake_timeout_ms);
+        let idle = Duration::from_millis(conn.shared.config.idle_timeout_ms);
+        let deadline = tokio::time::sleep_until(started + handshake);
+        tokio::pin!(deadline);
+        let mut pending: FuturesUnordered<Pending> = FuturesUnordered::new();
+        let max_inflight = conn.shared.config.max_inflight_per_connection;
+        let mut fatal: Option<ErrorCode> = None;
+
+        loop {
+            tokio::select! {
+                biased;
+                () = conn.cancel.cancelled() => {
+                    if conn.shared.shutdown.is_cancelled() {
+                        fatal = Some(ErrorCode::ShuttingDown);
+                    }
+                    // Otherwise superseded: the delivery task already told the client.
+                    break;
+                }
+                Some(frame) = pending.next(), if !pending.is_empty() => {
+                    conn.send(&frame).await;
+                }
+                msg = stream.next(), if pending.len() < max_inflight => {
+                    let Some(Ok(msg)) = msg else { break };
+                    if conn.device.is_some() {
+                        deadline.as_mut().reset(tokio::time::Instant::now() + idle);
+                    }
+                    match msg {
+                        Message::Binary(bytes) => {
+                            let was_authed = conn.device.is_some();
+                            if let Some(p) = conn.handle_bytes(&bytes).await {
+                                pending.push(p);
+                            }
+                            if !was_authed && let Some(d) = conn.device {
+                                guard.device = Some(d);
+                                deadline.as_mut().reset(tokio::time::Instant::now() + idle);
+                            }
+                        }
+                        Message::Text(_) => {
+                            conn.reply_error(None, ErrorCode::Malformed, 0).await;
+                        }
+                        Message::Close(_) => break,
+                        Message::Ping(_) | Message::Pong(_) => {}
+                    }
+                }
+                () = &mut deadline => {
+                    fatal = Some(if conn.device.is_some() {
+                        ErrorCode::IdleTimeout
+                    } else {
+                        ErrorCode::HandshakeTimeout
+                    });
+                    break;
+                }
+            }
+        }
+        // Every accepted request gets its answer: in-flight commits finish even on shutdown.
+        while let Some(frame) = pending.next().await {
+            conn.send(&frame).await;
+        }
+        if let Some(code) = fatal {
+            if let Some(d) = conn.device {
+                tracing::debug!(device = %d, ?code, "closing connection");
+            }
+            conn.reply_error(None, code, 0).await;
+            let close_code = if code == ErrorCode::ShuttingDown {
+                CLOSE_GOING_AWAY
+            } else {
+                CLOSE_POLICY
+            };
+            let _ = conn
+                .out
+                .send(Message::Close(Some(CloseFrame {
+                    code: close_code,
+                    reason: format!("{code:?}").into(),
+                })))
+                .await;
+        }
+        conn.cancel.cancel();
+        if let Some(d) = conn.device {
+            let mut controls = conn
+                .shared
+                .controls
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if controls.get(&d).is_some_and(|(id, _)| *id == conn.id) {
+                controls.remove(&d);
+            }
+        }
+        let Connection { out, .. } = conn;
+        drop(out);
+        // The writer ends once every sender (ours and the delivery task's) is gone.
+        let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    }
+
+    async fn send(&self, frame: &ServerFrame) {
+        if let ServerFrame::Error { code, .. } = frame {
+            self.shared.metrics.error(*code);
+        }
+        if let Some(m) = encode(frame) {
+            let _ = self.out.send(m).await;
+        }
+    }
+
+    async fn reply_error(&self, req: Option<u32>, code: ErrorCode, retry_after_ms: u32) {
+        self.send(&ServerFrame::Error {
+            req,
+            code,
+            retry_after_ms,
+        })
+        .await;
+    }
+
+    async fn send_challenge(&mut self) {
+        let Some(nonce) = random_nonce() else {
+            self.reply_error(None, ErrorCode::Internal, 0).await;
+            return;
+        };
+        let ttl = self.shared.config.challenge_ttl_ms;
+        self.challenge = Some(Challenge {
+            nonce,
+            expires_at_ms: self.shared.clock.now_ms().saturating_add(ttl),
+        });
+        self.send(&ServerFrame::Challenge {
+            version: PROTOCOL_VERSION,
+            nonce,
+            expires_in_ms: u32::try_from(ttl).unwrap_or(u32::MAX),
+        })
+        .await;
+    }
+
+    /// Handle one binary frame. Quick answers are sent here; anything waiting on the store
+    /// comes back as a future so the connection keeps reading (pipelining).
+    async fn handle_bytes(&mut self, bytes: &[u8]) -> Option<Pending> {
+        let frame = match ClientFrame::decode(bytes) {
+            Ok(f) => f,
+            Err(_) => {
+                self.reply_error(None, ErrorCode::Malformed, 0).await;
+                return None;
+            }
+        };
+        let req = req_of(&frame);
+        if let Err(wait) = self.shared.ip_limits.check(&self.ip) {
+            self.reply_error(req, ErrorCode::RateLimited, wait).await;
+            return None;
+        }
+        match (frame, self.device) {
+            (ClientFrame::Ping { req }, _) => {
+                self.send(&ServerFrame::Response {
+                    req,
+                    body: Response::Pong,
+                })
+                .await;
+                None
+            }
+            (ClientFrame::NewChallenge, None) => {
+                self.send_challenge().await;
+                None
+            }
+            (
+                ClientFrame::Authenticate {
+                    version,
+                    nonce,
+                    device,
+                    register,
+                    signature,
+                },
+                None,
+            ) => {
+                self.authenticate(version, nonce, device, register, &signature)
+                    .await;
+                None
+            }
+            (ClientFrame::Authenticate { .. } | ClientFrame::NewChallenge, Some(_)) => {
+                self.reply_error(None, ErrorCode::AlreadyAuthenticated, 0)
+                    .await;
+                None
+            }
+            (_, None) => {
+                self.reply_error(req, ErrorCode::NotAuthenticated, 0).await;
+                None
+            }
+            (frame, Some(device)) => {
+                if let Err(wait) = self.shared.device_limits.check(&device) {
+                    self.reply_error(req, ErrorCode::RateLimited, wait).await;
+                    return None;
+                }
+                self.request(frame, device).await
+            }
+        }
+    }
+
+    async fn authenticate(
+        &mut self,
+        version: u16,
+        nonce: [u8; 32],
+        device: DeviceAddress,
+        register: bool,
+        signature: &[u8],
+    ) {
+        // Single use: whatever happens next, this challenge is spent.
+        let challenge = self.challenge.take();
+        if version != PROTOCOL_VERSION {
+            self.reply_error(None, ErrorCode::UnsupportedVersion, 0)
+                .await;
+            return;
+        }
+        let now = self.shared.clock.now_ms();
+        match challenge {
+            Some(c) if c.nonce == nonce && now <= c.expires_at_ms => {}
+            _ => {
+                tracing::info!(device = %device, "authentication refused: challenge invalid");
+                self.reply_error(None, ErrorCode::ChallengeInvalid, 0).await;
+                return;
+            }
+        }
+        let verified = VerifyingKey::from_bytes(&device.identity_key.0)
+            .ok()
+            .and_then(|vk| {
+                let sig = Signature::from_slice(signature).ok()?;
+                vk.verify_strict(&api::auth_message(&nonce, &device, register), &sig)
+                    .ok()
+            });
+        if verified.is_none() {
+            tracing::info!(device = %device, "authentication refused: bad signature");
+            self.reply_error(None, ErrorCode::BadSignature, 0).await;
+            return;
+        }
+        let known = if register {
+            self.shared
+                .directory
+                .register_device(device, now)
+                .await
+                .map(|_| true)
+        } else {
+            self.shared.directory.device_exists(device).await
+        };
+        match known {
+            Ok(true) => {}
+            Ok(false) => {
+                self.reply_error(None, ErrorCode::UnknownDevice, 0).await;
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "device lookup failed");
+                self.reply_error(None, ErrorCode::Internal, 0).await;
+                return;
+            }
+        }
+        let remaining = self
+            .shared
+            .directory
+            .one_time_prekey_count(device)
+            .await
+            .unwrap_or(0);
+        // Subscribe before reading the backlog: nothing committed in between is missed.
+        let subscription = self.shared.mailboxes.subscribe(device);
+        self.device = Some(device);
+        self.shared.metrics.authenticated.inc();
+        self.shared
+            .controls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(device, (self.id, self.out.clone()));
+        tracing::info!(device = %device, register, "device authenticated");
+        self.send(&ServerFrame::Authenticated {
+            one_time_prekeys: remaining,
+            replenish: remaining < self.shared.config.prekey_low_threshold,
+        })
+        .await;
+        let delivery = Delivery {
+            shared: self.shared.clone(),
+            device,
+            out: self.out.clone(),
+            cancel: self.cancel.clone(),
+            last_seq: 0,
+        };
+        tokio::spawn(delivery.run(subscription));
+    }
+
+    async fn request(&mut self, frame: ClientFrame, me: DeviceAddress) -> Option<Pending> {
+        let shared = self.shared.clone();
+        match frame {
+            ClientFrame::Send { req, id, to, body } => {
+                if body.len() > shared.config.max_envelope_bytes {
+                    self.reply_error(Some(req), ErrorCode::EnvelopeTooLarge, 0)
+                        .await;
+                    return None;
+                }
+                let now = shared.clock.now_ms();
+                let received = Instant::now();
+                // The enqueue call fixes this envelope's place in the order right here.
+                let fut = shared.mailboxes.enqueue(NewEnvelope {
+                    id,
+                    from: me,
+                    to,
+                    received_at_ms: now,
+                    expires_at_ms: now.saturating_add(shared.config.envelope_ttl_ms),
+                    body,
+                });
+                Some(Box::pin(async move {
+                    let outcome = fut.await;
+                    shared
+                        .metrics
+                        .commit_latency
+                        .observe(received.elapsed().as_secs_f64());
+                    match outcome {
+                        Ok(EnqueueOutcome::Stored) => {
+                            shared.metrics.envelopes_in.inc();
+                            ServerFrame::Response {
+                                req,
+                                body: Response::Sent { duplicate: false },
+                            }
+                        }
+                        Ok(EnqueueOutcome::Duplicate) => ServerFrame::Response {
+                            req,
+                            body: Response::Sent { duplicate: true },
+                        },
+                        Ok(EnqueueOutcome::QueueFull) => {
+                            error_frame(Some(req), ErrorCode::QueueFull)
+                        }
+                        Ok(EnqueueOutcome::UnknownRecipient) => {
+                            error_frame(Some(req), ErrorCode::UnknownRecipient)
+                        }
+                        Err(e) => store_error(req, &e),
+                    }
+                }))
+            }
+            ClientFrame::AckIds { req, ids } => {
+                if ids.len() > api::MAX_ACK_IDS {
+                    self.reply_error(Some(req), ErrorCode::Malformed, 0).await;
+                    return None;
+                }
+                let fut = shared.mailboxes.ack_ids(me, ids);
+                Some(Box::pin(async move { acked(&shared, req, fut.await) }))
+            }
+            ClientFrame::AckThrough { req, seq } => {
+                let fut = shared.mailboxes.ack_through(me, seq);
+                Some(Box::pin(async move { acked(&shared, req, fut.await) }))
+            }
+            ClientFrame::ClaimHandle { req, handle } => {
+                let Some(handle) = api::normalize_handle(&handle) else {
+                    self.reply_error(Some(req), ErrorCode::HandleInvalid, 0)
+                        .await;
+                    return None;
+                };
+                let fut = shared.directory.claim_handle(handle, me.identity_key);
+                Some(Box::pin(async move {
+                    match fut.await {
+                        Ok(true) => ServerFrame::Response {
+                            req,
+                            body: Response::HandleClaimed,
+                        },
+                        Ok(false) => error_frame(Some(req), ErrorCode::HandleTaken),
+                        Err(e) => store_error(req, &e),
+                    }
+                }))
+            }
+            ClientFrame::LookupHandle { req, handle } => {
+                let Some(handle) = api::normalize_handle(&handle) else {
+                    self.reply_error(Some(req), ErrorCode::HandleInvalid, 0)
+                        .await;
+                    return None;
+                };
+                Some(Box::pin(async move {
+                    let owner = match shared.directory.lookup_handle(handle).await {
+                        Ok(Some(k)) => k,
+                        Ok(None) => return error_frame(Some(req), ErrorCode::NotFound),
+                        Err(e) => return store_error(req, &e),
+                    };
+                    match shared.directory.devices(owner).await {
+                        Ok(devices) => ServerFrame::Response {
+                            req,
+                            body: Response::Handle {
+                                identity_key: owner,
+                                devices,
+                            },
+                        },
+                        Err(e) => store_error(req, &e),
+                    }
+                }))
+            }
+            ClientFrame::PublishPrekeys { req, upload } => {
+                let too_big = upload
+                    .signed
+                    .iter()
+                    .chain(&upload.last_resort)
+                    .chain(&upload.one_time)
+                    .any(|k| k.key.len() > api::MAX_PREKEY_BYTES);
+                if too_big || upload.one_time.len() > api::MAX_PREKEYS_PER_UPLOAD {
+                    self.reply_error(Some(req), ErrorCode::PrekeysInvalid, 0)
+                        .await;
+                    return None;
+                }
+                let fut = shared.directory.publish_prekeys(me, upload);
+                Some(Box::pin(async move {
+                    match fut.await {
+                        Ok(n) => ServerFrame::Response {
+                            req,
+                            body: Response::PrekeysPublished {
+                                one_time_remaining: n,
+                            },
+                        },
+                        Err(e) => store_error(req, &e),
+                    }
+                }))
+            }
+            ClientFrame::ClaimPrekeys {
+                req,
+                identity_key,
+                device_id,
+            } => {
+                let fut = shared.directory.claim_prekeys(identity_key, device_id);
+                Some(Box::pin(async move {
+                    let claimed = match fut.await {
+                        Ok(c) if c.is_empty() => {
+                            return error_frame(Some(req), ErrorCode::NotFound);
+                        }
+                        Ok(c) => c,
+                        Err(e) => return store_error(req, &e),
+                    };
+                    let mut bundles = Vec::with_capacity(claimed.len());
+                    for (bundle, remaining) in claimed {
+                        if remaining < shared.config.prekey_low_threshold {
+                            let owner = DeviceAddress {
+                                identity_key,
+                                device_id: bundle.device_id,
+                            };
+                            notify_prekeys_low(&shared, owner, remaining);
+                        }
+                        bundles.push(bundle);
+                    }
+                    ServerFrame::Response {
+                        req,
+                        body: Response::Prekeys { bundles },
+                    }
+                }))
+            }
+            ClientFrame::Ping { .. }
+            | ClientFrame::Authenticate { .. }
+            | ClientFrame::NewChallenge => None,
+        }
+    }
+}
+
+fn acked(shared: &Shared, req: u32, r: Result<u64, StoreError>) -> ServerFrame {
+    match r {
+        Ok(n) => {
+            shared.metrics.envelopes_acked.inc_by(n);
+            ServerFrame::Response {
+                req,
+                body: Response::Acked {
+                    deleted: u32::try_from(n).unwrap_or(u32::MAX),
+                },
+            }
+        }
+        Err(e) => store_error(req, &e),
+    }
+}
+
+fn store_error(req: u32, e: &StoreError) -> ServerFrame {
+    match e {
+        StoreError::Closed => error_frame(Some(req), ErrorCode::ShuttingDown),
+        other => {
+            tracing::error!(error = %other, "store request failed");
+            error_frame(Some(req), ErrorCode::Internal)
+        }
+    }
+}
+
+fn notify_prekeys_low(shared: &Shared, owner: DeviceAddress, remaining: u32) {
+    let controls = shared.controls.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, tx)) = controls.get(&owner)
+        && let Some(m) = encode(&ServerFrame::PrekeysLow { remaining })
+    {
+        // Best effort: the device also learns its count on its next login.
+        let _ = tx.try_send(m);
+    }
+}
+
+async fn write_loop(
+    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
+    mut rx: mpsc::Receiver<Message>,
+) {
+    while let Some(msg) = rx.recv().await {
+        let closing = matches!(msg, Message::Close(_));
+        if sink.feed(msg).await.is_err() {
+            return;
+        }
+        // Batch whatever else is ready into one flush (one syscall under load).
+        while !closing && let Ok(m) = rx.try_recv() {
+            let close = matches!(m, Message::Close(_));
+            if sink.feed(m).await.is_err() {
+                return;
+            }
+            if close {
+                let _ = sink.flush().await;
+                return;
+            }
+        }
+        if sink.flush().await.is_err() || closing {
+            return;
+        }
+    }
+    let _ = sink.close().await;
+}
+
+/// Pushes one device's mailbox to its connection: the backlog in `seq` order, then live
+/// envelopes as they commit.
+struct Delivery {
+    shared: Arc<Shared>,
+    device: DeviceAddress,
+    out: mpsc::Sender<Message>,
+    cancel: CancellationToken,
+    last_seq: u64,
+}
+
+impl Delivery {
+    async fn run(mut self, mut sub: Subscription) {
+        if !self.catch_up().await {
+            return;
+        }
+        if let Some(m) = encode(&ServerFrame::BacklogDone)
+            && self.out.send(m).await.is_err()
+        {
+            return;
+        }
+        loop {
+            tokio::select! {
+                () = self.cancel.cancelled() => return,
+                () = sub.lag.wait() => {
+                    if sub.lag.take() && !self.recover(&mut sub).await {
+                        return;
+                    }
+                }
+                env = sub.envelopes.recv() => {
+                    let Some(env) = env else {
+                        // A newer connection of this device took the subscription.
+                        tracing::info!(device = %self.device, "connection superseded");
+                        if let Some(m) = encode(&error_frame(None, ErrorCode::Superseded)) {
+                            let _ = self.out.send(m).await;
+                        }
+                        self.cancel.cancel();
+                        return;
+                    };
+                    // A raised lag flag means something before this envelope was dropped.
+                    if sub.lag.take() {
+                        if !self.recover(&mut sub).await {
+                            return;
+                        }
+                    } else if env.seq > self.last_seq && !self.deliver(&env).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn recover(&mut self, sub: &mut Subscription) -> bool {
+        self.shared.metrics.delivery_catchups.inc();
+        while sub.envelopes.try_recv().is_ok() {}
+        self.catch_up().await
+    }
+
+    /// Send everything after `last_seq` from the store. Returns false if the connection is gone.
+    async fn catch_up(&mut self) -> bool {
+        loop {
+            let now = self.shared.clock.now_ms();
+            match self
+                .shared
+                .mailboxes
+                .backlog(self.device, self.last_seq, BACKLOG_PAGE, now)
+                .await
+            {
+                Ok(page) if page.is_empty() => return true,
+                Ok(page) => {
+                    for env in &page {
+                        if !self.deliver(env).await {
+                            return false;
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "backlog read failed");
+                    if let Some(m) = encode(&error_frame(None, ErrorCode::Internal)) {
+                        let _ = self.out.send(m).await;
+                    }
+                    return false;
+                }
+            }
+        }
+    }
+
+    async fn deliver(&mut self, env: &crate::store::StoredEnvelope) -> bool {
+        self.last_seq = env.seq;
+        let frame = ServerFrame::Envelope(DeliveredEnvelope {
+            seq: env.seq,
+            id: env.envelope.id,
+            from: env.envelope.from,
+            received_at_ms: env.envelope.received_at_ms,
+            body: env.envelope.body.clone(),
+        });
+        let Some(m) = encode(&frame) else { return true };
+        if self.out.send(m).await.is_err() {
+            return false;
+        }
+        self.shared.metrics.envelopes_out.inc();
+        true
+    }
+}

@@ -1,0 +1,911 @@
+//! The embedded default store: one SQLite file in WAL mode.
+//!
+//! All writes go through one dedicated writer thread that commits in groups: it takes every
+//! command waiting in its queue (up to [`MAX_BATCH`]), applies them in one transaction, commits
+//! once, and only then answers each caller. Under load one fsync covers hundreds of envelopes;
+//! idle, a lone envelope commits at once. Reads use a small pool of read-only connections,
+//! which WAL lets run beside the writer. The database is unkeyed: it only ever holds ciphertext
+//! and public keys.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::oneshot;
+
+use super::{
+    DirectoryStore, EnqueueOutcome, MailboxStore, NewEnvelope, StoreError, StoreFuture,
+    StoredEnvelope, SubscriberRegistry, Subscription,
+};
+use crate::api::{DeviceAddress, EnvelopeId, IdentityKey, Prekey, PrekeyBundle, PrekeyUpload};
+
+/// Most commands per transaction: bounds how long one commit holds callers waiting.
+pub const MAX_BATCH: usize = 2048;
+
+/// Read-only connections: two is enough for backlog reads on a 2-core host.
+const READERS: usize = 2;
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+
+/// How hard commits are flushed to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// fsync the WAL on every commit: an acked envelope survives power loss.
+    #[default]
+    Full,
+    /// fsync only at checkpoints: survives a crash of the relay process, not of the machine.
+    Normal,
+}
+
+impl Durability {
+    fn pragma(self) -> &'static str {
+        match self {
+            Self::Full => "FULL",
+            Self::Normal => "NORMAL",
+        }
+    }
+}
+
+type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+
+enum Command {
+    Enqueue(
+        NewEnvelope,
+        oneshot::Sender<Result<EnqueueOutcome, StoreError>>,
+    ),
+    AckIds(
+        DeviceAddress,
+        Vec<EnvelopeId>,
+        oneshot::Sender<Result<u64, StoreError>>,
+    ),
+    AckThrough(DeviceAddress, u64, oneshot::Sender<Result<u64, StoreError>>),
+    Purge(u64, oneshot::Sender<Result<u64, StoreError>>),
+    Register(
+        DeviceAddress,
+        u64,
+        oneshot::Sender<Result<bool, StoreError>>,
+    ),
+    ClaimHandle(
+        String,
+        IdentityKey,
+        oneshot::Sender<Result<bool, StoreError>>,
+    ),
+    Publish(
+        DeviceAddress,
+        PrekeyUpload,
+        oneshot::Sender<Result<u32, StoreError>>,
+    ),
+    Claim(
+        IdentityKey,
+        Option<u32>,
+        oneshot::Sender<Result<Vec<(PrekeyBundle, u32)>, StoreError>>,
+    ),
+    Flush(oneshot::Sender<Result<(), StoreError>>),
+}
+
+struct Shared {
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+    registry: SubscriberRegistry,
+    queued_total: AtomicU64,
+    closed: AtomicBool,
+}
+
+/// The SQLite implementation of [`MailboxStore`] and [`DirectoryStore`].
+pub struct SqliteStore {
+    tx: Mutex<Option<mpsc::Sender<Command>>>,
+    shared: Arc<Shared>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+fn db_err(e: rusqlite::Error) -> StoreError {
+    StoreError::Database(e.to_string())
+}
+
+fn open(path: &Path, durability: Durability, read_only: bool) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(db_err)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(db_err)?;
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous={}; PRAGMA temp_store=MEMORY;",
+        durability.pragma()
+    ))
+    .map_err(db_err)?;
+    if read_only {
+        conn.execute_batch("PRAGMA query_only=1;").map_err(db_err)?;
+    }
+    Ok(conn)
+}
+
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(db_err)?;
+    for (i, sql) in MIGRATIONS.iter().enumerate() {
+        let target = i64::try_from(i + 1).unwrap_or(i64::MAX);
+        if version < target {
+            conn.execute_batch(&format!(
+                "BEGIN; {sql}; PRAGMA user_version={target}; COMMIT;"
+            ))
+            .map_err(db_err)?;
+        }
+    }
+    Ok(())
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn key_array<const N: usize>(v: Vec<u8>) -> Result<[u8; N], rusqlite::Error> {
+    <[u8; N]>::try_from(v).map_err(|_| rusqlite::Error::InvalidQuery)
+}
+
+impl SqliteStore {
+    /// Open (creating and migrating if needed) the database at `path`. `queue_cap` is the most
+    /// envelopes one mailbox may hold.
+    pub fn open(path: &Path, durability: Durability, queue_cap: u64) -> Result<Self, StoreError> {
+        let writer_conn = open(path, durability, false)?;
+        migrate(&writer_conn)?;
+        let total: i64 = writer_conn
+            .query_row("SELECT COUNT(*) FROM envelopes", [], |r| r.get(0))
+            .map_err(db_err)?;
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            readers.push(Mutex::new(open(path, durability, true)?));
+        }
+        let shared = Arc::new(Shared {
+            readers,
+            next_reader: AtomicUsize::new(0),
+            registry: SubscriberRegistry::default(),
+            queued_total: AtomicU64::new(to_u64(total)),
+            closed: AtomicBool::new(false),
+        });
+        let (tx, rx) = mpsc::channel();
+        let writer_shared = shared.clone();
+        let writer = std::thread::Builder::new()
+            .name("latch-relay-sqlite-writer".into())
+            .spawn(move || {
+                Writer {
+                    conn: writer_conn,
+                    shared: writer_shared,
+                    depth: HashMap::new(),
+                    known: HashSet::new(),
+                    queue_cap,
+                }
+                .run(rx)
+            })
+            .map_err(|e| StoreError::Database(format!("cannot start writer thread: {e}")))?;
+        Ok(Self {
+            tx: Mutex::new(Some(tx)),
+            shared,
+            writer: Mutex::new(Some(writer)),
+        })
+    }
+
+    fn submit<T: Send + 'static>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Command,
+    ) -> StoreFuture<T> {
+        let (reply, rx) = oneshot::channel();
+        let sent = if self.shared.closed.load(Ordering::SeqCst) {
+            false
+        } else {
+            let guard = self.tx.lock().unwrap_or_else(|p| p.into_inner());
+            guard
+                .as_ref()
+                .is_some_and(|tx| tx.send(make(reply)).is_ok())
+        };
+        Box::pin(async move {
+            if !sent {
+                return Err(StoreError::Closed);
+            }
+            rx.await.unwrap_or(Err(StoreError::Closed))
+        })
+    }
+
+    fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+    ) -> StoreFuture<T> {
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let n = shared.readers.len().max(1);
+                let start = shared.next_reader.fetch_add(1, Ordering::Relaxed) % n;
+                // Prefer an idle reader; otherwise wait for the one round-robin picked.
+                for i in 0..n {
+                    if let Some(m) = shared.readers.get((start + i) % n)
+                        && let Ok(conn) = m.try_lock()
+                    {
+                        return f(&conn).map_err(db_err);
+                    }
+                }
+                let m = shared.readers.get(start).ok_or(StoreError::Closed)?;
+                let conn = m.lock().unwrap_or_else(|p| p.into_inner());
+                f(&conn).map_err(db_err)
+            })
+            .await
+            .map_err(|_| StoreError::Closed)?
+        })
+    }
+
+    /// Stop the writer thread after it has committed everything queued. Called on drop too.
+    pub fn shutdown(&self) {
+        self.shared.closed.store(true, Ordering::SeqCst);
+        self.tx.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(h) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+struct Writer {
+    conn: Connection,
+    shared: Arc<Shared>,
+    depth: HashMap<DeviceAddress, u64>,
+    /// Devices seen registered (devices are never deleted, so this only grows).
+    known: HashSet<DeviceAddress>,
+    queue_cap: u64,
+}
+
+impl Writer {
+    fn run(mut self, rx: mpsc::Receiver<Command>) {
+        while let Ok(first) = rx.recv() {
+            let mut batch = Vec::with_capacity(64);
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(c) => batch.push(c),
+                    Err(_) => break,
+                }
+            }
+            self.commit_batch(batch);
+        }
+        let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+    }
+
+    fn commit_batch(&mut self, batch: Vec<Command>) {
+        let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
+        let mut committed: Vec<Arc<StoredEnvelope>> = Vec::new();
+        let mut result = self.conn.execute_batch("BEGIN IMMEDIATE").map_err(db_err);
+        let mut commands = batch.into_iter();
+        if result.is_ok() {
+            for cmd in commands.by_ref() {
+                if let Err(e) = self.apply(cmd, &mut committed, &mut replies) {
+                    result = Err(db_err(e));
+                    break;
+                }
+            }
+        }
+        // Not applied (the batch failed): these callers still need an answer.
+        for cmd in commands {
+            fail(cmd, &mut replies);
+        }
+        let result = match result {
+            Ok(()) => self.conn.execute_batch("COMMIT").map_err(db_err),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "mailbox batch failed; rolled back");
+            let _ = self.conn.execute_batch("ROLLBACK");
+            // In-memory counts may include rolled-back rows: recount lazily.
+            self.depth.clear();
+            if let Ok(total) = self
+                .conn
+                .query_row("SELECT COUNT(*) FROM envelopes", [], |r| r.get::<_, i64>(0))
+            {
+                self.shared
+                    .queued_total
+                    .store(to_u64(total), Ordering::Relaxed);
+            }
+            committed.clear();
+        }
+        self.shared.registry.publish(&committed);
+        for reply in replies {
+            reply(match &result {
+                Ok(()) => Ok(()),
+                Err(e) => Err(StoreError::Database(e.to_string())),
+            });
+        }
+    }
+
+    fn depth_of(&mut self, d: DeviceAddress) -> Result<u64, rusqlite::Error> {
+        if let Some(n) = self.depth.get(&d) {
+            return Ok(*n);
+        }
+        let n: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM envelopes WHERE recipient_key = ?1 AND recipient_device = ?2",
+            )?
+            .query_row(params![&d.identity_key.0[..], d.device_id], |r| r.get(0))?;
+        let n = to_u64(n);
+        self.depth.insert(d, n);
+        Ok(n)
+    }
+
+    fn adjust_depth(&mut self, d: DeviceAddress, removed: u64) {
+        if let Some(n) = self.depth.get_mut(&d) {
+            *n = n.saturating_sub(removed);
+        }
+        let _ = self
+            .shared
+            .queued_total
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| {
+                Some(t.saturating_sub(removed))
+            });
+    }
+
+    fn apply(
+        &mut self,
+        cmd: Command,
+        committed: &mut Vec<Arc<StoredEnvelope>>,
+        replies: &mut Vec<Reply>,
+    ) -> Result<(), rusqlite::Error> {
+        match cmd {
+            Command::Enqueue(env, reply) => {
+                let outcome = self.enqueue(env, committed);
+                defer(replies, reply, outcome)
+            }
+            Command::AckIds(d, ids, reply) => {
+                let mut deleted = 0u64;
+                let r = (|| -> Result<u64, rusqlite::Error> {
+                    let mut stmt = self.conn.prepare_cached(
+                        "DELETE FROM envelopes WHERE recipient_key = ?1 AND recipient_device = ?2 AND id = ?3",
+                    )?;
+                    for id in &ids {
+                        deleted +=
+                            stmt.execute(params![&d.identity_key.0[..], d.device_id, &id.0[..]])?
+                                as u64;
+                    }
+                    Ok(deleted)
+                })();
+                if let Ok(n) = r {
+                    self.adjust_depth(d, n);
+                }
+                defer(replies, reply, r)
+            }
+            Command::AckThrough(d, through, reply) => {
+                let r = self
+                    .conn
+                    .prepare_cached(
+                        "DELETE FROM envelopes WHERE recipient_key = ?1 AND recipient_device = ?2 AND seq <= ?3",
+                    )
+                    .and_then(|mut s| s.execute(params![&d.identity_key.0[..], d.device_id, to_i64(through)]))
+                    .map(|n| n as u64);
+                if let Ok(n) = r {
+                    self.adjust_depth(d, n);
+                }
+                defer(replies, reply, r)
+            }
+            Command::Purge(now, reply) => {
+                let r = (|| -> Result<Vec<DeviceAddress>, rusqlite::Error> {
+                    let mut stmt = self.conn.prepare_cached(
+                        "DELETE FROM envelopes WHERE expires_at <= ?1 RETURNING recipient_key, recipient_device",
+                    )?;
+                    let rows = stmt.query_map(params![to_i64(now)], |r| {
+                        Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, u32>(1)?))
+                    })?;
+                    let mut gone: Vec<DeviceAddress> = Vec::new();
+                    for row in rows {
+                        let (k, device_id) = row?;
+                        gone.push(DeviceAddress {
+                            identity_key: IdentityKey(key_array(k)?),
+                            device_id,
+                        });
+                    }
+                    Ok(gone)
+                })();
+                let r = r.map(|gone| {
+                    for d in &gone {
+                        self.adjust_depth(*d, 1);
+                    }
+                    gone.len() as u64
+                });
+                defer(replies, reply, r)
+            }
+            Command::Register(d, now, reply) => {
+                let r = self
+                    .conn
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO devices (identity_key, device_id, registered_at) VALUES (?1, ?2, ?3)",
+                    )
+                    .and_then(|mut s| s.execute(params![&d.identity_key.0[..], d.device_id, to_i64(now)]))
+                    .map(|n| n == 1);
+                defer(replies, reply, r)
+            }
+            Command::ClaimHandle(handle, owner, reply) => {
+                let r = (|| -> Result<bool, rusqlite::Error> {
+                    let current: Option<Vec<u8>> = self
+                        .conn
+                        .prepare_cached("SELECT identity_key FROM handles WHERE handle = ?1")?
+                        .query_row(params![handle], |r| r.get(0))
+                        .optional()?;
+                    match current {
+                        Some(k) if k != owner.0 => Ok(false),
+                        Some(_) => Ok(true),
+                        None => {
+                            self.conn
+                                .prepare_cached("DELETE FROM handles WHERE identity_key = ?1")?
+                                .execute(params![&owner.0[..]])?;
+                            self.conn
+                                .prepare_cached(
+                                    "INSERT INTO handles (handle, identity_key) VALUES (?1, ?2)",
+                                )?
+                                .execute(params![handle, &owner.0[..]])?;
+                            Ok(true)
+                        }
+                    }
+                })();
+                defer(replies, reply, r)
+            }
+            Command::Publish(d, upload, reply) => {
+                let r = self.publish(d, upload);
+                defer(replies, reply, r)
+            }
+            Command::Claim(identity, device_id, reply) => {
+                let r = self.claim(identity, device_id);
+                defer(replies, reply, r)
+            }
+            Command::Flush(reply) => defer(replies, reply, Ok(())),
+        }
+    }
+
+    fn enqueue(
+        &mut self,
+        env: NewEnvelope,
+        committed: &mut Vec<Arc<StoredEnvelope>>,
+    ) -> Result<EnqueueOutcome, rusqlite::Error> {
+        let to = env.to;
+        if !self.known.contains(&to) {
+            if !device_exists(&self.conn, to)? {
+                return Ok(EnqueueOutcome::UnknownRecipient);
+            }
+            self.known.insert(to);
+        }
+        let depth = self.depth_of(to)?;
+        if depth >= self.queue_cap {
+            let exists = self
+                .conn
+                .prepare_cached(
+                    "SELECT 1 FROM envelopes WHERE recipient_key = ?1 AND recipient_device = ?2 AND id = ?3",
+                )?
+                .query_row(params![&to.identity_key.0[..], to.device_id, &env.id.0[..]], |_| Ok(()))
+                .optional()?;
+            return Ok(if exists.is_some() {
+                EnqueueOutcome::Duplicate
+            } else {
+                EnqueueOutcome::QueueFull
+            });
+        }
+        let changed = self
+            .conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO envelopes (recipient_key, recipient_device, id, sender_key, sender_device, received_at, expires_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                &to.identity_key.0[..],
+                to.device_id,
+                &env.id.0[..],
+                &env.from.identity_key.0[..],
+                env.from.device_id,
+                to_i64(env.received_at_ms),
+                to_i64(env.expires_at_ms),
+                &env.body[..],
+            ])?;
+        if changed == 0 {
+            return Ok(EnqueueOutcome::Duplicate);
+        }
+        let seq = to_u64(self.conn.last_insert_rowid());
+        self.depth.insert(to, depth + 1);
+        self.shared.queued_total.fetch_add(1, Ordering::Relaxed);
+        committed.push(Arc::new(StoredEnvelope { seq, envelope: env }));
+        Ok(EnqueueOutcome::Stored)
+    }
+
+    fn publish(&mut self, d: DeviceAddress, upload: PrekeyUpload) -> Result<u32, rusqlite::Error> {
+        let k = &d.identity_key.0[..];
+        for (kind, key) in [(0u8, &upload.signed), (1u8, &upload.last_resort)] {
+            if let Some(p) = key {
+                self.conn
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO signed_prekeys (identity_key, device_id, kind, key_id, key) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )?
+                    .execute(params![k, d.device_id, kind, p.id, &p.key[..]])?;
+            }
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT OR IGNORE INTO one_time_prekeys (identity_key, device_id, key_id, key) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for p in &upload.one_time {
+            stmt.execute(params![k, d.device_id, p.id, &p.key[..]])?;
+        }
+        drop(stmt);
+        one_time_count(&self.conn, d)
+    }
+
+    fn claim(
+        &mut self,
+        identity: IdentityKey,
+        device_id: Option<u32>,
+    ) -> Result<Vec<(PrekeyBundle, u32)>, rusqlite::Error> {
+        let ids = match device_id {
+            Some(id) => {
+                let d = DeviceAddress {
+                    identity_key: identity,
+                    device_id: id,
+                };
+                if device_exists(&self.conn, d)? {
+                    vec![id]
+                } else {
+                    vec![]
+                }
+            }
+            None => devices(&self.conn, identity)?,
+        };
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let d = DeviceAddress {
+                identity_key: identity,
+                device_id: id,
+            };
+            let k = &identity.0[..];
+            let signed = signed_prekey(&self.conn, d, 0)?;
+            // One statement picks and removes the key: no other claim can see it in between
+            // (and all writes are serialised on this thread anyway).
+            let one_time = self
+                .conn
+                .prepare_cached(
+                    "DELETE FROM one_time_prekeys WHERE identity_key = ?1 AND device_id = ?2 AND key_id = (SELECT MIN(key_id) FROM one_time_prekeys WHERE identity_key = ?1 AND device_id = ?2) RETURNING key_id, key",
+                )?
+                .query_row(params![k, id], |r| Ok(Prekey { id: r.get(0)?, key: r.get(1)? }))
+                .optional()?;
+            let last_resort = if one_time.is_none() {
+                signed_prekey(&self.conn, d, 1)?
+            } else {
+                None
+            };
+            let remaining = one_time_count(&self.conn, d)?;
+            out.push((
+                PrekeyBundle {
+                    device_id: id,
+                    signed,
+                    one_time,
+                    last_resort,
+                },
+                remaining,
+            ));
+        }
+        Ok(out)
+    }
+}
+
+fn defer<T: Send + 'static>(
+    replies: &mut Vec<Reply>,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+    value: Result<T, rusqlite::Error>,
+) -> Result<(), rusqlite::Error> {
+    match value {
+        Ok(v) => {
+            replies.push(Box::new(move |committed: Result<(), StoreError>| {
+                let _ = reply.send(committed.map(|()| v));
+            }));
+            Ok(())
+        }
+        Err(e) => {
+            replies.push(Box::new(move |committed: Result<(), StoreError>| {
+                let _ = reply.send(Err(committed.err().unwrap_or(StoreError::Closed)));
+            }));
+            Err(e)
+        }
+    }
+}
+
+fn fail(cmd: Command, replies: &mut Vec<Reply>) {
+    fn f<T: Send + 'static>(r: &mut Vec<Reply>, reply: oneshot::Sender<Result<T, StoreError>>) {
+        r.push(Box::new(move |res: Result<(), StoreError>| {
+            let _ = reply.send(Err(res.err().unwrap_or(StoreError::Closed)));
+        }));
+    }
+    match cmd {
+        Command::Enqueue(_, r) => f(replies, r),
+        Command::AckIds(_, _, r) | Command::AckThrough(_, _, r) | Command::Purge(_, r) => {
+            f(replies, r)
+        }
+        Command::Register(_, _, r) | Command::ClaimHandle(_, _, r) => f(replies, r),
+        Command::Publish(_, _, r) => f(replies, r),
+        Command::Claim(_, _, r) => f(replies, r),
+        Command::Flush(r) => f(replies, r),
+    }
+}
+
+fn one_time_count(conn: &Connection, d: DeviceAddress) -> Result<u32, rusqlite::Error> {
+    conn.prepare_cached(
+        "SELECT COUNT(*) FROM one_time_prekeys WHERE identity_key = ?1 AND device_id = ?2",
+    )?
+    .query_row(params![&d.identity_key.0[..], d.device_id], |r| r.get(0))
+}
+
+fn signed_prekey(
+    conn: &Connection,
+    d: DeviceAddress,
+    kind: u8,
+) -> Result<Option<Prekey>, rusqlite::Error> {
+    conn.prepare_cached(
+        "SELECT key_id, key FROM signed_prekeys WHERE identity_key = ?1 AND device_id = ?2 AND kind = ?3",
+    )?
+    .query_row(params![&d.identity_key.0[..], d.device_id, kind], |r| {
+        Ok(Prekey { id: r.get(0)?, key: r.get(1)? })
+    })
+    .optional()
+}
+
+fn device_exists(conn: &Connection, d: DeviceAddress) -> Result<bool, rusqlite::Error> {
+    conn.prepare_cached("SELECT 1 FROM devices WHERE identity_key = ?1 AND device_id = ?2")?
+        .query_row(params![&d.identity_key.0[..], d.device_id], |_| Ok(()))
+        .optional()
+        .map(|o| o.is_some())
+}
+
+fn devices(conn: &Connection, identity: IdentityKey) -> Result<Vec<u32>, rusqlite::Error> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT device_id FROM devices WHERE identity_key = ?1 ORDER BY device_id",
+    )?;
+    let rows = stmt.query_map(params![&identity.0[..]], |r| r.get(0))?;
+    rows.collect()
+}
+
+impl MailboxStore for SqliteStore {
+    fn enqueue(&self, envelope: NewEnvelope) -> StoreFuture<EnqueueOutcome> {
+        self.submit(|r| Command::Enqueue(envelope, r))
+    }
+
+    fn backlog(
+        &self,
+        device: DeviceAddress,
+        after_seq: u64,
+        limit: usize,
+        now_ms: u64,
+    ) -> StoreFuture<Vec<StoredEnvelope>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT seq, id, sender_key, sender_device, received_at, expires_at, body FROM envelopes WHERE recipient_key = ?1 AND recipient_device = ?2 AND seq > ?3 AND expires_at > ?4 ORDER BY seq LIMIT ?5",
+            )?;
+            let rows = stmt.query_map(
+                params![
+                    &device.identity_key.0[..],
+                    device.device_id,
+                    to_i64(after_seq),
+                    to_i64(now_ms),
+                    i64::try_from(limit).unwrap_or(i64::MAX)
+                ],
+                |r| {
+                    Ok(StoredEnvelope {
+                        seq: to_u64(r.get(0)?),
+                        envelope: NewEnvelope {
+                            id: EnvelopeId(key_array(r.get(1)?)?),
+                            from: DeviceAddress {
+                                identity_key: IdentityKey(key_array(r.get(2)?)?),
+                                device_id: r.get(3)?,
+                            },
+                            to: device,
+                            received_at_ms: to_u64(r.get(4)?),
+                            expires_at_ms: to_u64(r.get(5)?),
+                            body: r.get(6)?,
+                        },
+                    })
+                },
+            )?;
+            rows.collect()
+        })
+    }
+
+    fn ack_ids(&self, device: DeviceAddress, ids: Vec<EnvelopeId>) -> StoreFuture<u64> {
+        self.submit(|r| Command::AckIds(device, ids, r))
+    }
+
+    fn ack_through(&self, device: DeviceAddress, through: u64) -> StoreFuture<u64> {
+        self.submit(|r| Command::AckThrough(device, through, r))
+    }
+
+    fn purge_expired(&self, now_ms: u64) -> StoreFuture<u64> {
+        self.submit(|r| Command::Purge(now_ms, r))
+    }
+
+    fn subscribe(&self, device: DeviceAddress) -> Subscription {
+        self.shared.registry.subscribe(device)
+    }
+
+    fn queued_total(&self) -> u64 {
+        self.shared.queued_total.load(Ordering::Relaxed)
+    }
+
+    fn close(&self) -> StoreFuture<()> {
+        // The flush is queued behind every write accepted so far; later writes are refused.
+        let flushed = self.submit(Command::Flush);
+        self.shared.closed.store(true, Ordering::SeqCst);
+        Box::pin(async move {
+            match flushed.await {
+                Ok(()) | Err(StoreError::Closed) => Ok(()),
+                Err(e) => Err(e),
+            }
+        })
+    }
+}
+
+impl DirectoryStore for SqliteStore {
+    fn register_device(&self, device: DeviceAddress, now_ms: u64) -> StoreFuture<bool> {
+        self.submit(|r| Command::Register(device, now_ms, r))
+    }
+
+    fn device_exists(&self, device: DeviceAddress) -> StoreFuture<bool> {
+        self.read(move |c| device_exists(c, device))
+    }
+
+    fn devices(&self, identity_key: IdentityKey) -> StoreFuture<Vec<u32>> {
+        self.read(move |c| devices(c, identity_key))
+    }
+
+    fn claim_handle(&self, handle: String, owner: IdentityKey) -> StoreFuture<bool> {
+        self.submit(|r| Command::ClaimHandle(handle, owner, r))
+    }
+
+    fn lookup_handle(&self, handle: String) -> StoreFuture<Option<IdentityKey>> {
+        self.read(move |c| {
+            let k: Option<Vec<u8>> = c
+                .prepare_cached("SELECT identity_key FROM handles WHERE handle = ?1")?
+                .query_row(params![handle], |r| r.get(0))
+                .optional()?;
+            k.map(|k| key_array(k).map(IdentityKey)).transpose()
+        })
+    }
+
+    fn publish_prekeys(&self, device: DeviceAddress, upload: PrekeyUpload) -> StoreFuture<u32> {
+        self.submit(|r| Command::Publish(device, upload, r))
+    }
+
+    fn claim_prekeys(
+        &self,
+        identity_key: IdentityKey,
+        device_id: Option<u32>,
+    ) -> StoreFuture<Vec<(PrekeyBundle, u32)>> {
+        self.submit(|r| Command::Claim(identity_key, device_id, r))
+    }
+
+    fn one_time_prekey_count(&self, device: DeviceAddress) -> StoreFuture<u32> {
+        self.read(move |c| one_time_count(c, device))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dev(b: u8, id: u32) -> DeviceAddress {
+        DeviceAddress {
+            identity_key: IdentityKey([b; 32]),
+            device_id: id,
+        }
+    }
+
+    fn env(n: u8, to: DeviceAddress) -> NewEnvelope {
+        NewEnvelope {
+            id: EnvelopeId([n; 16]),
+            from: dev(9, 1),
+            to,
+            received_at_ms: 10,
+            expires_at_ms: 100,
+            body: vec![n; 4],
+        }
+    }
+
+    #[tokio::test]
+    async fn enqueue_dedups_caps_acks_and_expires() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("r.db"), Durability::Normal, 2).unwrap();
+        let to = dev(1, 1);
+        assert_eq!(
+            s.enqueue(env(1, to)).await.unwrap(),
+            EnqueueOutcome::UnknownRecipient
+        );
+        assert!(s.register_device(to, 1).await.unwrap());
+        assert_eq!(s.enqueue(env(1, to)).await.unwrap(), EnqueueOutcome::Stored);
+        assert_eq!(
+            s.enqueue(env(1, to)).await.unwrap(),
+            EnqueueOutcome::Duplicate
+        );
+        assert_eq!(s.enqueue(env(2, to)).await.unwrap(), EnqueueOutcome::Stored);
+        assert_eq!(
+            s.enqueue(env(3, to)).await.unwrap(),
+            EnqueueOutcome::QueueFull
+        );
+        assert_eq!(
+            s.enqueue(env(2, to)).await.unwrap(),
+            EnqueueOutcome::Duplicate
+        );
+        let b = s.backlog(to, 0, 10, 50).await.unwrap();
+        assert_eq!(
+            b.iter().map(|e| e.envelope.id.0[0]).collect::<Vec<_>>(),
+            vec![1, 2]
+        );
+        assert!(b[0].seq < b[1].seq);
+        assert_eq!(s.queued_total(), 2);
+        // Another device's ack deletes nothing.
+        assert_eq!(
+            s.ack_ids(dev(2, 1), vec![EnvelopeId([1; 16])])
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(s.ack_ids(to, vec![EnvelopeId([1; 16])]).await.unwrap(), 1);
+        assert_eq!(s.enqueue(env(3, to)).await.unwrap(), EnqueueOutcome::Stored);
+        assert!(
+            s.backlog(to, 0, 10, 100).await.unwrap().is_empty(),
+            "expired are hidden"
+        );
+        assert_eq!(s.purge_expired(100).await.unwrap(), 2);
+        assert_eq!(s.queued_total(), 0);
+    }
+
+    #[tokio::test]
+    async fn concurrent_claims_never_share_a_one_time_prekey() {
+        let dir = tempfile::tempdir().unwrap();
+        let s =
+            Arc::new(SqliteStore::open(&dir.path().join("r.db"), Durability::Normal, 10).unwrap());
+        let d = dev(1, 1);
+        s.register_device(d, 1).await.unwrap();
+        let upload = PrekeyUpload {
+            signed: Some(Prekey {
+                id: 1,
+                key: vec![1],
+            }),
+            last_resort: Some(Prekey {
+                id: 99,
+                key: vec![99],
+            }),
+            one_time: (0..50)
+                .map(|i| Prekey {
+                    id: i,
+                    key: vec![i as u8],
+                })
+                .collect(),
+        };
+        assert_eq!(s.publish_prekeys(d, upload).await.unwrap(), 50);
+        let mut tasks = Vec::new();
+        for _ in 0..60 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                s.claim_prekeys(d.identity_key, None).await
+            }));
+        }
+        let mut seen = HashSet::new();
+        let mut last_resort = 0;
+        for t in tasks {
+            let (b, _) = t.await.unwrap().unwrap().pop().unwrap();
+            match b.one_time {
+                Some(k) => assert!(seen.insert(k.id), "key {} handed out twice", k.id),
+                None => {
+                    assert_eq!(b.last_resort.unwrap().id, 99);
+                    last_resort += 1;
+                }
+            }
+        }
+        assert_eq!((seen.len(), last_resort), (50, 10));
+    }
+}
