@@ -4,7 +4,7 @@
 use latch_store::selftest::{self, StorageReport};
 use tauri::{AppHandle, Manager, Runtime};
 
-use crate::error::{CommandError, ErrorKind};
+use crate::error::CommandError;
 
 /// Proves encrypted storage works on this machine and reports the SQLCipher version.
 ///
@@ -16,9 +16,9 @@ pub(crate) async fn storage_check<R: Runtime>(
     let dir = app
         .path()
         .app_data_dir()
-        .map_err(|e| CommandError::new(ErrorKind::Environment, e))?;
+        .map_err(|_| CommandError::NO_DATA_DIR)?;
     tauri::async_runtime::spawn_blocking(move || selftest::run(&dir))
         .await
-        .map_err(|e| CommandError::new(ErrorKind::Environment, e))?
+        .map_err(|_| CommandError::INTERRUPTED)?
         .map_err(CommandError::from)
 }

@@ -9,6 +9,7 @@ use std::cell::Cell;
 use std::fs::{self, File};
 use std::io;
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -17,6 +18,9 @@ use std::time::{Duration, Instant};
 /// How long `tauri-driver` and WebKitWebDriver may take to start listening. A cold start under
 /// Xvfb on this 2-core machine takes well under a second; the margin absorbs a loaded CI host.
 const DRIVER_START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long `tauri-driver` gets to stop WebKitWebDriver and the app before they are killed.
+const DRIVER_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How often a wait re-checks its condition. Short enough to keep tests fast, long enough not
 /// to flood the driver with requests.
@@ -155,8 +159,7 @@ impl TauriDriver {
         let app = app_binary()?;
         let program =
             std::env::var_os("LATCH_TAURI_DRIVER").unwrap_or_else(|| "tauri-driver".into());
-        let port = free_port()?;
-        let native_port = free_port()?;
+        let [port, native_port] = free_ports()?;
         let log = artifacts.dir().join("driver.log");
         let out = File::create(&log).map_err(io_error(format!("creating {}", log.display())))?;
         let err = out
@@ -173,6 +176,8 @@ impl TauriDriver {
             .env("XDG_DATA_HOME", home.join("data"))
             .env("XDG_CONFIG_HOME", home.join("config"))
             .env("XDG_CACHE_HOME", home.join("cache"))
+            // Its own process group, so teardown reaches WebKitWebDriver and the app too.
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -228,8 +233,19 @@ impl TauriDriver {
 
 impl Drop for TauriDriver {
     fn drop(&mut self) {
-        // The driver may already be gone; either way there is nothing left to clean up.
-        let _ = self.child.kill();
+        // SIGTERM to the whole group: tauri-driver stops WebKitWebDriver only on a signal it
+        // can handle, and SIGKILL to it alone would orphan WebKitWebDriver and the app.
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let deadline = Instant::now() + DRIVER_STOP_TIMEOUT;
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            thread::sleep(POLL_INTERVAL);
+        }
+        // Whatever is still alive after the grace period goes now.
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.wait();
     }
 }
@@ -275,11 +291,19 @@ fn app_binary() -> Result<PathBuf, HarnessError> {
     }
 }
 
-fn free_port() -> Result<u16, HarnessError> {
-    let listener = TcpListener::bind(("127.0.0.1", 0)).map_err(io_error("finding a free port"))?;
-    let port = listener
-        .local_addr()
-        .map_err(io_error("reading the bound port"))?
-        .port();
-    Ok(port)
+/// Distinct free loopback ports: every listener stays bound until all ports are chosen, so the
+/// OS cannot hand out the same one twice.
+fn free_ports<const N: usize>() -> Result<[u16; N], HarnessError> {
+    let mut listeners = Vec::with_capacity(N);
+    let mut ports = [0u16; N];
+    for port in &mut ports {
+        let listener =
+            TcpListener::bind(("127.0.0.1", 0)).map_err(io_error("finding a free port"))?;
+        *port = listener
+            .local_addr()
+            .map_err(io_error("reading the bound port"))?
+            .port();
+        listeners.push(listener);
+    }
+    Ok(ports)
 }

@@ -1,11 +1,13 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { cleanup, fireEvent, render, screen } from "@testing-library/svelte";
 import { clearMocks, mockIPC } from "@tauri-apps/api/mocks";
 import App from "./App.svelte";
+import { COMMAND_TIMEOUT_MS } from "./lib/api";
 
 afterEach(() => {
   cleanup();
   clearMocks();
+  vi.useRealTimers();
 });
 
 describe("storage check", () => {
@@ -54,6 +56,20 @@ describe("storage check", () => {
 
     release({ cipher_version: "4.6.1 community", sqlite_version: "3.46.1" });
     expect(await screen.findByText("4.6.1 community")).toBeTruthy();
+    expect((screen.getByRole("button") as HTMLButtonElement).disabled).toBe(false);
+  });
+
+  it("gives up with a clear message when the core never answers", async () => {
+    vi.useFakeTimers();
+    mockIPC(() => new Promise(() => {}));
+    render(App);
+
+    await fireEvent.click(screen.getByRole("button", { name: "Check encrypted storage" }));
+    await vi.advanceTimersByTimeAsync(COMMAND_TIMEOUT_MS - 1);
+    expect(screen.queryByText(/did not answer/)).toBeNull();
+    await vi.advanceTimersByTimeAsync(1);
+
+    expect(screen.getByText(/did not answer in time/)).toBeTruthy();
     expect((screen.getByRole("button") as HTMLButtonElement).disabled).toBe(false);
   });
 });

@@ -67,9 +67,7 @@ fn write_encrypted(path: &Path) -> Result<StorageReport, SelfTestError> {
     let conn = Connection::open(path)?;
     let mut key = Zeroizing::new([0u8; 32]);
     getrandom::fill(key.as_mut()).map_err(|_| SelfTestError::NoRandomness)?;
-    // A raw key (`x'…'`) skips SQLCipher's passphrase KDF.
-    let pragma = Zeroizing::new(format!("PRAGMA key = \"x'{}'\";", hex(key.as_ref())));
-    conn.execute_batch(&pragma)?;
+    conn.execute_batch(&key_pragma(&key))?;
     let cipher_version: Option<String> = conn
         .query_row("PRAGMA cipher_version", [], |row| row.get(0))
         .ok();
@@ -112,6 +110,22 @@ impl Drop for ScratchFile {
     }
 }
 
+/// `PRAGMA key = "x'<hex>'";`: a raw key skips SQLCipher's passphrase KDF. The hex is written
+/// straight into a buffer sized up front, so no reallocation leaves an unwiped copy behind.
+fn key_pragma(key: &[u8; 32]) -> Zeroizing<String> {
+    const PREFIX: &str = "PRAGMA key = \"x'";
+    const SUFFIX: &str = "'\";";
+    let mut pragma = Zeroizing::new(String::with_capacity(PREFIX.len() + 64 + SUFFIX.len()));
+    pragma.push_str(PREFIX);
+    for b in key {
+        for nibble in [b >> 4, b & 0x0f] {
+            pragma.push(char::from_digit(u32::from(nibble), 16).unwrap_or('0'));
+        }
+    }
+    pragma.push_str(SUFFIX);
+    pragma
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -129,6 +143,23 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_pragma_is_raw_hex_without_reallocating() {
+        let mut key = [0u8; 32];
+        key[0] = 0xab;
+        key[31] = 0x01;
+        let pragma = key_pragma(&key);
+        assert_eq!(
+            pragma.as_str(),
+            format!("PRAGMA key = \"x'ab{}01'\";", "00".repeat(30))
+        );
+        assert_eq!(
+            pragma.len(),
+            pragma.capacity(),
+            "the buffer grew and left a copy"
+        );
+    }
 
     #[test]
     fn reports_sqlcipher_and_leaves_no_file() {

@@ -30,7 +30,33 @@ export function describeError(error: unknown): string {
   return String(error);
 }
 
+/**
+ * How long a command may take before the UI gives up on it. A command refused by the isolation
+ * hook never settles, and a stuck core must not leave the UI spinning forever.
+ */
+export const COMMAND_TIMEOUT_MS = 30_000;
+
+/** Invokes a command, rejecting with a `timeout` error if the core does not answer in time. */
+function call<T>(command: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject({ kind: "timeout", message: "Latch's core did not answer in time." }),
+      COMMAND_TIMEOUT_MS,
+    );
+    invoke<T>(command).then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
+}
+
 /** Asks the core to prove that encrypted storage works on this machine. */
 export function storageCheck(): Promise<StorageReport> {
-  return invoke<StorageReport>("storage_check");
+  return call<StorageReport>("storage_check");
 }
