@@ -15,6 +15,8 @@ use crate::secret::{Secret, SecretVec};
 
 /// Version byte of every prekey record and of [`PreKeyBundle`].
 pub const PREKEY_RECORD_VERSION: u8 = 1;
+/// Version of the stored prekey records the current code writes.
+pub const PREKEY_STORE_VERSION: u8 = 1;
 
 /// Domain separator for signatures over X25519 signed prekeys.
 const SIGNED_PREKEY_CONTEXT: &[u8] = b"Latch signed prekey X25519 v1";
