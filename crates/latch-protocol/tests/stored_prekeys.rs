@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 /// The prekey record version the current code writes.
 const CURRENT: u8 = prekey::PREKEY_STORE_VERSION;
 /// Every version with a committed fixture.
-const VERSIONS: &[u8] = &[1];
+const VERSIONS: &[u8] = &[1, 2];
 
 fn path(version: u8) -> String {
     format!(
@@ -135,4 +135,37 @@ fn record_format_is_unchanged() {
         "the prekey record encoding changed: bump PREKEY_STORE_VERSION, keep decoding the old \
          version, and commit a fixture for the new one"
     );
+}
+
+#[test]
+fn corrupted_or_unknown_prekey_records_are_typed_errors() {
+    let f = load(CURRENT);
+    let kem = hex::decode(&f.kem_prekey).unwrap();
+    // A flipped bit in the encapsulation key embedded in the expanded decapsulation key: its
+    // hash no longer matches the embedded H(ek) (FIPS 203 decapsulation key check).
+    let mut bad = kem.clone();
+    bad[1 + 4 + 8 + 1 + 64 + 1536 + 10] ^= 1;
+    assert_eq!(
+        KemPreKeyRecord::from_secret_bytes(&bad).unwrap_err(),
+        DecodeError::InvalidKey("ML-KEM decapsulation key")
+    );
+    let mut unknown = kem.clone();
+    unknown[0] = 3;
+    assert_eq!(
+        KemPreKeyRecord::from_secret_bytes(&unknown).unwrap_err(),
+        DecodeError::UnknownVersion(3)
+    );
+    // A version 2 record labelled version 1 is refused, not misread.
+    let mut relabelled = kem.clone();
+    relabelled[0] = 1;
+    assert!(KemPreKeyRecord::from_secret_bytes(&relabelled).is_err());
+    let spk = hex::decode(&f.signed_prekey).unwrap();
+    assert_eq!(
+        SignedPreKeyRecord::from_secret_bytes(&spk[..spk.len() - 1]).unwrap_err(),
+        DecodeError::Truncated
+    );
+    let opk = hex::decode(&f.one_time_prekey).unwrap();
+    let mut relabelled = opk.clone();
+    relabelled[0] = 1;
+    assert!(OneTimePreKeyRecord::from_secret_bytes(&relabelled).is_err());
 }
