@@ -256,7 +256,7 @@ impl KemPreKeyRecord {
 }
 
 /// What a device publishes (through the relay) so others can start sessions with it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct PreKeyBundle {
     /// The owner's identity.
     pub identity: IdentityKey,
@@ -274,6 +274,41 @@ pub struct PreKeyBundle {
     pub kem_prekey: Vec<u8>,
     /// Identity signature over `kem_prekey`.
     pub kem_prekey_signature: [u8; 64],
+    /// The signed content [`Self::from_bytes`] verified. Starting a session from a decoded
+    /// bundle checks the signatures again ([`Self::verify_signatures`]); when the fields still
+    /// equal what was verified, that second check of the same two signatures is skipped. Any
+    /// change to a field makes the comparison fail and the signatures are verified in full.
+    verified: Option<Box<[u8]>>,
+}
+
+impl PartialEq for PreKeyBundle {
+    fn eq(&self, other: &Self) -> bool {
+        self.identity == other.identity
+            && self.signed_prekey_id == other.signed_prekey_id
+            && self.signed_prekey == other.signed_prekey
+            && self.signed_prekey_signature == other.signed_prekey_signature
+            && self.one_time_prekey == other.one_time_prekey
+            && self.kem_prekey_id == other.kem_prekey_id
+            && self.kem_prekey == other.kem_prekey
+            && self.kem_prekey_signature == other.kem_prekey_signature
+    }
+}
+
+impl Eq for PreKeyBundle {}
+
+impl core::fmt::Debug for PreKeyBundle {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PreKeyBundle")
+            .field("identity", &self.identity)
+            .field("signed_prekey_id", &self.signed_prekey_id)
+            .field("signed_prekey", &self.signed_prekey)
+            .field("signed_prekey_signature", &self.signed_prekey_signature)
+            .field("one_time_prekey", &self.one_time_prekey)
+            .field("kem_prekey_id", &self.kem_prekey_id)
+            .field("kem_prekey", &self.kem_prekey)
+            .field("kem_prekey_signature", &self.kem_prekey_signature)
+            .finish()
+    }
 }
 
 /// Encoded length of a [`PreKeyBundle`] (fixed: the one-time prekey slot is always present).
@@ -297,11 +332,32 @@ impl PreKeyBundle {
             kem_prekey_id: kem.id,
             kem_prekey: kem.key_pair.public_bytes().to_vec(),
             kem_prekey_signature: kem.signature,
+            verified: None,
         }
+    }
+
+    /// Everything the two signatures cover, with the key that must have made them.
+    fn signed_content(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(IDENTITY_KEY_LEN + 32 + 64 + KEM_PUBLIC_KEY_LEN + 64);
+        w.bytes(&self.identity.to_bytes());
+        w.bytes(&self.signed_prekey);
+        w.bytes(&self.signed_prekey_signature);
+        w.bytes(&self.kem_prekey);
+        w.bytes(&self.kem_prekey_signature);
+        w.finish()
     }
 
     /// Checks both prekey signatures against the bundle's identity.
     pub fn verify_signatures(&self) -> bool {
+        if let Some(verified) = &self.verified
+            && **verified == *self.signed_content()
+        {
+            return true;
+        }
+        self.verify_signatures_in_full()
+    }
+
+    fn verify_signatures_in_full(&self) -> bool {
         let spk = self.identity.verify(
             &signed_message(SIGNED_PREKEY_CONTEXT, &self.signed_prekey),
             &self.signed_prekey_signature,
@@ -351,7 +407,7 @@ impl PreKeyBundle {
         let kem_prekey = r.take(KEM_PUBLIC_KEY_LEN)?.to_vec();
         let kem_prekey_signature = r.array()?;
         r.finish()?;
-        let bundle = Self {
+        let mut bundle = Self {
             identity,
             signed_prekey_id,
             signed_prekey,
@@ -360,10 +416,12 @@ impl PreKeyBundle {
             kem_prekey_id,
             kem_prekey,
             kem_prekey_signature,
+            verified: None,
         };
-        if !bundle.verify_signatures() {
+        if !bundle.verify_signatures_in_full() {
             return Err(DecodeError::InvalidKey("prekey bundle signature"));
         }
+        bundle.verified = Some(bundle.signed_content().into_boxed_slice());
         Ok(bundle)
     }
 }
