@@ -8,6 +8,9 @@
 //! - `setup`: from the peer's published keys to the responder holding a session: initiator
 //!   key agreement + first encrypt + responder key agreement + first decrypt. Latch does
 //!   PQXDH (X25519 + ML-KEM-1024 + signature checks), Olm does 3DH.
+//!   `setup/latch_pqxdh_bundle_bytes` is the same starting from the bundle's encoding, as a
+//!   client receives it from the relay (decoding verifies the signatures).
+//! - `prim`: the primitives setup is made of, to see where its time goes.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
@@ -147,6 +150,25 @@ fn setup(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+    let bundle_bytes = template.bundle.to_bytes();
+    g.bench_function("latch_pqxdh_bundle_bytes", |bench| {
+        bench.iter_batched(
+            || {
+                (
+                    template.alice.clone(),
+                    template.bob.clone(),
+                    ChaCha20Rng::seed_from_u64(3),
+                )
+            },
+            |(mut alice, mut bob, mut r)| {
+                let bundle = PreKeyBundle::from_bytes(&bundle_bytes).unwrap();
+                process_prekey_bundle(&mut alice, &template.b, &bundle, &mut r).unwrap();
+                let m = encrypt(&mut alice, &template.b, PLAINTEXT).unwrap();
+                black_box(decrypt(&mut bob, &template.a, &m, &mut r).unwrap());
+            },
+            BatchSize::SmallInput,
+        )
+    });
     g.bench_function("vodozemac_olm", |bench| {
         bench.iter_batched(
             || {
@@ -176,9 +198,50 @@ fn setup(c: &mut Criterion) {
     g.finish();
 }
 
+fn prim(c: &mut Criterion) {
+    use latch_protocol::keys::*;
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    let mut g = c.benchmark_group("prim");
+    let a = KeyPair::generate(&mut rng);
+    let b = KeyPair::generate(&mut rng);
+    let sa = a.secret_bytes();
+    let pb = b.public_bytes();
+    g.bench_function("x25519_dh", |bn| {
+        bn.iter(|| black_box(x25519_raw(sa.expose(), &pb).unwrap()))
+    });
+    g.bench_function("x25519_basemul", |bn| {
+        bn.iter(|| black_box(KeyPair::from_secret(&sa).public_bytes()))
+    });
+    let id = IdentityKeyPair::generate(&mut rng);
+    let sig = id.sign(b"hello");
+    let pk = id.public().signing_key_bytes();
+    g.bench_function("ed25519_verify", |bn| {
+        bn.iter(|| black_box(ed25519_verify(&pk, b"hello", &sig)))
+    });
+    let rec = KemPreKeyRecord::generate(1, 0, false, &id, &mut rng);
+    let seed = rec.key_pair.seed().clone();
+    g.bench_function("kem_keygen", |bn| {
+        bn.iter(|| black_box(KemKeyPair::from_seed(seed.clone()).public_bytes().len()))
+    });
+    let ek = rec.key_pair.public_bytes().to_vec();
+    g.bench_function("kem_encap", |bn| {
+        bn.iter(|| black_box(kem_encapsulate(&ek, &mut rng).unwrap()))
+    });
+    let (ct, _) = kem_encapsulate(&ek, &mut rng).unwrap();
+    // As a responder does it: load the ML-KEM prekey record, then decapsulate.
+    let stored = rec.to_secret_bytes();
+    g.bench_function("kem_load_and_decap", |bn| {
+        bn.iter(|| {
+            let k = KemPreKeyRecord::from_secret_bytes(stored.expose()).unwrap();
+            black_box(k.key_pair.decapsulate(&ct).unwrap())
+        })
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(4));
-    targets = message, setup
+    targets = message, setup, prim
 }
 criterion_main!(benches);
