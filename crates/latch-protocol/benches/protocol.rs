@@ -8,9 +8,16 @@
 //! - `setup`: from the peer's published keys to the responder holding a session: initiator
 //!   key agreement + first encrypt + responder key agreement + first decrypt. Latch does
 //!   PQXDH (X25519 + ML-KEM-1024 + signature checks), Olm does 3DH.
+//!   `setup/latch_pqxdh_bundle_bytes` is the same starting from the bundle's encoding, as a
+//!   client receives it from the relay (decoding verifies the signatures).
+//! - `prim`: the primitives setup is made of, to see where its time goes.
+//! - `setup_cpu`: the `setup` group measured in this thread's CPU time
+//!   (`/proc/thread-self/schedstat`) instead of wall-clock time, so time the thread spends
+//!   preempted by other processes on a shared machine does not count. Linux only.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use criterion::measurement::{Measurement, ValueFormatter};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use latch_protocol::session::{decrypt, encrypt, process_prekey_bundle};
 use latch_protocol::store::{KemPreKeyStore, PreKeyStore, SessionStore, SignedPreKeyStore};
 use latch_protocol::*;
@@ -127,8 +134,12 @@ fn message(c: &mut Criterion) {
 }
 
 fn setup(c: &mut Criterion) {
+    setup_named(c, "setup");
+}
+
+fn setup_named<M: Measurement>(c: &mut Criterion<M>, group: &str) {
     let mut rng = ChaCha20Rng::seed_from_u64(2);
-    let mut g = c.benchmark_group("setup");
+    let mut g = c.benchmark_group(group);
     let template = latch_parties(&mut rng);
     g.bench_function("latch_pqxdh", |bench| {
         bench.iter_batched(
@@ -141,6 +152,25 @@ fn setup(c: &mut Criterion) {
             },
             |(mut alice, mut bob, mut r)| {
                 process_prekey_bundle(&mut alice, &template.b, &template.bundle, &mut r).unwrap();
+                let m = encrypt(&mut alice, &template.b, PLAINTEXT).unwrap();
+                black_box(decrypt(&mut bob, &template.a, &m, &mut r).unwrap());
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    let bundle_bytes = template.bundle.to_bytes();
+    g.bench_function("latch_pqxdh_bundle_bytes", |bench| {
+        bench.iter_batched(
+            || {
+                (
+                    template.alice.clone(),
+                    template.bob.clone(),
+                    ChaCha20Rng::seed_from_u64(3),
+                )
+            },
+            |(mut alice, mut bob, mut r)| {
+                let bundle = PreKeyBundle::from_bytes(&bundle_bytes).unwrap();
+                process_prekey_bundle(&mut alice, &template.b, &bundle, &mut r).unwrap();
                 let m = encrypt(&mut alice, &template.b, PLAINTEXT).unwrap();
                 black_box(decrypt(&mut bob, &template.a, &m, &mut r).unwrap());
             },
@@ -176,9 +206,117 @@ fn setup(c: &mut Criterion) {
     g.finish();
 }
 
+fn prim(c: &mut Criterion) {
+    use latch_protocol::keys::*;
+    let mut rng = ChaCha20Rng::seed_from_u64(9);
+    let mut g = c.benchmark_group("prim");
+    let a = KeyPair::generate(&mut rng);
+    let b = KeyPair::generate(&mut rng);
+    let sa = a.secret_bytes();
+    let pb = b.public_bytes();
+    g.bench_function("x25519_dh", |bn| {
+        bn.iter(|| black_box(x25519_raw(sa.expose(), &pb).unwrap()))
+    });
+    g.bench_function("x25519_basemul", |bn| {
+        bn.iter(|| black_box(KeyPair::from_secret(&sa).public_bytes()))
+    });
+    let id = IdentityKeyPair::generate(&mut rng);
+    let sig = id.sign(b"hello");
+    let pk = id.public().signing_key_bytes();
+    g.bench_function("ed25519_verify", |bn| {
+        bn.iter(|| black_box(ed25519_verify(&pk, b"hello", &sig)))
+    });
+    let rec = KemPreKeyRecord::generate(1, 0, false, &id, &mut rng);
+    let seed = rec.key_pair.seed().clone();
+    g.bench_function("kem_keygen", |bn| {
+        bn.iter(|| black_box(KemKeyPair::from_seed(seed.clone()).public_bytes().len()))
+    });
+    let ek = rec.key_pair.public_bytes().to_vec();
+    g.bench_function("kem_encap", |bn| {
+        bn.iter(|| black_box(kem_encapsulate(&ek, &mut rng).unwrap()))
+    });
+    let (ct, _) = kem_encapsulate(&ek, &mut rng).unwrap();
+    // As a responder does it: load the ML-KEM prekey record, then decapsulate.
+    let stored = rec.to_secret_bytes();
+    g.bench_function("kem_load_and_decap", |bn| {
+        bn.iter(|| {
+            let k = KemPreKeyRecord::from_secret_bytes(stored.expose()).unwrap();
+            black_box(k.key_pair.decapsulate(&ct).unwrap())
+        })
+    });
+    g.finish();
+}
+
+/// CPU time of the calling thread, in nanoseconds (first field of its schedstat).
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .expect("reading /proc/thread-self/schedstat")
+}
+
+struct ThreadCpuTime;
+
+impl Measurement for ThreadCpuTime {
+    type Intermediate = u64;
+    type Value = u64;
+    fn start(&self) -> u64 {
+        thread_cpu_ns()
+    }
+    fn end(&self, start: u64) -> u64 {
+        thread_cpu_ns().saturating_sub(start)
+    }
+    fn add(&self, a: &u64, b: &u64) -> u64 {
+        a + b
+    }
+    fn zero(&self) -> u64 {
+        0
+    }
+    fn to_f64(&self, v: &u64) -> f64 {
+        *v as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        &CpuFormatter
+    }
+}
+
+struct CpuFormatter;
+
+impl ValueFormatter for CpuFormatter {
+    fn scale_values(&self, ns: f64, values: &mut [f64]) -> &'static str {
+        let (factor, unit) = if ns < 1e3 {
+            (1.0, "ns cpu")
+        } else if ns < 1e6 {
+            (1e-3, "µs cpu")
+        } else {
+            (1e-6, "ms cpu")
+        };
+        values.iter_mut().for_each(|v| *v *= factor);
+        unit
+    }
+    fn scale_throughputs(&self, _: f64, _: &Throughput, _: &mut [f64]) -> &'static str {
+        "n/a"
+    }
+    fn scale_for_machines(&self, _: &mut [f64]) -> &'static str {
+        "ns"
+    }
+}
+
+fn setup_cpu(c: &mut Criterion<ThreadCpuTime>) {
+    setup_named(c, "setup_cpu");
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(4));
-    targets = message, setup
+    targets = message, setup, prim
 }
-criterion_main!(benches);
+criterion_group! {
+    name = cpu_benches;
+    config = Criterion::default()
+        .with_measurement(ThreadCpuTime)
+        .sample_size(30)
+        .measurement_time(std::time::Duration::from_secs(4));
+    targets = setup_cpu
+}
+criterion_main!(benches, cpu_benches);

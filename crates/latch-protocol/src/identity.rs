@@ -67,7 +67,7 @@ impl IdentityKey {
 
     /// Verifies an Ed25519 signature made by this identity (strict: rejects malleable forms).
     pub fn verify(&self, message: &[u8], signature: &[u8; 64]) -> bool {
-        crate::keys::ed25519_verify(self.signing.as_bytes(), message, signature)
+        crate::keys::ed25519_verify_key(&self.signing, message, signature)
     }
 
     /// Canonical encoding: `version(1) || ed25519(32) || x25519(32) || certificate(64)`.

@@ -129,6 +129,16 @@ pub fn ed25519_verify(public: &[u8; 32], message: &[u8], signature: &[u8; 64]) -
     let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(public) else {
         return false;
     };
+    ed25519_verify_key(&key, message, signature)
+}
+
+/// [`ed25519_verify`] with the key already decoded, so a caller holding a decompressed key
+/// (an [`crate::IdentityKey`]) does not pay for decompressing it again on every check.
+pub(crate) fn ed25519_verify_key(
+    key: &ed25519_dalek::VerifyingKey,
+    message: &[u8],
+    signature: &[u8; 64],
+) -> bool {
     if key.is_weak() {
         return false;
     }
@@ -217,15 +227,23 @@ pub fn aead_open(
 type Ek = <MlKem1024 as KemCore>::EncapsulationKey;
 type Dk = <MlKem1024 as KemCore>::DecapsulationKey;
 
-/// An ML-KEM-1024 key pair, held as its 64-byte FIPS 203 seed `(d, z)`.
+/// Length of an encoded (expanded) ML-KEM-1024 decapsulation key.
+pub const KEM_DECAPSULATION_KEY_LEN: usize = 3168;
+/// Offset of `H(ek)` in the expanded decapsulation key: `dk_pke(1536) || ek(1568) || h || z`.
+const KEM_DK_HASH_OFFSET: usize = 1536 + KEM_PUBLIC_KEY_LEN;
+
+/// An ML-KEM-1024 key pair: its 64-byte FIPS 203 seed `(d, z)` and, once derived or loaded, the
+/// expanded decapsulation key.
 ///
-/// Keeping the seed rather than the 3168-byte expanded key makes the secret small and easy to
-/// zeroize; re-deriving the key costs one key generation per decapsulation, which happens once
-/// per session.
+/// The seed is the canonical secret. Expanding it is a full key generation (about as costly as
+/// a decapsulation), so the expanded key is cached here and stored next to the seed in prekey
+/// records: a responder then decapsulates without regenerating the key pair.
 #[derive(Clone)]
 pub struct KemKeyPair {
     seed: Secret<64>,
-    /// Derived on first use: a responder loading the key only to decapsulate never needs it.
+    /// Derived on first use, or loaded from a record. `DecapsulationKey` zeroizes on drop.
+    expanded: std::sync::OnceLock<Box<Dk>>,
+    /// The encoded encapsulation key, taken from `expanded` on first use.
     public: std::sync::OnceLock<Vec<u8>>,
 }
 
@@ -235,30 +253,64 @@ impl KemKeyPair {
         Self::from_seed(Secret::random(rng))
     }
 
-    /// Rebuilds the key pair from its seed.
+    /// Rebuilds the key pair from its seed (expanded lazily, on first use).
     pub fn from_seed(seed: Secret<64>) -> Self {
         Self {
-            public: std::sync::OnceLock::new(),
             seed,
+            expanded: std::sync::OnceLock::new(),
+            public: std::sync::OnceLock::new(),
         }
     }
 
-    fn expand(seed: &Secret<64>) -> (Dk, Ek) {
+    /// Rebuilds the key pair from its seed and its stored expanded decapsulation key, without
+    /// a key generation. Only for our own records, written by [`Self::seed`] and
+    /// [`Self::expanded_bytes`] together: the expanded key is not re-derived from the seed
+    /// (that would cost the key generation this avoids), but it gets FIPS 203's decapsulation
+    /// key check (the embedded `H(ek)` must match the embedded `ek`), which catches corruption.
+    pub(crate) fn from_seed_and_expanded(
+        seed: Secret<64>,
+        expanded: &[u8],
+    ) -> Result<Self, CryptoError> {
+        let enc = ml_kem::Encoded::<Dk>::try_from(expanded).map_err(|_| CryptoError::InvalidKem)?;
+        let dk = Box::new(Dk::from_bytes(&enc));
+        let mut enc = enc;
+        enc.as_mut_slice().zeroize();
+        let ek = dk.encapsulation_key().as_bytes();
+        let h = <sha3::Sha3_256 as sha3::Digest>::digest(ek.as_slice());
+        let stored_h = expanded
+            .get(KEM_DK_HASH_OFFSET..KEM_DK_HASH_OFFSET + 32)
+            .ok_or(CryptoError::InvalidKem)?;
+        if h.as_slice() != stored_h {
+            return Err(CryptoError::InvalidKem);
+        }
+        Ok(Self {
+            seed,
+            expanded: dk.into(),
+            public: ek.to_vec().into(),
+        })
+    }
+
+    fn expand(seed: &Secret<64>) -> Dk {
         let s = seed.expose();
         let mut d = [0u8; 32];
         let mut z = [0u8; 32];
         d.copy_from_slice(&s[..32]);
         z.copy_from_slice(&s[32..]);
-        let out = MlKem1024::generate_deterministic(&d.into(), &z.into());
+        let (dk, _) = MlKem1024::generate_deterministic(&d.into(), &z.into());
         d.zeroize();
         z.zeroize();
-        out
+        dk
+    }
+
+    fn expanded(&self) -> &Dk {
+        self.expanded
+            .get_or_init(|| Box::new(Self::expand(&self.seed)))
     }
 
     /// The encoded encapsulation key to publish.
     pub fn public_bytes(&self) -> &[u8] {
         self.public
-            .get_or_init(|| Self::expand(&self.seed).1.as_bytes().to_vec())
+            .get_or_init(|| self.expanded().encapsulation_key().as_bytes().to_vec())
     }
 
     /// The seed, for serialization into a store.
@@ -266,12 +318,23 @@ impl KemKeyPair {
         &self.seed
     }
 
+    /// The expanded decapsulation key ([`KEM_DECAPSULATION_KEY_LEN`] bytes), for serialization
+    /// into a store next to the seed.
+    pub fn expanded_bytes(&self) -> SecretVec {
+        let mut enc = self.expanded().as_bytes();
+        let out = SecretVec::new(enc.to_vec());
+        enc.as_mut_slice().zeroize();
+        out
+    }
+
     /// Decapsulates a ciphertext addressed to this key pair.
     pub fn decapsulate(&self, ciphertext: &[u8]) -> Result<Secret<32>, CryptoError> {
         let ct = ml_kem::Ciphertext::<MlKem1024>::try_from(ciphertext)
             .map_err(|_| CryptoError::InvalidKem)?;
-        let (dk, _) = Self::expand(&self.seed);
-        let ss = dk.decapsulate(&ct).map_err(|_| CryptoError::InvalidKem)?;
+        let ss = self
+            .expanded()
+            .decapsulate(&ct)
+            .map_err(|_| CryptoError::InvalidKem)?;
         Ok(Secret::new(ss.into()))
     }
 }

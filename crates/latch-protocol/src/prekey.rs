@@ -10,11 +10,48 @@ use rand_core::{CryptoRng, RngCore};
 use crate::codec::{self, Writer};
 use crate::error::DecodeError;
 use crate::identity::{IDENTITY_KEY_LEN, IdentityKey, IdentityKeyPair};
-use crate::keys::{KEM_PUBLIC_KEY_LEN, KemKeyPair, KeyPair};
+use crate::keys::{KEM_DECAPSULATION_KEY_LEN, KEM_PUBLIC_KEY_LEN, KemKeyPair, KeyPair};
 use crate::secret::{Secret, SecretVec};
 
-/// Version byte of every prekey record and of [`PreKeyBundle`].
+/// Version byte of [`PreKeyBundle`] and of the first (secrets-only) prekey record format.
 pub const PREKEY_RECORD_VERSION: u8 = 1;
+/// Version of the stored prekey records the current code writes. Version 2 stores the public
+/// halves next to the secrets (X25519 public key, expanded ML-KEM decapsulation key) so that
+/// loading a record for a session needs no key derivation; version 1 records still decode.
+pub const PREKEY_STORE_VERSION: u8 = 2;
+
+const ONE_TIME_V1_LEN: usize = 1 + 4 + 32;
+const ONE_TIME_V2_LEN: usize = ONE_TIME_V1_LEN + 32;
+const SIGNED_V1_LEN: usize = 1 + 4 + 8 + 32 + 64;
+const SIGNED_V2_LEN: usize = SIGNED_V1_LEN + 32;
+const KEM_V1_LEN: usize = 1 + 4 + 8 + 1 + 64 + 64;
+const KEM_V2_LEN: usize = KEM_V1_LEN + KEM_DECAPSULATION_KEY_LEN;
+
+/// Reads a stored X25519 key pair: v1 kept the secret only (the public key is recomputed),
+/// v2 keeps both halves.
+fn read_key_pair(r: &mut codec::Reader<'_>, version: u8) -> Result<KeyPair, DecodeError> {
+    let secret = Secret::new(r.array()?);
+    Ok(if version == 1 {
+        KeyPair::from_secret(&secret)
+    } else {
+        KeyPair::from_parts_unchecked(&secret, r.array()?)
+    })
+}
+
+/// Opens a stored prekey record of either supported version, checking its exact length.
+fn open_record(
+    bytes: &[u8],
+    v1_len: usize,
+    v2_len: usize,
+) -> Result<(codec::Reader<'_>, u8), DecodeError> {
+    let (version, len) = match bytes.first() {
+        Some(&PREKEY_RECORD_VERSION) => (PREKEY_RECORD_VERSION, v1_len),
+        Some(&PREKEY_STORE_VERSION) => (PREKEY_STORE_VERSION, v2_len),
+        Some(&v) => return Err(DecodeError::UnknownVersion(v)),
+        None => return Err(DecodeError::Truncated),
+    };
+    Ok((codec::open(bytes, len, version)?, version))
+}
 
 /// Domain separator for signatures over X25519 signed prekeys.
 const SIGNED_PREKEY_CONTEXT: &[u8] = b"Latch signed prekey X25519 v1";
@@ -46,25 +83,23 @@ impl OneTimePreKeyRecord {
         }
     }
 
-    /// `version || id || secret`.
+    /// `version(2) || id || secret || public`.
     pub fn to_secret_bytes(&self) -> SecretVec {
-        let mut w = Writer::with_capacity(37);
-        w.u8(PREKEY_RECORD_VERSION);
+        let mut w = Writer::with_capacity(ONE_TIME_V2_LEN);
+        w.u8(PREKEY_STORE_VERSION);
         w.u32(self.id);
         w.bytes(self.key_pair.secret_bytes().expose());
+        w.bytes(&self.key_pair.public_bytes());
         SecretVec::new(w.finish())
     }
 
-    /// Decodes [`Self::to_secret_bytes`].
+    /// Decodes [`Self::to_secret_bytes`], and version 1 (`version || id || secret`).
     pub fn from_secret_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let mut r = codec::open(bytes, 37, PREKEY_RECORD_VERSION)?;
+        let (mut r, version) = open_record(bytes, ONE_TIME_V1_LEN, ONE_TIME_V2_LEN)?;
         let id = r.u32()?;
-        let secret = Secret::new(r.array()?);
+        let key_pair = read_key_pair(&mut r, version)?;
         r.finish()?;
-        Ok(Self {
-            id,
-            key_pair: KeyPair::from_secret(&secret),
-        })
+        Ok(Self { id, key_pair })
     }
 }
 
@@ -108,29 +143,31 @@ impl SignedPreKeyRecord {
         }
     }
 
-    /// `version || id || created_at || secret || signature`.
+    /// `version(2) || id || created_at || secret || public || signature`.
     pub fn to_secret_bytes(&self) -> SecretVec {
-        let mut w = Writer::with_capacity(1 + 4 + 8 + 32 + 64);
-        w.u8(PREKEY_RECORD_VERSION);
+        let mut w = Writer::with_capacity(SIGNED_V2_LEN);
+        w.u8(PREKEY_STORE_VERSION);
         w.u32(self.id);
         w.u64(self.created_at_ms);
         w.bytes(self.key_pair.secret_bytes().expose());
+        w.bytes(&self.key_pair.public_bytes());
         w.bytes(&self.signature);
         SecretVec::new(w.finish())
     }
 
-    /// Decodes [`Self::to_secret_bytes`].
+    /// Decodes [`Self::to_secret_bytes`], and version 1
+    /// (`version || id || created_at || secret || signature`).
     pub fn from_secret_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let mut r = codec::open(bytes, 1 + 4 + 8 + 32 + 64, PREKEY_RECORD_VERSION)?;
+        let (mut r, version) = open_record(bytes, SIGNED_V1_LEN, SIGNED_V2_LEN)?;
         let id = r.u32()?;
         let created_at_ms = r.u64()?;
-        let secret = Secret::new(r.array()?);
+        let key_pair = read_key_pair(&mut r, version)?;
         let signature = r.array()?;
         r.finish()?;
         Ok(Self {
             id,
             created_at_ms,
-            key_pair: KeyPair::from_secret(&secret),
+            key_pair,
             signature,
         })
     }
@@ -151,8 +188,6 @@ pub struct KemPreKeyRecord {
     /// Identity signature over the encapsulation key.
     pub signature: [u8; 64],
 }
-
-const KEM_RECORD_LEN: usize = 1 + 4 + 8 + 1 + 64 + 64;
 
 impl KemPreKeyRecord {
     /// The exact bytes an identity signs to certify the ML-KEM prekey `public`.
@@ -179,39 +214,49 @@ impl KemPreKeyRecord {
         }
     }
 
-    /// `version || id || created_at || last_resort || seed(64) || signature`.
+    /// `version(2) || id || created_at || last_resort || seed(64) || expanded
+    /// decapsulation key(3168) || signature`.
     pub fn to_secret_bytes(&self) -> SecretVec {
-        let mut w = Writer::with_capacity(KEM_RECORD_LEN);
-        w.u8(PREKEY_RECORD_VERSION);
+        let mut w = Writer::with_capacity(KEM_V2_LEN);
+        w.u8(PREKEY_STORE_VERSION);
         w.u32(self.id);
         w.u64(self.created_at_ms);
         w.u8(u8::from(self.last_resort));
         w.bytes(self.key_pair.seed().expose());
+        w.bytes(self.key_pair.expanded_bytes().expose());
         w.bytes(&self.signature);
         SecretVec::new(w.finish())
     }
 
-    /// Decodes [`Self::to_secret_bytes`].
+    /// Decodes [`Self::to_secret_bytes`], and version 1
+    /// (`version || id || created_at || last_resort || seed(64) || signature`), whose key is
+    /// expanded from the seed on first use.
     pub fn from_secret_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let mut r = codec::open(bytes, KEM_RECORD_LEN, PREKEY_RECORD_VERSION)?;
+        let (mut r, version) = open_record(bytes, KEM_V1_LEN, KEM_V2_LEN)?;
         let id = r.u32()?;
         let created_at_ms = r.u64()?;
         let last_resort = r.bool()?;
         let seed = Secret::new(r.array()?);
+        let key_pair = if version == PREKEY_RECORD_VERSION {
+            KemKeyPair::from_seed(seed)
+        } else {
+            KemKeyPair::from_seed_and_expanded(seed, r.take(KEM_DECAPSULATION_KEY_LEN)?)
+                .map_err(|_| DecodeError::InvalidKey("ML-KEM decapsulation key"))?
+        };
         let signature = r.array()?;
         r.finish()?;
         Ok(Self {
             id,
             created_at_ms,
             last_resort,
-            key_pair: KemKeyPair::from_seed(seed),
+            key_pair,
             signature,
         })
     }
 }
 
 /// What a device publishes (through the relay) so others can start sessions with it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct PreKeyBundle {
     /// The owner's identity.
     pub identity: IdentityKey,
@@ -229,6 +274,41 @@ pub struct PreKeyBundle {
     pub kem_prekey: Vec<u8>,
     /// Identity signature over `kem_prekey`.
     pub kem_prekey_signature: [u8; 64],
+    /// The signed content [`Self::from_bytes`] verified. Starting a session from a decoded
+    /// bundle checks the signatures again ([`Self::verify_signatures`]); when the fields still
+    /// equal what was verified, that second check of the same two signatures is skipped. Any
+    /// change to a field makes the comparison fail and the signatures are verified in full.
+    verified: Option<Box<[u8]>>,
+}
+
+impl PartialEq for PreKeyBundle {
+    fn eq(&self, other: &Self) -> bool {
+        self.identity == other.identity
+            && self.signed_prekey_id == other.signed_prekey_id
+            && self.signed_prekey == other.signed_prekey
+            && self.signed_prekey_signature == other.signed_prekey_signature
+            && self.one_time_prekey == other.one_time_prekey
+            && self.kem_prekey_id == other.kem_prekey_id
+            && self.kem_prekey == other.kem_prekey
+            && self.kem_prekey_signature == other.kem_prekey_signature
+    }
+}
+
+impl Eq for PreKeyBundle {}
+
+impl core::fmt::Debug for PreKeyBundle {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PreKeyBundle")
+            .field("identity", &self.identity)
+            .field("signed_prekey_id", &self.signed_prekey_id)
+            .field("signed_prekey", &self.signed_prekey)
+            .field("signed_prekey_signature", &self.signed_prekey_signature)
+            .field("one_time_prekey", &self.one_time_prekey)
+            .field("kem_prekey_id", &self.kem_prekey_id)
+            .field("kem_prekey", &self.kem_prekey)
+            .field("kem_prekey_signature", &self.kem_prekey_signature)
+            .finish()
+    }
 }
 
 /// Encoded length of a [`PreKeyBundle`] (fixed: the one-time prekey slot is always present).
@@ -252,11 +332,32 @@ impl PreKeyBundle {
             kem_prekey_id: kem.id,
             kem_prekey: kem.key_pair.public_bytes().to_vec(),
             kem_prekey_signature: kem.signature,
+            verified: None,
         }
+    }
+
+    /// Everything the two signatures cover, with the key that must have made them.
+    fn signed_content(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(IDENTITY_KEY_LEN + 32 + 64 + KEM_PUBLIC_KEY_LEN + 64);
+        w.bytes(&self.identity.to_bytes());
+        w.bytes(&self.signed_prekey);
+        w.bytes(&self.signed_prekey_signature);
+        w.bytes(&self.kem_prekey);
+        w.bytes(&self.kem_prekey_signature);
+        w.finish()
     }
 
     /// Checks both prekey signatures against the bundle's identity.
     pub fn verify_signatures(&self) -> bool {
+        if let Some(verified) = &self.verified
+            && **verified == *self.signed_content()
+        {
+            return true;
+        }
+        self.verify_signatures_in_full()
+    }
+
+    fn verify_signatures_in_full(&self) -> bool {
         let spk = self.identity.verify(
             &signed_message(SIGNED_PREKEY_CONTEXT, &self.signed_prekey),
             &self.signed_prekey_signature,
@@ -306,7 +407,7 @@ impl PreKeyBundle {
         let kem_prekey = r.take(KEM_PUBLIC_KEY_LEN)?.to_vec();
         let kem_prekey_signature = r.array()?;
         r.finish()?;
-        let bundle = Self {
+        let mut bundle = Self {
             identity,
             signed_prekey_id,
             signed_prekey,
@@ -315,10 +416,12 @@ impl PreKeyBundle {
             kem_prekey_id,
             kem_prekey,
             kem_prekey_signature,
+            verified: None,
         };
-        if !bundle.verify_signatures() {
+        if !bundle.verify_signatures_in_full() {
             return Err(DecodeError::InvalidKey("prekey bundle signature"));
         }
+        bundle.verified = Some(bundle.signed_content().into_boxed_slice());
         Ok(bundle)
     }
 }

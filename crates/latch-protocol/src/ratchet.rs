@@ -45,7 +45,15 @@ pub const MAX_RECEIVER_CHAINS: usize = 5;
 pub const MAX_ARCHIVED_STATES: usize = 40;
 
 /// Version byte of [`SessionRecord::to_bytes`].
-pub const SESSION_RECORD_VERSION: u8 = 1;
+///
+/// Version 2 has the layout of version 1; it adds one state version 1 never wrote: a DH
+/// ratchet step taken on receipt whose sending half is still pending (no sending chain while
+/// a receiving chain exists, see `SessionState::complete_sending_ratchet`). Builds that only
+/// know version 1 would read such a state as unable to send, so the version byte makes them
+/// refuse the record instead. Version 1 records decode unchanged.
+pub const SESSION_RECORD_VERSION: u8 = 2;
+/// The first session record version, still decoded.
+const SESSION_RECORD_VERSION_1: u8 = 1;
 
 /// Largest encoded session state (with a full skipped-key store).
 const MAX_STATE_LEN: usize = 256 * 1024;
@@ -233,6 +241,7 @@ impl SessionState {
                 limit: MAX_PLAINTEXT_LEN,
             });
         }
+        self.complete_sending_ratchet()?;
         let chain = self
             .sender_chain
             .as_mut()
@@ -309,11 +318,41 @@ impl SessionState {
         advance_to(rc, skipped, msg.counter)
     }
 
+    /// Derives the sending chain of a DH ratchet step taken on receipt, if still pending.
+    ///
+    /// On receiving a new ratchet key, [`Self::dh_ratchet`] derives the receiving chain and
+    /// generates our next ratchet key pair, but leaves the second half of the step (the DH
+    /// with that new key pair and the root KDF into a sending chain) until we next send, as
+    /// Olm does. The keys are exactly those of the eager step, so nothing changes on the wire;
+    /// a party that only receives saves one X25519 per turn, and setup saves it on the
+    /// responder. The pending state is `sender_chain == None` with a receiving chain present
+    /// (a responder that has received nothing has no receiving chain and cannot send).
+    fn complete_sending_ratchet(&mut self) -> Result<(), RatchetError> {
+        if self.sender_chain.is_some() {
+            return Ok(());
+        }
+        let Some(their_key) = self.receiver_chains.back().map(|rc| rc.ratchet_key) else {
+            return Ok(());
+        };
+        let dh = keys::x25519(&self.sender_ratchet.secret, &their_key)?;
+        let (root, ck_send) =
+            keys::hkdf_pair(Some(self.root_key.expose()), dh.expose(), ROOT_KDF_INFO);
+        self.root_key = root;
+        self.sender_chain = Some(Chain {
+            key: ck_send,
+            index: 0,
+        });
+        Ok(())
+    }
+
     fn dh_ratchet<R: CryptoRng + RngCore>(
         &mut self,
         their_key: &[u8; 32],
         rng: &mut R,
     ) -> Result<(), RatchetError> {
+        // A previous step's sending half is completed first, so the root chain advances in
+        // the same order as with eager steps.
+        self.complete_sending_ratchet()?;
         let dh = keys::x25519(&self.sender_ratchet.secret, their_key)?;
         let (root, ck_recv) =
             keys::hkdf_pair(Some(self.root_key.expose()), dh.expose(), ROOT_KDF_INFO);
@@ -328,14 +367,11 @@ impl SessionState {
             self.receiver_chains.pop_front();
         }
         self.previous_counter = self.sender_chain.as_ref().map_or(0, |c| c.index);
+        // The key pair is generated now (encrypting takes no RNG); the sending chain is
+        // derived by `complete_sending_ratchet` when first needed.
         self.sender_ratchet = KeyPair::generate(rng);
-        let dh = keys::x25519(&self.sender_ratchet.secret, their_key)?;
-        let (root, ck_send) = keys::hkdf_pair(Some(root.expose()), dh.expose(), ROOT_KDF_INFO);
         self.root_key = root;
-        self.sender_chain = Some(Chain {
-            key: ck_send,
-            index: 0,
-        });
+        self.sender_chain = None;
         Ok(())
     }
 
@@ -653,7 +689,7 @@ impl SessionRecord {
 
     /// Versioned storage encoding; contains secret keys, hence the zeroizing buffer.
     ///
-    /// Layout (version 1): `0x01 || has_current(u8) || [u32 len || state] || u32 count ||
+    /// Layout (versions 1 and 2): `version || has_current(u8) || [u32 len || state] || u32 count ||
     /// count × (u32 len || state)`.
     pub fn to_bytes(&self) -> SecretVec {
         let mut w = Writer::default();
@@ -677,8 +713,8 @@ impl SessionRecord {
         SecretVec::new(w.finish())
     }
 
-    /// Decodes any supported record version (today: 1). A future version 2 decoder goes here
-    /// next to the version 1 one, so records written by older builds keep decrypting.
+    /// Decodes any supported record version (today: 1 and 2, which share a layout). A future
+    /// decoder goes here next to these, so records written by older builds keep decrypting.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
         if bytes.len() > MAX_SESSION_RECORD_LEN {
             return Err(DecodeError::TooLarge {
@@ -686,14 +722,16 @@ impl SessionRecord {
             });
         }
         match bytes.first() {
-            Some(&SESSION_RECORD_VERSION) => Self::decode_v1(bytes),
+            Some(&v @ (SESSION_RECORD_VERSION_1 | SESSION_RECORD_VERSION)) => {
+                Self::decode_v1_v2(bytes, v)
+            }
             Some(&v) => Err(DecodeError::UnknownVersion(v)),
             None => Err(DecodeError::Truncated),
         }
     }
 
-    fn decode_v1(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let mut r = codec::open(bytes, MAX_SESSION_RECORD_LEN, SESSION_RECORD_VERSION)?;
+    fn decode_v1_v2(bytes: &[u8], version: u8) -> Result<Self, DecodeError> {
+        let mut r = codec::open(bytes, MAX_SESSION_RECORD_LEN, version)?;
         let state = |r: &mut Reader<'_>| -> Result<SessionState, DecodeError> {
             let mut sr = Reader::new(r.var_bytes(MAX_STATE_LEN)?);
             let s = SessionState::decode(&mut sr)?;

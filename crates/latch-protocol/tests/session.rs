@@ -473,3 +473,33 @@ fn skipped_key_store_is_capped_oldest_first() {
     assert_eq!(recv(&mut bob, &alice, &msgs[1], &mut r), b"old");
     assert_eq!(recv(&mut bob, &alice, &first, &mut r), b"n0");
 }
+
+#[test]
+fn a_decoded_bundle_changed_after_decoding_is_verified_again() {
+    let (mut alice, mut bob, mut r) = pair(23);
+    let decoded = PreKeyBundle::from_bytes(&bob.bundle(&mut r).to_bytes()).unwrap();
+    let before = alice.store.contents();
+    let tampers: [fn(&mut PreKeyBundle, &IdentityKey); 4] = [
+        |b, _| b.signed_prekey_signature[3] ^= 1,
+        |b, _| b.kem_prekey[7] ^= 1,
+        |b, _| b.kem_prekey_signature[60] ^= 1,
+        |b, other| b.identity = other.clone(),
+    ];
+    for tamper in tampers {
+        let mut b = decoded.clone();
+        tamper(&mut b, alice.identity.public());
+        assert!(!b.verify_signatures());
+        let err = process_prekey_bundle(&mut alice.store, &bob.address(), &b, &mut r).unwrap_err();
+        assert!(
+            matches!(err, SessionError::Pqxdh(PqxdhError::InvalidSignature)),
+            "{err:?}"
+        );
+        assert_eq!(alice.store.contents(), before);
+    }
+    // The untouched decoded bundle (and its clone) starts a session that Bob accepts.
+    assert!(decoded.clone().verify_signatures());
+    process_prekey_bundle(&mut alice.store, &bob.address(), &decoded, &mut r).unwrap();
+    let m = wire(&encrypt(&mut alice.store, &bob.address(), b"hello").unwrap());
+    let plain = decrypt(&mut bob.store, &alice.address(), &m, &mut r).unwrap();
+    assert_eq!(plain.expose(), b"hello");
+}

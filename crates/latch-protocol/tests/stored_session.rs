@@ -1,13 +1,15 @@
-//! Storage stability: a session record written by format version 1 must keep decrypting.
+//! Storage stability: a session record written by an older format version must keep decrypting.
 //!
-//! `tests/fixtures/session_record_v1.json` was produced by `fixture_v1()` below with a fixed RNG
-//! seed and is committed. Two checks:
-//! - `v1_fixture_still_decrypts` reads the committed bytes with the current code and decrypts
+//! `tests/fixtures/session_record_v{N}.json` were produced by `fixture()` below with a fixed
+//! RNG seed, each by the code of its version, and are committed (v1: eager DH ratchet steps; v2:
+//! same layout, the sending half of a step taken on receipt may be pending). Two checks:
+//! - `fixtures_still_decrypt` reads every committed version with the current code and decrypts
 //!   the two messages saved with it (one through a stored skipped key, one further on the
 //!   chain). This must keep passing forever: when the format changes, add a decoder for the new
-//!   version and keep this fixture.
-//! - `record_format_is_unchanged` regenerates the record and compares bytes, so any change to
-//!   the encoding fails here first and forces a new version number plus a migration path.
+//!   version and keep these fixtures.
+//! - `record_format_is_unchanged` regenerates the record and compares bytes with the newest
+//!   fixture, so any change to the encoding or to what is stored fails here first and forces a
+//!   new version number plus a migration path.
 //!
 //! Regenerate (only when deliberately introducing a new version, into a new file):
 //! `LATCH_WRITE_FIXTURES=1 cargo test -p latch-protocol --test stored_session`.
@@ -22,10 +24,15 @@ use latch_protocol::store::SessionStore;
 use latch_protocol::*;
 use serde::{Deserialize, Serialize};
 
-const FIXTURE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/session_record_v1.json"
-);
+/// Every version with a committed fixture.
+const VERSIONS: &[u8] = &[1, 2];
+
+fn path(version: u8) -> String {
+    format!(
+        "{}/tests/fixtures/session_record_v{version}.json",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
 
 #[derive(Serialize, Deserialize, PartialEq, Debug)]
 struct Fixture {
@@ -35,7 +42,7 @@ struct Fixture {
     pending: Vec<(String, String)>,
 }
 
-fn fixture_v1() -> Fixture {
+fn fixture() -> Fixture {
     let mut r = rng(0x1a7c4);
     let mut alice = Device::new("alice", &mut r);
     let mut bob = Device::new("bob", &mut r);
@@ -67,57 +74,60 @@ fn fixture_v1() -> Fixture {
     }
 }
 
-fn load() -> Fixture {
-    serde_json::from_str(&std::fs::read_to_string(FIXTURE).unwrap()).unwrap()
+fn load(version: u8) -> Fixture {
+    serde_json::from_str(&std::fs::read_to_string(path(version)).unwrap()).unwrap()
 }
 
 #[test]
-fn v1_fixture_still_decrypts() {
+fn fixtures_still_decrypt() {
     if std::env::var_os("LATCH_WRITE_FIXTURES").is_some() {
         std::fs::write(
-            FIXTURE,
-            serde_json::to_string_pretty(&fixture_v1()).unwrap() + "\n",
+            path(SESSION_RECORD_VERSION),
+            serde_json::to_string_pretty(&fixture()).unwrap() + "\n",
         )
         .unwrap();
     }
-    let f = load();
-    assert_eq!(f.format_version, 1);
-    let mut record = SessionRecord::from_bytes(&hex::decode(&f.bob_record).unwrap()).unwrap();
-    let mut r = rng(99);
-    for (msg, plain) in &f.pending {
-        let m = RatchetMessage::from_bytes(&hex::decode(msg).unwrap()).unwrap();
-        assert_eq!(
-            hex::encode(record.decrypt(&m, &mut r).unwrap().expose()),
-            *plain
-        );
+    for &v in VERSIONS {
+        let f = load(v);
+        assert_eq!(f.format_version, v);
+        let mut record = SessionRecord::from_bytes(&hex::decode(&f.bob_record).unwrap()).unwrap();
+        let mut r = rng(99);
+        for (msg, plain) in &f.pending {
+            let m = RatchetMessage::from_bytes(&hex::decode(msg).unwrap()).unwrap();
+            assert_eq!(
+                hex::encode(record.decrypt(&m, &mut r).unwrap().expose()),
+                *plain,
+                "version {v}"
+            );
+        }
+        // And the session keeps working in both directions after loading.
+        assert!(matches!(
+            record.encrypt(b"still alive").unwrap(),
+            CiphertextMessage::Ratchet(_)
+        ));
     }
-    // And the session keeps working in both directions after loading.
-    assert!(matches!(
-        record.encrypt(b"still alive").unwrap(),
-        CiphertextMessage::Ratchet(_)
-    ));
 }
 
 #[test]
 fn record_format_is_unchanged() {
-    let regenerated = fixture_v1();
+    let regenerated = fixture();
     assert_eq!(
         regenerated,
-        load(),
+        load(SESSION_RECORD_VERSION),
         "the session record encoding changed: bump SESSION_RECORD_VERSION, add a decoder for the new \
-         version, and keep the v1 fixture decrypting"
+         version, and keep the older fixtures decrypting"
     );
 }
 
 #[test]
 fn unknown_record_version_and_corruption_are_typed_errors() {
-    let f = load();
+    let f = load(SESSION_RECORD_VERSION);
     let bytes = hex::decode(&f.bob_record).unwrap();
     let mut v = bytes.clone();
-    v[0] = 2;
+    v[0] = 3;
     assert_eq!(
         SessionRecord::from_bytes(&v).unwrap_err(),
-        DecodeError::UnknownVersion(2)
+        DecodeError::UnknownVersion(3)
     );
     assert_eq!(
         SessionRecord::from_bytes(&bytes[..bytes.len() - 1]).unwrap_err(),
