@@ -3,6 +3,9 @@
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+#[cfg(feature = "test-support")]
+use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
@@ -316,6 +319,9 @@ impl Store {
                 clock: options.clock.clone(),
                 expiry_changed: Notify::new(),
                 events,
+                checkpoint_pending: AtomicBool::new(false),
+                #[cfg(feature = "test-support")]
+                failing_checkpoints: AtomicU32::new(0),
             }),
         };
         // What expired while the profile was closed is gone before anyone can read it.

@@ -608,6 +608,50 @@ fn reopening_sweeps_what_expired_while_closed_before_returning() {
     );
 }
 
+#[test]
+fn failed_checkpoint_after_a_sweep_still_announces_the_deletion_and_is_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock(AtomicI64::new(1_000_000)));
+    let opts = StoreOptions {
+        clock: clock.clone(),
+    };
+    let key = DatabaseKey::generate().unwrap();
+    let store = Store::create(dir.path(), &key, &opts).unwrap();
+    let (_, conv, _) = contact_and_conversations(&store);
+    let gone = insert(&store, conv, "checkpointword", 1, Some(1_001_000));
+    let mut events = store.subscribe();
+    let wal = dir.path().join("latch.db-wal");
+    let wal_len = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+
+    clock.0.store(1_002_000, Ordering::SeqCst);
+    store.fail_next_checkpoints(1);
+    assert!(
+        store.sweep_expired().is_err(),
+        "the checkpoint failure is reported"
+    );
+    // The deletion committed and the UI heard about it despite the failed checkpoint.
+    assert!(store.write(|tx| tx.message(gone)).unwrap().is_none());
+    match events.try_recv() {
+        Ok(StoreEvent::MessagesExpired { messages, swept_at }) => {
+            assert_eq!(messages.len(), 1);
+            assert_eq!(messages[0].message_id, gone);
+            assert_eq!(swept_at, 1_002_000);
+        }
+        other => panic!("expected MessagesExpired, got {other:?}"),
+    }
+    assert!(store.checkpoint_pending());
+    assert!(wal_len() > 0, "the deleted pages are still in the WAL");
+
+    // The next sweep deletes nothing but still owes (and now makes) the checkpoint.
+    assert!(store.sweep_expired().unwrap().is_empty());
+    assert!(!store.checkpoint_pending());
+    assert_eq!(wal_len(), 0, "the retry checkpointed and truncated the WAL");
+    assert!(
+        events.try_recv().is_err(),
+        "the deletion is announced exactly once"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn sweeper_sleeps_until_the_earliest_expiry_and_wakes_early_for_a_new_one() {
     let dir = tempfile::tempdir().unwrap();
