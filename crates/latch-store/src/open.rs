@@ -322,6 +322,8 @@ impl Store {
                 checkpoint_pending: AtomicBool::new(false),
                 #[cfg(feature = "test-support")]
                 failing_checkpoints: AtomicU32::new(0),
+                #[cfg(feature = "test-support")]
+                sweeper_parks: tokio::sync::watch::Sender::new(Default::default()),
             }),
         };
         // What expired while the profile was closed is gone before anyone can read it.

@@ -126,6 +126,9 @@ pub(crate) struct Inner {
     /// Test hook: how many upcoming checkpoints fail.
     #[cfg(feature = "test-support")]
     pub(crate) failing_checkpoints: AtomicU32,
+    /// Test hook: the sweeper's last wait.
+    #[cfg(feature = "test-support")]
+    pub(crate) sweeper_parks: tokio::sync::watch::Sender<crate::sweeper::SweeperPark>,
 }
 
 /// An open profile. Cheap to clone; all clones share one connection.
@@ -365,6 +368,13 @@ impl Store {
     #[cfg(feature = "test-support")]
     pub fn fail_next_checkpoints(&self, n: u32) {
         self.inner.failing_checkpoints.store(n, Ordering::SeqCst);
+    }
+
+    /// Follows the sweeper's waits: a test waits on this (with a timeout) until the sweeper
+    /// has computed its deadline and is really waiting, then acts.
+    #[cfg(feature = "test-support")]
+    pub fn sweeper_parks(&self) -> tokio::sync::watch::Receiver<crate::sweeper::SweeperPark> {
+        self.inner.sweeper_parks.subscribe()
     }
 
     /// Whether a checkpoint after a sweep failed and is still owed.
