@@ -286,15 +286,13 @@ impl Store {
         }
         let mut conn = Connection::open_with_flags(&db_path, flags).map_err(open_error)?;
         if let Some(key) = key {
-            // Before keying: SQLCipher's allocator then wipes every allocation SQLite frees,
-            // including SQLite's private copy of the `PRAGMA key` text below (our copy is
-            // `Zeroizing`, SQLite's is not) and freed decrypted pages. It is process-wide
-            // and, once active, stays on. Cost measured on this build (SQLCipher 4.19, dev
-            // profile, 2-core box): open + key + first read ~2 ms -> ~7-10 ms, a 50-message
-            // page ~0.3 ms -> ~0.8-1.3 ms, inserts (fsync-bound) within noise; see
-            // BENCHMARKS.md. Worth it for a key that must not outlive its use.
-            conn.execute_batch("PRAGMA cipher_memory_security = ON;")
-                .map_err(open_error)?;
+            // SQLite keeps its own copy of this statement's text and frees it unwiped. We
+            // measured `PRAGMA cipher_memory_security = ON` (set before keying, SQLCipher's
+            // allocator then wipes every freed allocation) and left it off: it is
+            // process-wide, cannot be turned off again once active, and cost 9-13x on
+            // inserts and warm page reads and 7x on open (BENCHMARKS.md, "Memory
+            // security"). Our copy of the text is `Zeroizing`; SQLCipher wipes its own key
+            // buffers regardless of that setting.
             let pragma = key.pragma_statement();
             conn.execute_batch(&pragma).map_err(open_error)?;
         }

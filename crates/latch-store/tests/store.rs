@@ -66,11 +66,6 @@ fn pragmas_on_open_connection() {
         })
         .unwrap();
     assert_eq!(values, vec![b"1".to_vec(), b"1".to_vec(), b"wal".to_vec()]);
-    // Set before keying, so SQLite's own copy of the key statement is wiped when freed.
-    let memory_security = store
-        .write(|tx| tx.raw_blobs("PRAGMA cipher_memory_security"))
-        .unwrap();
-    assert_eq!(memory_security, vec![b"1".to_vec()]);
 }
 
 #[test]
