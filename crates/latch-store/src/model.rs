@@ -35,7 +35,9 @@ id_type!(
 pub type UnixMillis = i64;
 
 /// The profile's own row.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// `Debug` hides the handle and display name (who the user is stays out of logs).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Profile {
     /// This device's id, the one secret chats are bound to.
     pub device_id: u32,
@@ -48,7 +50,9 @@ pub struct Profile {
 }
 
 /// A contact and the identity key we trust for it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// `Debug` hides the address and display name (who the user talks to stays out of logs).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Contact {
     /// Row id.
     pub id: ContactId,
@@ -62,6 +66,45 @@ pub struct Contact {
     pub verified: bool,
     /// When the contact was added.
     pub added_at: UnixMillis,
+}
+
+/// Stands in for a personal string in `Debug` output: says whether it is there, not what.
+struct Redacted<'a>(Option<&'a str>);
+
+impl fmt::Debug for Redacted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(_) => f.write_str("Some(<redacted>)"),
+            None => f.write_str("None"),
+        }
+    }
+}
+
+impl fmt::Debug for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Profile")
+            .field("device_id", &self.device_id)
+            .field("handle", &Redacted(self.handle.as_deref()))
+            .field("display_name", &Redacted(self.display_name.as_deref()))
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+impl fmt::Debug for Contact {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Contact")
+            .field("id", &self.id)
+            .field("address", &format_args!("<redacted>"))
+            .field("display_name", &Redacted(self.display_name.as_deref()))
+            .field(
+                "identity_key",
+                &format_args!("<{} bytes>", self.identity_key.len()),
+            )
+            .field("verified", &self.verified)
+            .field("added_at", &self.added_at)
+            .finish()
+    }
 }
 
 /// One change of a contact's identity key, kept so the UI can warn and explain.
@@ -320,4 +363,56 @@ pub enum StoreEvent {
         /// The error, as text (never message content).
         error: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profile_debug_hides_handle_and_name() {
+        let p = Profile {
+            device_id: 7,
+            handle: Some("alice-handle".into()),
+            display_name: Some("Alice Liddell".into()),
+            created_at: 5,
+        };
+        assert_eq!(
+            format!("{p:?}"),
+            "Profile { device_id: 7, handle: Some(<redacted>), \
+             display_name: Some(<redacted>), created_at: 5 }"
+        );
+        let empty = Profile {
+            handle: None,
+            display_name: None,
+            ..p
+        };
+        assert_eq!(
+            format!("{empty:?}"),
+            "Profile { device_id: 7, handle: None, display_name: None, created_at: 5 }"
+        );
+    }
+
+    #[test]
+    fn contact_debug_hides_address_and_name() {
+        let c = Contact {
+            id: ContactId(3),
+            address: "bob-handle".into(),
+            display_name: Some("Bob Builder".into()),
+            identity_key: vec![0xAB; 33],
+            verified: true,
+            added_at: 9,
+        };
+        let shown = format!("{c:?}");
+        assert_eq!(
+            shown,
+            "Contact { id: ContactId(3), address: <redacted>, \
+             display_name: Some(<redacted>), identity_key: <33 bytes>, verified: true, \
+             added_at: 9 }"
+        );
+        let pretty = format!("{c:#?}");
+        for secret in ["bob-handle", "Bob Builder", "171"] {
+            assert!(!pretty.contains(secret), "{secret} leaked: {pretty}");
+        }
+    }
 }

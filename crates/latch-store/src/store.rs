@@ -12,6 +12,9 @@ use std::cell::{Cell, RefCell};
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+#[cfg(feature = "test-support")]
+use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chacha20poly1305::aead::{Aead, KeyInit};
@@ -118,6 +121,14 @@ pub(crate) struct Inner {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) expiry_changed: Notify,
     pub(crate) events: broadcast::Sender<StoreEvent>,
+    /// A sweep deleted rows but its checkpoint failed: old pages may linger in the WAL.
+    pub(crate) checkpoint_pending: AtomicBool,
+    /// Test hook: how many upcoming checkpoints fail.
+    #[cfg(feature = "test-support")]
+    pub(crate) failing_checkpoints: AtomicU32,
+    /// Test hook: the sweeper's last wait.
+    #[cfg(feature = "test-support")]
+    pub(crate) sweeper_parks: tokio::sync::watch::Sender<crate::sweeper::SweeperPark>,
 }
 
 /// An open profile. Cheap to clone; all clones share one connection.
@@ -265,20 +276,31 @@ impl Store {
     /// Deletes every message whose `expires_at` has passed (by the store's clock): rows,
     /// search entries and attachment rows in one transaction, then the attachment files,
     /// then a WAL checkpoint so no copy of the old pages stays in the log. Publishes a
-    /// [`StoreEvent::MessagesExpired`] when anything was removed.
+    /// [`StoreEvent::MessagesExpired`] as soon as the deletion commits, before the
+    /// checkpoint, so a failing checkpoint cannot hide the deletion from the UI.
+    ///
+    /// A checkpoint that fails is remembered and retried by the next sweep even when that
+    /// sweep finds nothing to delete.
     ///
     /// # Errors
-    /// A database error; nothing is half-deleted.
+    /// A database error; nothing is half-deleted. If only the checkpoint failed, the
+    /// deletion has committed and its event has gone out; the error reports the
+    /// checkpoint, which the next sweep retries.
     pub fn sweep_expired(&self) -> Result<Vec<ExpiredMessage>, StoreError> {
         let now = self.inner.clock.now_ms();
         let removed = self.write(|tx| tx.delete_expired(now))?;
         if !removed.is_empty() {
-            self.checkpoint()?;
+            self.inner.checkpoint_pending.store(true, Ordering::SeqCst);
             // Nobody listening is fine.
             let _ = self.inner.events.send(StoreEvent::MessagesExpired {
                 messages: removed.clone(),
                 swept_at: now,
             });
+        }
+        if self.inner.checkpoint_pending.load(Ordering::SeqCst) {
+            // On failure the flag stays set: the next sweep tries again.
+            self.checkpoint()?;
+            self.inner.checkpoint_pending.store(false, Ordering::SeqCst);
         }
         Ok(removed)
     }
@@ -289,6 +311,17 @@ impl Store {
     /// # Errors
     /// A database error.
     pub fn checkpoint(&self) -> Result<(), StoreError> {
+        #[cfg(feature = "test-support")]
+        if self
+            .inner
+            .failing_checkpoints
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(StoreError::Io(io::Error::other(
+                "injected checkpoint failure",
+            )));
+        }
         let conn = self.lock();
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(())
@@ -328,6 +361,26 @@ impl Store {
             .query_row("PRAGMA cipher_version", [], |r| r.get(0))
             .optional()?
             .unwrap_or_default())
+    }
+
+    /// Makes the next `n` checkpoints fail, so tests can see what a sweep does when the
+    /// WAL cannot be checkpointed (a real failure needs an I/O error).
+    #[cfg(feature = "test-support")]
+    pub fn fail_next_checkpoints(&self, n: u32) {
+        self.inner.failing_checkpoints.store(n, Ordering::SeqCst);
+    }
+
+    /// Follows the sweeper's waits: a test waits on this (with a timeout) until the sweeper
+    /// has computed its deadline and is really waiting, then acts.
+    #[cfg(feature = "test-support")]
+    pub fn sweeper_parks(&self) -> tokio::sync::watch::Receiver<crate::sweeper::SweeperPark> {
+        self.inner.sweeper_parks.subscribe()
+    }
+
+    /// Whether a checkpoint after a sweep failed and is still owed.
+    #[cfg(feature = "test-support")]
+    pub fn checkpoint_pending(&self) -> bool {
+        self.inner.checkpoint_pending.load(Ordering::SeqCst)
     }
 
     /// Caps the database size in pages; lets tests provoke a real SQLITE_FULL.

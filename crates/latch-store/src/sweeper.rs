@@ -12,11 +12,11 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
 
-use crate::model::StoreEvent;
+use crate::model::{StoreEvent, UnixMillis};
 use crate::store::Store;
 
-/// Wait before retrying a failed sweep when no new expiry arrives in the meantime.
-const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
+/// Wait (ms) before retrying a failed sweep when no new expiry arrives in the meantime.
+const RETRY_AFTER_FAILURE_MS: UnixMillis = 5_000;
 
 /// Why the sweeper could not start.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +68,17 @@ impl Drop for Sweeper {
     }
 }
 
+/// The sweeper's last wait, published for tests that must act only once the sweeper has
+/// computed its deadline and is really waiting (instead of sleeping and hoping).
+#[cfg(feature = "test-support")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SweeperPark {
+    /// How many times the sweeper has started waiting since the store opened.
+    pub parks: u64,
+    /// The store-clock time it will wake at unless notified; `None` when nothing expires.
+    pub wake_at: Option<UnixMillis>,
+}
+
 async fn run(store: Store, mut stop: oneshot::Receiver<()>) {
     let inner = store.inner.clone();
     loop {
@@ -77,28 +88,44 @@ async fn run(store: Store, mut stop: oneshot::Receiver<()>) {
             worker.sweep_expired().and_then(|_| worker.next_expiry())
         })
         .await;
-        let next = match swept {
-            Ok(Ok(next)) => next.map(|at| {
-                let wait_ms = at.saturating_sub(inner.clock.now_ms()).max(0);
-                Instant::now() + Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0))
-            }),
+        let now_ms = inner.clock.now_ms();
+        let wake_at = match swept {
+            Ok(Ok(next)) => next,
             Ok(Err(e)) => {
                 let _ = inner.events.send(StoreEvent::SweepFailed {
                     error: e.to_string(),
                 });
-                Some(Instant::now() + RETRY_AFTER_FAILURE)
+                Some(now_ms.saturating_add(RETRY_AFTER_FAILURE_MS))
             }
             Err(join) => {
                 let _ = inner.events.send(StoreEvent::SweepFailed {
                     error: format!("sweep task failed: {join}"),
                 });
-                Some(Instant::now() + RETRY_AFTER_FAILURE)
+                Some(now_ms.saturating_add(RETRY_AFTER_FAILURE_MS))
             }
         };
+        let deadline = wake_at.map(|at| {
+            let wait_ms = at.saturating_sub(now_ms).max(0);
+            Instant::now() + Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0))
+        });
+        let notified = inner.expiry_changed.notified();
+        tokio::pin!(notified);
+        // Registers as a waiter; true when a stored permit (a change since the sweep) was
+        // taken, in which case the loop goes round again at once.
+        let already_notified = notified.as_mut().enable();
+        #[cfg(feature = "test-support")]
+        if !already_notified {
+            inner.sweeper_parks.send_modify(|p| {
+                p.parks += 1;
+                p.wake_at = wake_at;
+            });
+        }
+        #[cfg(not(feature = "test-support"))]
+        let _ = already_notified;
         tokio::select! {
             _ = &mut stop => return,
-            () = inner.expiry_changed.notified() => {}
-            () = sleep_until(next.unwrap_or_else(Instant::now)), if next.is_some() => {}
+            () = &mut notified => {}
+            () = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {}
         }
     }
 }

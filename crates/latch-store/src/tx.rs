@@ -712,13 +712,21 @@ impl Tx<'_> {
 
     /// The session record for one device of an address.
     ///
+    /// It holds ratchet keys, so it comes back in a buffer that is wiped on drop.
+    ///
     /// # Errors
     /// A database error.
-    pub fn session(&self, address: &str, device_id: u32) -> Result<Option<Vec<u8>>, StoreError> {
+    pub fn session(
+        &self,
+        address: &str,
+        device_id: u32,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
         Ok(self
             .conn
             .prepare_cached("SELECT record FROM sessions WHERE address = ?1 AND device_id = ?2")?
-            .query_row(params![address, device_id], |r| r.get(0))
+            .query_row(params![address, device_id], |r| {
+                r.get::<_, Vec<u8>>(0).map(Zeroizing::new)
+            })
             .optional()?)
     }
 
@@ -776,15 +784,21 @@ impl Tx<'_> {
 
     /// A prekey record.
     ///
+    /// It holds a private key, so it comes back in a buffer that is wiped on drop.
+    ///
     /// # Errors
     /// A database error.
-    pub fn prekey(&self, kind: PreKeyKind, id: u32) -> Result<Option<Vec<u8>>, StoreError> {
+    pub fn prekey(
+        &self,
+        kind: PreKeyKind,
+        id: u32,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
         Ok(self
             .conn
             .query_row(
                 "SELECT record FROM prekeys WHERE kind = ?1 AND id = ?2",
                 params![prekey_kind_to_sql(kind), id],
-                |r| r.get(0),
+                |r| r.get::<_, Vec<u8>>(0).map(Zeroizing::new),
             )
             .optional()?)
     }

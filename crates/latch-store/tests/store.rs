@@ -11,6 +11,7 @@ use std::time::Duration;
 use common::*;
 use latch_store::passphrase::unwrap_key;
 use latch_store::*;
+use zeroize::Zeroizing;
 
 const MARKER: &str = "zebraquokkaplaintextmarker";
 
@@ -400,10 +401,13 @@ fn sessions_prekeys_and_outbox() {
         .unwrap();
     store
         .write(|tx| {
-            assert_eq!(tx.session("bob", 1)?, Some(b"s1'".to_vec()));
+            // Secret records come back in wiping buffers (the type is the check).
+            let session: Option<Zeroizing<Vec<u8>>> = tx.session("bob", 1)?;
+            assert_eq!(session.as_deref(), Some(&b"s1'".to_vec()));
             assert_eq!(tx.session_devices("bob")?, vec![1, 2]);
-            assert_eq!(tx.session("bob", 3)?, None);
-            assert_eq!(tx.prekey(PreKeyKind::Signed, 5)?, Some(b"sp5".to_vec()));
+            assert!(tx.session("bob", 3)?.is_none());
+            let prekey: Option<Zeroizing<Vec<u8>>> = tx.prekey(PreKeyKind::Signed, 5)?;
+            assert_eq!(prekey.as_deref(), Some(&b"sp5".to_vec()));
             assert!(tx.remove_prekey(PreKeyKind::OneTime, 5)?);
             assert!(!tx.remove_prekey(PreKeyKind::OneTime, 5)?);
             assert_eq!(tx.prekey_ids(PreKeyKind::Signed)?, vec![5]);
@@ -604,6 +608,50 @@ fn reopening_sweeps_what_expired_while_closed_before_returning() {
     );
 }
 
+#[test]
+fn failed_checkpoint_after_a_sweep_still_announces_the_deletion_and_is_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock(AtomicI64::new(1_000_000)));
+    let opts = StoreOptions {
+        clock: clock.clone(),
+    };
+    let key = DatabaseKey::generate().unwrap();
+    let store = Store::create(dir.path(), &key, &opts).unwrap();
+    let (_, conv, _) = contact_and_conversations(&store);
+    let gone = insert(&store, conv, "checkpointword", 1, Some(1_001_000));
+    let mut events = store.subscribe();
+    let wal = dir.path().join("latch.db-wal");
+    let wal_len = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+
+    clock.0.store(1_002_000, Ordering::SeqCst);
+    store.fail_next_checkpoints(1);
+    assert!(
+        store.sweep_expired().is_err(),
+        "the checkpoint failure is reported"
+    );
+    // The deletion committed and the UI heard about it despite the failed checkpoint.
+    assert!(store.write(|tx| tx.message(gone)).unwrap().is_none());
+    match events.try_recv() {
+        Ok(StoreEvent::MessagesExpired { messages, swept_at }) => {
+            assert_eq!(messages.len(), 1);
+            assert_eq!(messages[0].message_id, gone);
+            assert_eq!(swept_at, 1_002_000);
+        }
+        other => panic!("expected MessagesExpired, got {other:?}"),
+    }
+    assert!(store.checkpoint_pending());
+    assert!(wal_len() > 0, "the deleted pages are still in the WAL");
+
+    // The next sweep deletes nothing but still owes (and now makes) the checkpoint.
+    assert!(store.sweep_expired().unwrap().is_empty());
+    assert!(!store.checkpoint_pending());
+    assert_eq!(wal_len(), 0, "the retry checkpointed and truncated the WAL");
+    assert!(
+        events.try_recv().is_err(),
+        "the deletion is announced exactly once"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn sweeper_sleeps_until_the_earliest_expiry_and_wakes_early_for_a_new_one() {
     let dir = tempfile::tempdir().unwrap();
@@ -616,10 +664,9 @@ async fn sweeper_sleeps_until_the_earliest_expiry_and_wakes_early_for_a_new_one(
     let (_, conv, _) = contact_and_conversations(&store);
     let mut events = store.subscribe();
     let late = insert(&store, conv, "late", 1, Some(1_000_000 + 3_600_000));
+    let mut parks = store.sweeper_parks();
     let sweeper = Sweeper::spawn(store.clone()).unwrap();
-    // Virtual time: the runtime advances only when every task is idle, so afterwards the
-    // sweeper is certainly parked on the one-hour deadline.
-    tokio::time::sleep(Duration::from_secs(60)).await;
+    wait_parked_until(&mut parks, 1_000_000 + 3_600_000).await;
     assert!(store.write(|tx| tx.message(late)).unwrap().is_some());
 
     let early_at = clock.now_ms() + 10_000;
@@ -676,7 +723,8 @@ async fn expire_in_one_second(store: Store, dir: &std::path::Path, key: Option<&
     let keep = insert(&store, conv, "unrelated survivor", 1, None);
     let mut events = store.subscribe();
     let sweeper = Sweeper::spawn(store.clone()).unwrap();
-    let start = std::time::Instant::now();
+    // The bound: gone within 2 s of the insert of a message that expires after 1 s.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
     let expires_at = store.clock().now_ms() + 1_000;
     let id = insert(
         &store,
@@ -700,22 +748,22 @@ async fn expire_in_one_second(store: Store, dir: &std::path::Path, key: Option<&
         on_disk(dir, key, MARKER.as_bytes()),
         "the text is on disk before the sweep (so the scan after it can fail)"
     );
-    let event = tokio::time::timeout(Duration::from_secs(2), events.recv())
+    // A bounded wait on the event itself, ending at the 2-second mark.
+    let event = tokio::time::timeout_at(deadline, events.recv())
         .await
         .expect("deleted within 2 seconds")
         .unwrap();
-    let elapsed = start.elapsed();
-    let StoreEvent::MessagesExpired { messages, .. } = event else {
+    let StoreEvent::MessagesExpired { messages, swept_at } = event else {
         panic!("unexpected event {event:?}");
     };
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0].message_id, id);
     assert_eq!(messages[0].attachments, vec![att]);
+    // Not before its time, judged by the clock the sweep itself read (no race with ours).
     assert!(
-        elapsed >= Duration::from_millis(900),
-        "not before its time: {elapsed:?}"
+        swept_at >= expires_at,
+        "swept at {swept_at}, before expires_at {expires_at}"
     );
-    assert!(elapsed < Duration::from_secs(2));
 
     assert!(store.write(|tx| tx.message(id)).unwrap().is_none());
     assert!(store.write(|tx| tx.message(keep)).unwrap().is_some());
@@ -793,9 +841,10 @@ async fn wake_sweeper_catches_up_after_a_clock_jump() {
         1,
         Some(1_000_000 + 3_600_000),
     );
+    let mut parks = store.sweeper_parks();
     let sweeper = Sweeper::spawn(store.clone()).unwrap();
-    // Virtual time: afterwards the sweeper is parked on its one-hour deadline.
-    tokio::time::sleep(Duration::from_secs(60)).await;
+    // The sweeper has read the clock, computed the one-hour deadline and is waiting on it.
+    let parked = wait_parked_until(&mut parks, 1_000_000 + 3_600_000).await;
     // The machine "slept" two hours: the wall clock jumped, the monotonic one did not.
     clock.0.store(1_000_000 + 7_200_000, Ordering::SeqCst);
     store.wake_sweeper();
@@ -807,5 +856,35 @@ async fn wake_sweeper_catches_up_after_a_clock_jump() {
         panic!("unexpected {event:?}");
     };
     assert_eq!(messages[0].message_id, id);
+    // It was woken out of that very wait (not at its deadline, nor by some other wake-up):
+    // the next wait is the first after it, with nothing left to expire.
+    let next = *tokio::time::timeout(
+        Duration::from_secs(1),
+        parks.wait_for(|p| p.parks > parked.parks),
+    )
+    .await
+    .expect("the sweeper parks again after the sweep")
+    .unwrap();
+    assert_eq!(
+        next.parks,
+        parked.parks + 1,
+        "woken once, from the stale wait"
+    );
+    assert_eq!(next.wake_at, None);
     sweeper.stop().await;
+}
+
+/// Waits (bounded) until the sweeper is waiting with `wake_at` as its deadline.
+async fn wait_parked_until(
+    parks: &mut tokio::sync::watch::Receiver<sweeper::SweeperPark>,
+    wake_at: i64,
+) -> sweeper::SweeperPark {
+    let park = tokio::time::timeout(
+        Duration::from_secs(1),
+        parks.wait_for(|p| p.wake_at == Some(wake_at)),
+    )
+    .await
+    .expect("the sweeper parked on the expected deadline")
+    .unwrap();
+    *park
 }
