@@ -661,3 +661,59 @@ async fn a_slow_recipient_gets_every_live_envelope_in_order() {
     );
     r.relay.shutdown().await.unwrap();
 }
+
+/// Poll `/metrics` until it contains `needle` (bounded), returning whether it appeared.
+async fn metrics_show(addr: std::net::SocketAddr, needle: &str) -> bool {
+    for _ in 0..400 {
+        let (_, body) = http_get(addr, "/metrics").await;
+        if body.contains(needle) {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_closed_and_loses_nothing() {
+    let r = start(|c| {
+        c.outbound_queue_bytes = 256 * 1024;
+        c.write_timeout_ms = 1_000;
+    })
+    .await;
+    let (alice_key, bob_key) = (key(1), key(2));
+    let mut alice = Client::login(r.addr, &alice_key, 1, true).await;
+    let mut bob = Client::login(r.addr, &bob_key, 1, true).await;
+    assert_eq!(bob.backlog().await, vec![]);
+    assert_eq!(alice.backlog().await, vec![]);
+    let bob_addr = address(&bob_key, 1);
+
+    // Bob stops reading. ~10 MB towards him overflows socket buffers and his queue.
+    let body = vec![7u8; 32 * 1024];
+    let mut ids = Vec::new();
+    for _ in 0..300 {
+        let id = random_id();
+        ids.push(id);
+        assert_eq!(
+            alice.send_to(bob_addr, id, &body).await,
+            Ok(Response::Sent { duplicate: false })
+        );
+    }
+    assert!(
+        metrics_show(r.addr, "code=\"TooSlow\"} 1").await,
+        "the stalled connection was never closed"
+    );
+    // Bob's socket ends after whatever was already in flight.
+    let mut drained = 0;
+    while bob.recv_wire().await.is_some() {
+        drained += 1;
+        assert!(drained <= ids.len() + 2, "connection never closed");
+    }
+    // Nothing was acknowledged, so a reconnect gets everything, in order.
+    let mut bob = Client::login(r.addr, &bob_key, 1, false).await;
+    let got: Vec<_> = bob.backlog().await.into_iter().map(|e| e.id).collect();
+    assert_eq!(got, ids);
+    // Alice's connection was never affected.
+    alice.ping().await;
+    r.relay.shutdown().await.unwrap();
+}
