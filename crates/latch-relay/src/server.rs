@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -69,6 +69,17 @@ const OUTBOUND_FRAMES: usize = 1024;
 /// Close code sent with fatal errors (1008: policy violation; 1001: going away).
 const CLOSE_POLICY: u16 = 1008;
 const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close code for `DeliveryFailed` (1011: internal error).
+const CLOSE_INTERNAL: u16 = 1011;
+
+/// Record why a connection must close (the first reason wins) and cancel it; the connection
+/// loop sends the matching fatal error and close frame.
+fn close_fatally(fatal: &OnceLock<ErrorCode>, cancel: &CancellationToken, code: ErrorCode) {
+    if !cancel.is_cancelled() {
+        let _ = fatal.set(code);
+        cancel.cancel();
+    }
+}
 
 struct Challenge {
     nonce: [u8; 32],
@@ -320,7 +331,8 @@ struct Outbox {
     max_bytes: usize,
     wait: Duration,
     cancel: CancellationToken,
-    too_slow: Arc<AtomicBool>,
+    /// Why the connection must close, set by whoever noticed first.
+    fatal: Arc<OnceLock<ErrorCode>>,
 }
 
 impl Outbox {
@@ -337,10 +349,7 @@ impl Outbox {
 
     /// The client cannot keep up: close its connection.
     fn overflow(&self) {
-        if !self.cancel.is_cancelled() {
-            self.too_slow.store(true, Ordering::SeqCst);
-            self.cancel.cancel();
-        }
+        close_fatally(&self.fatal, &self.cancel, ErrorCode::TooSlow);
     }
 
     /// Queue without waiting; a full queue closes the connection. For the connection loop,
@@ -467,14 +476,14 @@ impl Connection {
             max_bytes,
             wait: write_timeout,
             cancel: cancel.clone(),
-            too_slow: Arc::new(AtomicBool::new(false)),
+            fatal: Arc::new(OnceLock::new()),
         };
         let writer = tokio::spawn(write_loop(
             sink,
             out_rx,
             write_timeout,
             out.cancel.clone(),
-            out.too_slow.clone(),
+            out.fatal.clone(),
         ));
         let mut conn = Connection {
             cancel,
@@ -500,8 +509,8 @@ impl Connection {
             tokio::select! {
                 biased;
                 () = conn.cancel.cancelled() => {
-                    if conn.out.too_slow.load(Ordering::SeqCst) {
-                        fatal = Some(ErrorCode::TooSlow);
+                    if let Some(code) = conn.out.fatal.get() {
+                        fatal = Some(*code);
                     } else if conn.shared.shutdown.is_cancelled() {
                         fatal = Some(ErrorCode::ShuttingDown);
                     }
@@ -558,10 +567,10 @@ impl Connection {
                 tracing::debug!(device = %d, ?code, "closing connection");
             }
             conn.reply_error(None, code, 0);
-            let close_code = if code == ErrorCode::ShuttingDown {
-                CLOSE_GOING_AWAY
-            } else {
-                CLOSE_POLICY
+            let close_code = match code {
+                ErrorCode::ShuttingDown => CLOSE_GOING_AWAY,
+                ErrorCode::DeliveryFailed => CLOSE_INTERNAL,
+                _ => CLOSE_POLICY,
             };
             conn.out.push(Message::Close(Some(CloseFrame {
                 code: close_code,
@@ -977,15 +986,10 @@ async fn write_loop(
     mut rx: mpsc::Receiver<Outgoing>,
     limit: Duration,
     cancel: CancellationToken,
-    too_slow: Arc<AtomicBool>,
+    fatal: Arc<OnceLock<ErrorCode>>,
 ) {
     use tokio::time::timeout;
-    let slow = || {
-        if !cancel.is_cancelled() {
-            too_slow.store(true, Ordering::SeqCst);
-            cancel.cancel();
-        }
-    };
+    let slow = || close_fatally(&fatal, &cancel, ErrorCode::TooSlow);
     while let Some((msg, permit)) = rx.recv().await {
         let closing = matches!(msg, Message::Close(_));
         match timeout(limit, sink.feed(msg)).await {
@@ -1091,10 +1095,11 @@ impl Delivery {
                     }
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "backlog read failed");
-                    if let Some(m) = encode(&error_frame(None, ErrorCode::Internal)) {
-                        self.out.push(m);
-                    }
+                    // Without a working mailbox read this connection would stay up and
+                    // silently receive nothing more: close it so the client reconnects and
+                    // resumes from its backlog (acks are by id/seq, nothing is lost).
+                    tracing::error!(error = %e, device = %self.device, "backlog read failed");
+                    close_fatally(&self.out.fatal, &self.cancel, ErrorCode::DeliveryFailed);
                     return false;
                 }
             }

@@ -717,3 +717,35 @@ async fn a_client_that_stops_reading_is_closed_and_loses_nothing() {
     alice.ping().await;
     r.relay.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_mailbox_read_error_closes_the_connection_instead_of_stopping_delivery() {
+    let r = start(|_| {}).await;
+    let (alice_key, bob_key) = (key(1), key(2));
+    let mut alice = Client::login(r.addr, &alice_key, 1, true).await;
+    let bob = Client::login(r.addr, &bob_key, 1, true).await;
+    drop(bob);
+    assert_eq!(alice.backlog().await, vec![]);
+    let bob_addr = address(&bob_key, 1);
+    let id = random_id();
+    assert_eq!(
+        alice.send_to(bob_addr, id, b"x").await,
+        Ok(Response::Sent { duplicate: false })
+    );
+    // Damage the stored row (a real read error from the real store): its id no longer has
+    // the right length, so every backlog read of Bob's mailbox fails.
+    let db = r.dir.path().join("relay.db");
+    tokio::task::spawn_blocking(move || {
+        let c = rusqlite::Connection::open(db).unwrap();
+        c.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+        assert_eq!(c.execute("UPDATE envelopes SET id = x'00'", []).unwrap(), 1);
+    })
+    .await
+    .unwrap();
+
+    let mut bob = Client::login(r.addr, &bob_key, 1, false).await;
+    assert_eq!(bob.error().await, (None, ErrorCode::DeliveryFailed, 0));
+    assert!(ErrorCode::DeliveryFailed.is_fatal());
+    assert_eq!(bob.recv_wire().await, None, "the connection stayed open");
+    r.relay.shutdown().await.unwrap();
+}
