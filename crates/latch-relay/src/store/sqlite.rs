@@ -287,9 +287,31 @@ impl Writer {
         let mut commands = batch.into_iter();
         if result.is_ok() {
             for cmd in commands.by_ref() {
-                if let Err(e) = self.apply(cmd, &mut committed, &mut replies) {
+                // One savepoint per command: a command that fails is undone alone (its caller
+                // gets the error) and the rest of the group still commits.
+                if let Err(e) = self.conn.execute_batch("SAVEPOINT cmd") {
+                    fail(cmd, &mut replies);
                     result = Err(db_err(e));
                     break;
+                }
+                let published = committed.len();
+                match self.apply(cmd, &mut committed, &mut replies) {
+                    Ok(()) => {
+                        if let Err(e) = self.conn.execute_batch("RELEASE cmd") {
+                            result = Err(db_err(e));
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "store command failed; undone alone");
+                        committed.truncate(published);
+                        if let Err(e) = self.conn.execute_batch("ROLLBACK TO cmd; RELEASE cmd") {
+                            result = Err(db_err(e));
+                            break;
+                        }
+                        // The caches may have seen the undone command's effects.
+                        self.forget_counts();
+                    }
                 }
             }
         }
@@ -304,16 +326,10 @@ impl Writer {
         if let Err(e) = &result {
             tracing::error!(error = %e, "mailbox batch failed; rolled back");
             let _ = self.conn.execute_batch("ROLLBACK");
-            // In-memory counts may include rolled-back rows: recount lazily.
-            self.depth.clear();
-            if let Ok(total) = self
-                .conn
-                .query_row("SELECT COUNT(*) FROM envelopes", [], |r| r.get::<_, i64>(0))
-            {
-                self.shared
-                    .queued_total
-                    .store(to_u64(total), Ordering::Relaxed);
-            }
+            // The caches may hold rolled-back state (depth of undone rows; devices registered
+            // in this batch): drop them, they refill from the database.
+            self.known.clear();
+            self.forget_counts();
             committed.clear();
         }
         self.shared.registry.publish(&committed);
@@ -322,6 +338,19 @@ impl Writer {
                 Ok(()) => Ok(()),
                 Err(e) => Err(StoreError::Database(e.to_string())),
             });
+        }
+    }
+
+    /// Drop cached mailbox depths and recount the total from the database.
+    fn forget_counts(&mut self) {
+        self.depth.clear();
+        if let Ok(total) = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM envelopes", [], |r| r.get::<_, i64>(0))
+        {
+            self.shared
+                .queued_total
+                .store(to_u64(total), Ordering::Relaxed);
         }
     }
 
@@ -609,8 +638,10 @@ fn defer<T: Send + 'static>(
             Ok(())
         }
         Err(e) => {
-            replies.push(Box::new(move |committed: Result<(), StoreError>| {
-                let _ = reply.send(Err(committed.err().unwrap_or(StoreError::Closed)));
+            // This command's own failure, whatever happens to the rest of the group.
+            let own = e.to_string();
+            replies.push(Box::new(move |_: Result<(), StoreError>| {
+                let _ = reply.send(Err(StoreError::Database(own)));
             }));
             Err(e)
         }
@@ -813,6 +844,50 @@ mod tests {
             expires_at_ms: 100,
             body: vec![n; 4],
         }
+    }
+
+    #[tokio::test]
+    async fn one_failing_command_fails_alone_in_its_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        let s = SqliteStore::open(&path, Durability::Normal, 100).unwrap();
+        let to = dev(1, 1);
+        assert!(s.register_device(to, 1).await.unwrap());
+        // A real database-level failure for one body only.
+        let other = Connection::open(&path).unwrap();
+        other
+            .execute_batch(
+                "CREATE TRIGGER boom BEFORE INSERT ON envelopes WHEN NEW.body = x'05050505' \
+                 BEGIN SELECT RAISE(ABORT, 'boom'); END;",
+            )
+            .unwrap();
+        // Hold the write lock so the writer queues all four commands into one group.
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let futs: Vec<_> = [4u8, 5, 6, 7].map(|n| s.enqueue(env(n, to))).into();
+        let register_later = s.register_device(dev(2, 1), 1);
+        other.execute_batch("COMMIT").unwrap();
+        let mut outcomes = Vec::new();
+        for f in futs {
+            outcomes.push(f.await);
+        }
+        assert!(
+            matches!(outcomes[1], Err(StoreError::Database(_))),
+            "{outcomes:?}"
+        );
+        for i in [0, 2, 3] {
+            assert_eq!(outcomes[i].as_ref().unwrap(), &EnqueueOutcome::Stored);
+        }
+        assert!(register_later.await.unwrap());
+        let got: Vec<u8> = s
+            .backlog(to, 0, 10, 0)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.envelope.id.0[0])
+            .collect();
+        assert_eq!(got, vec![4, 6, 7]);
+        assert_eq!(s.queued_total(), 3);
+        s.shutdown();
     }
 
     #[tokio::test]
