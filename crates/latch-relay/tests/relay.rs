@@ -749,3 +749,39 @@ async fn a_mailbox_read_error_closes_the_connection_instead_of_stopping_delivery
     assert_eq!(bob.recv_wire().await, None, "the connection stayed open");
     r.relay.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn two_senders_reusing_an_id_are_both_delivered() {
+    let r = start(|_| {}).await;
+    let (alice_key, carol_key, bob_key) = (key(1), key(3), key(2));
+    let mut alice = Client::login(r.addr, &alice_key, 1, true).await;
+    let mut carol = Client::login(r.addr, &carol_key, 1, true).await;
+    let mut bob = Client::login(r.addr, &bob_key, 1, true).await;
+    assert_eq!(bob.backlog().await, vec![]);
+    let bob_addr = address(&bob_key, 1);
+    let id = random_id();
+    assert_eq!(
+        alice.send_to(bob_addr, id, b"from alice").await,
+        Ok(Response::Sent { duplicate: false })
+    );
+    assert_eq!(
+        carol.send_to(bob_addr, id, b"from carol").await,
+        Ok(Response::Sent { duplicate: false })
+    );
+    // A retry by the same sender is still a duplicate.
+    assert_eq!(
+        carol.send_to(bob_addr, id, b"from carol").await,
+        Ok(Response::Sent { duplicate: true })
+    );
+    let a = bob.envelope().await;
+    let c = bob.envelope().await;
+    assert_eq!(
+        (a.id, a.from, a.body),
+        (id, address(&alice_key, 1), b"from alice".to_vec())
+    );
+    assert_eq!(
+        (c.id, c.from, c.body),
+        (id, address(&carol_key, 1), b"from carol".to_vec())
+    );
+    r.relay.shutdown().await.unwrap();
+}

@@ -29,7 +29,11 @@ pub const MAX_BATCH: usize = 2048;
 const READERS: usize = 2;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+/// Never edit a migration that may have shipped: add the next numbered file.
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_dedup_by_sender.sql"),
+];
 
 /// How hard commits are flushed to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
@@ -513,9 +517,18 @@ impl Writer {
             let exists = self
                 .conn
                 .prepare_cached(
-                    "SELECT 1 FROM envelopes WHERE recipient_key = ?1 AND recipient_device = ?2 AND id = ?3",
+                    "SELECT 1 FROM envelopes WHERE recipient_key = ?1 AND recipient_device = ?2 AND sender_key = ?3 AND sender_device = ?4 AND id = ?5",
                 )?
-                .query_row(params![&to.identity_key.0[..], to.device_id, &env.id.0[..]], |_| Ok(()))
+                .query_row(
+                    params![
+                        &to.identity_key.0[..],
+                        to.device_id,
+                        &env.from.identity_key.0[..],
+                        env.from.device_id,
+                        &env.id.0[..]
+                    ],
+                    |_| Ok(()),
+                )
                 .optional()?;
             return Ok(if exists.is_some() {
                 EnqueueOutcome::Duplicate
@@ -888,6 +901,105 @@ mod tests {
         assert_eq!(got, vec![4, 6, 7]);
         assert_eq!(s.queued_total(), 3);
         s.shutdown();
+    }
+
+    #[tokio::test]
+    async fn the_same_id_from_two_senders_is_two_envelopes() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("r.db"), Durability::Normal, 2).unwrap();
+        let to = dev(1, 1);
+        assert!(s.register_device(to, 1).await.unwrap());
+        let first = env(1, to);
+        let mut other_sender = env(1, to);
+        other_sender.from = dev(8, 1);
+        let mut other_device = env(1, to);
+        other_device.from = dev(9, 2);
+        assert_eq!(
+            s.enqueue(first.clone()).await.unwrap(),
+            EnqueueOutcome::Stored
+        );
+        assert_eq!(
+            s.enqueue(other_sender.clone()).await.unwrap(),
+            EnqueueOutcome::Stored
+        );
+        // Full mailbox: a retry is still recognised per sender, a new sender is refused.
+        assert_eq!(s.enqueue(first).await.unwrap(), EnqueueOutcome::Duplicate);
+        assert_eq!(
+            s.enqueue(other_sender).await.unwrap(),
+            EnqueueOutcome::Duplicate
+        );
+        assert_eq!(
+            s.enqueue(other_device).await.unwrap(),
+            EnqueueOutcome::QueueFull
+        );
+        let senders: Vec<_> = s
+            .backlog(to, 0, 10, 0)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.envelope.from)
+            .collect();
+        assert_eq!(senders, vec![dev(9, 1), dev(8, 1)]);
+        s.shutdown();
+    }
+
+    #[tokio::test]
+    async fn migrating_a_v1_database_keeps_rows_and_never_reuses_a_seq() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        let to = dev(1, 1);
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(MIGRATIONS[0]).unwrap();
+            c.execute_batch("PRAGMA user_version = 1").unwrap();
+            c.execute(
+                "INSERT INTO devices VALUES (?1, 1, 0)",
+                params![&to.identity_key.0[..]],
+            )
+            .unwrap();
+            for seq in [5i64, 9] {
+                c.execute(
+                    "INSERT INTO envelopes VALUES (?1, ?2, 1, ?3, ?4, 1, 10, 100, x'00')",
+                    params![
+                        seq,
+                        &to.identity_key.0[..],
+                        &[seq as u8; 16][..],
+                        &[9u8; 32][..]
+                    ],
+                )
+                .unwrap();
+            }
+            // Seq 9 was acked: the high-water mark stays at 9.
+            c.execute("DELETE FROM envelopes WHERE seq = 9", [])
+                .unwrap();
+        }
+        let s = SqliteStore::open(&path, Durability::Normal, 100).unwrap();
+        assert_eq!(s.queued_total(), 1);
+        // Same id and sender as the kept row: still a duplicate after migration.
+        let mut again = env(5, to);
+        again.id = EnvelopeId([5; 16]);
+        assert_eq!(s.enqueue(again).await.unwrap(), EnqueueOutcome::Duplicate);
+        let mut other = env(5, to);
+        other.from = dev(8, 1);
+        assert_eq!(s.enqueue(other).await.unwrap(), EnqueueOutcome::Stored);
+        let seqs: Vec<u64> = s
+            .backlog(to, 0, 10, 0)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        // Above the old high-water mark 9, not the highest surviving seq 5 (an ignored
+        // duplicate insert may also consume a number).
+        assert_eq!(seqs.len(), 2);
+        assert_eq!(seqs[0], 5);
+        assert!(seqs[1] > 9, "seq reused: {seqs:?}");
+        s.shutdown();
+        let c = Connection::open(&path).unwrap();
+        let v: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, MIGRATIONS.len() as i64);
     }
 
     #[tokio::test]
