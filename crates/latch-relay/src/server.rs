@@ -295,7 +295,7 @@ async fn ws_upgrade(
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
     }
     let ip = peer.ip();
-    if shared.ip_limits.check(&ip).is_err() {
+    if shared.ip_limits.check(&crate::limits::ip_key(ip)).is_err() {
         shared.metrics.error(ErrorCode::RateLimited);
         return (StatusCode::TOO_MANY_REQUESTS, "rate limited\n").into_response();
     }
@@ -647,7 +647,7 @@ impl Connection {
             }
         };
         let req = req_of(&frame);
-        if let Err(wait) = self.shared.ip_limits.check(&self.ip) {
+        if let Err(wait) = self.shared.ip_limits.check(&crate::limits::ip_key(self.ip)) {
             self.reply_error(req, ErrorCode::RateLimited, wait);
             return None;
         }
