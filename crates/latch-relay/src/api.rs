@@ -382,6 +382,12 @@ pub enum ErrorCode {
     ShuttingDown,
     /// The relay failed internally (storage); the request may be retried.
     Internal,
+    /// Fatal: the client did not read its frames fast enough (its outgoing queue filled or a
+    /// socket write timed out); reconnect and resume from the backlog.
+    TooSlow,
+    /// Fatal: the relay could not read this device's mailbox, so live delivery stopped;
+    /// reconnect to resume from the backlog.
+    DeliveryFailed,
 }
 
 impl ErrorCode {
@@ -389,7 +395,12 @@ impl ErrorCode {
     pub fn is_fatal(self) -> bool {
         matches!(
             self,
-            Self::HandshakeTimeout | Self::IdleTimeout | Self::Superseded | Self::ShuttingDown
+            Self::HandshakeTimeout
+                | Self::IdleTimeout
+                | Self::Superseded
+                | Self::ShuttingDown
+                | Self::TooSlow
+                | Self::DeliveryFailed
         )
     }
 }

@@ -88,6 +88,12 @@ pub struct Config {
     pub purge_interval_ms: u64,
     /// How long shutdown waits for connections to finish their in-flight commits.
     pub shutdown_grace_ms: u64,
+    /// Most bytes queued for one connection's socket: a client that stops reading holds at
+    /// most this much relay memory before it is closed with `TooSlow`.
+    pub outbound_queue_bytes: usize,
+    /// How long one socket write, or a delivery waiting for queue room, may take before the
+    /// client is judged too slow and its connection closed.
+    pub write_timeout_ms: u64,
     /// Log format.
     pub log_format: LogFormat,
 }
@@ -121,6 +127,8 @@ impl Default for Config {
             prekey_low_threshold: 10,
             purge_interval_ms: 60_000,
             shutdown_grace_ms: 10_000,
+            outbound_queue_bytes: 8 * 1024 * 1024,
+            write_timeout_ms: 10_000,
             log_format: LogFormat::Text,
         }
     }

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -18,7 +18,7 @@ use axum::routing::get;
 use ed25519_dalek::{Signature, VerifyingKey};
 use futures_util::stream::FuturesUnordered;
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -62,12 +62,24 @@ pub enum RelayError {
 /// delivering at once.
 const BACKLOG_PAGE: usize = 256;
 
-/// Frames queued for one connection's socket writer before producers wait.
-const OUTBOUND_BUFFER: usize = 1024;
+/// Most frames queued for one connection's socket writer (bytes are bounded separately by
+/// `Config::outbound_queue_bytes`).
+const OUTBOUND_FRAMES: usize = 1024;
 
 /// Close code sent with fatal errors (1008: policy violation; 1001: going away).
 const CLOSE_POLICY: u16 = 1008;
 const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close code for `DeliveryFailed` (1011: internal error).
+const CLOSE_INTERNAL: u16 = 1011;
+
+/// Record why a connection must close (the first reason wins) and cancel it; the connection
+/// loop sends the matching fatal error and close frame.
+fn close_fatally(fatal: &OnceLock<ErrorCode>, cancel: &CancellationToken, code: ErrorCode) {
+    if !cancel.is_cancelled() {
+        let _ = fatal.set(code);
+        cancel.cancel();
+    }
+}
 
 struct Challenge {
     nonce: [u8; 32],
@@ -84,7 +96,7 @@ struct Shared {
     ip_limits: RateLimiter<IpAddr>,
     metrics: Metrics,
     /// Authenticated connections, for pushes that are not envelopes (prekeys running low).
-    controls: Mutex<HashMap<DeviceAddress, (u64, mpsc::Sender<Message>)>>,
+    controls: Mutex<HashMap<DeviceAddress, (u64, Outbox)>>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
     next_conn: AtomicU64,
@@ -283,7 +295,7 @@ async fn ws_upgrade(
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
     }
     let ip = peer.ip();
-    if shared.ip_limits.check(&ip).is_err() {
+    if shared.ip_limits.check(&crate::limits::ip_key(ip)).is_err() {
         shared.metrics.error(ErrorCode::RateLimited);
         return (StatusCode::TOO_MANY_REQUESTS, "rate limited\n").into_response();
     }
@@ -305,12 +317,86 @@ async fn ws_upgrade(
 
 type Pending = Pin<Box<dyn Future<Output = ServerFrame> + Send>>;
 
+/// One frame for the socket writer, holding its share of the connection's byte budget until
+/// it has been handed to the socket.
+type Outgoing = (Message, OwnedSemaphorePermit);
+
+/// A connection's bounded outgoing queue (frames and bytes). Nothing ever blocks on it
+/// without a deadline: a client that cannot keep up is disconnected with `TooSlow` instead of
+/// stalling its connection loop or pinning memory.
+#[derive(Clone)]
+struct Outbox {
+    tx: mpsc::Sender<Outgoing>,
+    bytes: Arc<Semaphore>,
+    max_bytes: usize,
+    wait: Duration,
+    cancel: CancellationToken,
+    /// Why the connection must close, set by whoever noticed first.
+    fatal: Arc<OnceLock<ErrorCode>>,
+}
+
+impl Outbox {
+    fn permits(&self, m: &Message) -> u32 {
+        let len = match m {
+            Message::Binary(b) => b.len(),
+            Message::Text(t) => t.len(),
+            _ => 0,
+        };
+        // A frame bigger than the whole budget takes the whole budget (and waits for an
+        // empty queue) rather than never fitting.
+        u32::try_from(len.clamp(1, self.max_bytes)).unwrap_or(u32::MAX)
+    }
+
+    /// The client cannot keep up: close its connection.
+    fn overflow(&self) {
+        close_fatally(&self.fatal, &self.cancel, ErrorCode::TooSlow);
+    }
+
+    /// Queue without waiting; a full queue closes the connection. For the connection loop,
+    /// which must keep polling its cancel and deadline branches.
+    fn push(&self, m: Message) -> bool {
+        let Ok(permit) = self.bytes.clone().try_acquire_many_owned(self.permits(&m)) else {
+            self.overflow();
+            return false;
+        };
+        match self.tx.try_send((m, permit)) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.overflow();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Queue, waiting for room at most the write timeout and never past cancellation. For the
+    /// delivery task, whose backlog legitimately outruns the socket for a while.
+    async fn push_wait(&self, m: Message) -> bool {
+        let n = self.permits(&m);
+        let queued = async {
+            let permit = self.bytes.clone().acquire_many_owned(n).await.ok()?;
+            self.tx.send((m, permit)).await.ok()
+        };
+        tokio::select! {
+            () = self.cancel.cancelled() => false,
+            r = tokio::time::timeout(self.wait, queued) => match r {
+                Ok(Some(())) => true,
+                Ok(None) => false,
+                Err(_) => {
+                    self.overflow();
+                    false
+                }
+            },
+        }
+    }
+}
+
 /// One WebSocket connection.
 struct Connection {
     shared: Arc<Shared>,
     id: u64,
     ip: IpAddr,
-    out: mpsc::Sender<Message>,
+    out: Outbox,
     device: Option<DeviceAddress>,
     challenge: Option<Challenge>,
     cancel: CancellationToken,
@@ -377,10 +463,30 @@ impl Connection {
             device: None,
         };
         let (sink, mut stream) = socket.split();
-        let (out, out_rx) = mpsc::channel(OUTBOUND_BUFFER);
-        let writer = tokio::spawn(write_loop(sink, out_rx));
+        let (tx, out_rx) = mpsc::channel(OUTBOUND_FRAMES);
+        let cancel = shared.shutdown.child_token();
+        let write_timeout = Duration::from_millis(shared.config.write_timeout_ms.max(1));
+        let max_bytes = shared
+            .config
+            .outbound_queue_bytes
+            .clamp(1, u32::MAX as usize);
+        let out = Outbox {
+            tx,
+            bytes: Arc::new(Semaphore::new(max_bytes)),
+            max_bytes,
+            wait: write_timeout,
+            cancel: cancel.clone(),
+            fatal: Arc::new(OnceLock::new()),
+        };
+        let writer = tokio::spawn(write_loop(
+            sink,
+            out_rx,
+            write_timeout,
+            out.cancel.clone(),
+            out.fatal.clone(),
+        ));
         let mut conn = Connection {
-            cancel: shared.shutdown.child_token(),
+            cancel,
             shared,
             id,
             ip,
@@ -388,7 +494,7 @@ impl Connection {
             device: None,
             challenge: None,
         };
-        conn.send_challenge().await;
+        conn.send_challenge();
 
         let started = tokio::time::Instant::now();
         let handshake = Duration::from_millis(conn.shared.config.handshake_timeout_ms);
@@ -403,14 +509,17 @@ impl Connection {
             tokio::select! {
                 biased;
                 () = conn.cancel.cancelled() => {
-                    if conn.shared.shutdown.is_cancelled() {
+                    if let Some(code) = conn.out.fatal.get() {
+                        fatal = Some(*code);
+                    } else if conn.shared.shutdown.is_cancelled() {
                         fatal = Some(ErrorCode::ShuttingDown);
                     }
-                    // Otherwise superseded: the delivery task already told the client.
+                    // Otherwise superseded or delivery failed: the delivery task already told
+                    // the client.
                     break;
                 }
                 Some(frame) = pending.next(), if !pending.is_empty() => {
-                    conn.send(&frame).await;
+                    conn.send(&frame);
                 }
                 msg = stream.next(), if pending.len() < max_inflight => {
                     let Some(Ok(msg)) = msg else { break };
@@ -429,7 +538,7 @@ impl Connection {
                             }
                         }
                         Message::Text(_) => {
-                            conn.reply_error(None, ErrorCode::Malformed, 0).await;
+                            conn.reply_error(None, ErrorCode::Malformed, 0);
                         }
                         Message::Close(_) => break,
                         Message::Ping(_) | Message::Pong(_) => {}
@@ -447,25 +556,26 @@ impl Connection {
         }
         // Every accepted request gets its answer: in-flight commits finish even on shutdown.
         while let Some(frame) = pending.next().await {
-            conn.send(&frame).await;
+            conn.send(&frame);
         }
-        if let Some(code) = fatal {
+        if fatal == Some(ErrorCode::TooSlow) {
+            // Its queue is full: the client would not read a goodbye anyway.
+            conn.shared.metrics.error(ErrorCode::TooSlow);
+            tracing::info!(conn = conn.id, "closing a connection that does not keep up");
+        } else if let Some(code) = fatal {
             if let Some(d) = conn.device {
                 tracing::debug!(device = %d, ?code, "closing connection");
             }
-            conn.reply_error(None, code, 0).await;
-            let close_code = if code == ErrorCode::ShuttingDown {
-                CLOSE_GOING_AWAY
-            } else {
-                CLOSE_POLICY
+            conn.reply_error(None, code, 0);
+            let close_code = match code {
+                ErrorCode::ShuttingDown => CLOSE_GOING_AWAY,
+                ErrorCode::DeliveryFailed => CLOSE_INTERNAL,
+                _ => CLOSE_POLICY,
             };
-            let _ = conn
-                .out
-                .send(Message::Close(Some(CloseFrame {
-                    code: close_code,
-                    reason: format!("{code:?}").into(),
-                })))
-                .await;
+            conn.out.push(Message::Close(Some(CloseFrame {
+                code: close_code,
+                reason: format!("{code:?}").into(),
+            })));
         }
         conn.cancel.cancel();
         if let Some(d) = conn.device {
@@ -480,31 +590,38 @@ impl Connection {
         }
         let Connection { out, .. } = conn;
         drop(out);
-        // The writer ends once every sender (ours and the delivery task's) is gone.
-        let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+        // The writer ends once every sender (ours and the delivery task's) is gone, or at its
+        // write timeout; it is aborted if it somehow outlives both.
+        let mut writer = writer;
+        if tokio::time::timeout(write_timeout.saturating_mul(2), &mut writer)
+            .await
+            .is_err()
+        {
+            writer.abort();
+        }
     }
 
-    async fn send(&self, frame: &ServerFrame) {
+    /// Queue a frame without waiting (a client that lets its queue fill is closed).
+    fn send(&self, frame: &ServerFrame) {
         if let ServerFrame::Error { code, .. } = frame {
             self.shared.metrics.error(*code);
         }
         if let Some(m) = encode(frame) {
-            let _ = self.out.send(m).await;
+            self.out.push(m);
         }
     }
 
-    async fn reply_error(&self, req: Option<u32>, code: ErrorCode, retry_after_ms: u32) {
+    fn reply_error(&self, req: Option<u32>, code: ErrorCode, retry_after_ms: u32) {
         self.send(&ServerFrame::Error {
             req,
             code,
             retry_after_ms,
-        })
-        .await;
+        });
     }
 
-    async fn send_challenge(&mut self) {
+    fn send_challenge(&mut self) {
         let Some(nonce) = random_nonce() else {
-            self.reply_error(None, ErrorCode::Internal, 0).await;
+            self.reply_error(None, ErrorCode::Internal, 0);
             return;
         };
         let ttl = self.shared.config.challenge_ttl_ms;
@@ -516,8 +633,7 @@ impl Connection {
             version: PROTOCOL_VERSION,
             nonce,
             expires_in_ms: u32::try_from(ttl).unwrap_or(u32::MAX),
-        })
-        .await;
+        });
     }
 
     /// Handle one binary frame. Quick answers are sent here; anything waiting on the store
@@ -526,13 +642,13 @@ impl Connection {
         let frame = match ClientFrame::decode(bytes) {
             Ok(f) => f,
             Err(_) => {
-                self.reply_error(None, ErrorCode::Malformed, 0).await;
+                self.reply_error(None, ErrorCode::Malformed, 0);
                 return None;
             }
         };
         let req = req_of(&frame);
-        if let Err(wait) = self.shared.ip_limits.check(&self.ip) {
-            self.reply_error(req, ErrorCode::RateLimited, wait).await;
+        if let Err(wait) = self.shared.ip_limits.check(&crate::limits::ip_key(self.ip)) {
+            self.reply_error(req, ErrorCode::RateLimited, wait);
             return None;
         }
         match (frame, self.device) {
@@ -540,12 +656,11 @@ impl Connection {
                 self.send(&ServerFrame::Response {
                     req,
                     body: Response::Pong,
-                })
-                .await;
+                });
                 None
             }
             (ClientFrame::NewChallenge, None) => {
-                self.send_challenge().await;
+                self.send_challenge();
                 None
             }
             (
@@ -563,17 +678,16 @@ impl Connection {
                 None
             }
             (ClientFrame::Authenticate { .. } | ClientFrame::NewChallenge, Some(_)) => {
-                self.reply_error(None, ErrorCode::AlreadyAuthenticated, 0)
-                    .await;
+                self.reply_error(None, ErrorCode::AlreadyAuthenticated, 0);
                 None
             }
             (_, None) => {
-                self.reply_error(req, ErrorCode::NotAuthenticated, 0).await;
+                self.reply_error(req, ErrorCode::NotAuthenticated, 0);
                 None
             }
             (frame, Some(device)) => {
                 if let Err(wait) = self.shared.device_limits.check(&device) {
-                    self.reply_error(req, ErrorCode::RateLimited, wait).await;
+                    self.reply_error(req, ErrorCode::RateLimited, wait);
                     return None;
                 }
                 self.request(frame, device).await
@@ -592,8 +706,7 @@ impl Connection {
         // Single use: whatever happens next, this challenge is spent.
         let challenge = self.challenge.take();
         if version != PROTOCOL_VERSION {
-            self.reply_error(None, ErrorCode::UnsupportedVersion, 0)
-                .await;
+            self.reply_error(None, ErrorCode::UnsupportedVersion, 0);
             return;
         }
         let now = self.shared.clock.now_ms();
@@ -601,7 +714,7 @@ impl Connection {
             Some(c) if c.nonce == nonce && now <= c.expires_at_ms => {}
             _ => {
                 tracing::info!(device = %device, "authentication refused: challenge invalid");
-                self.reply_error(None, ErrorCode::ChallengeInvalid, 0).await;
+                self.reply_error(None, ErrorCode::ChallengeInvalid, 0);
                 return;
             }
         }
@@ -614,7 +727,7 @@ impl Connection {
             });
         if verified.is_none() {
             tracing::info!(device = %device, "authentication refused: bad signature");
-            self.reply_error(None, ErrorCode::BadSignature, 0).await;
+            self.reply_error(None, ErrorCode::BadSignature, 0);
             return;
         }
         let known = if register {
@@ -629,12 +742,12 @@ impl Connection {
         match known {
             Ok(true) => {}
             Ok(false) => {
-                self.reply_error(None, ErrorCode::UnknownDevice, 0).await;
+                self.reply_error(None, ErrorCode::UnknownDevice, 0);
                 return;
             }
             Err(e) => {
                 tracing::error!(error = %e, "device lookup failed");
-                self.reply_error(None, ErrorCode::Internal, 0).await;
+                self.reply_error(None, ErrorCode::Internal, 0);
                 return;
             }
         }
@@ -657,8 +770,7 @@ impl Connection {
         self.send(&ServerFrame::Authenticated {
             one_time_prekeys: remaining,
             replenish: remaining < self.shared.config.prekey_low_threshold,
-        })
-        .await;
+        });
         let delivery = Delivery {
             shared: self.shared.clone(),
             device,
@@ -674,8 +786,7 @@ impl Connection {
         match frame {
             ClientFrame::Send { req, id, to, body } => {
                 if body.len() > shared.config.max_envelope_bytes {
-                    self.reply_error(Some(req), ErrorCode::EnvelopeTooLarge, 0)
-                        .await;
+                    self.reply_error(Some(req), ErrorCode::EnvelopeTooLarge, 0);
                     return None;
                 }
                 let now = shared.clock.now_ms();
@@ -719,7 +830,7 @@ impl Connection {
             }
             ClientFrame::AckIds { req, ids } => {
                 if ids.len() > api::MAX_ACK_IDS {
-                    self.reply_error(Some(req), ErrorCode::Malformed, 0).await;
+                    self.reply_error(Some(req), ErrorCode::Malformed, 0);
                     return None;
                 }
                 let fut = shared.mailboxes.ack_ids(me, ids);
@@ -731,8 +842,7 @@ impl Connection {
             }
             ClientFrame::ClaimHandle { req, handle } => {
                 let Some(handle) = api::normalize_handle(&handle) else {
-                    self.reply_error(Some(req), ErrorCode::HandleInvalid, 0)
-                        .await;
+                    self.reply_error(Some(req), ErrorCode::HandleInvalid, 0);
                     return None;
                 };
                 let fut = shared.directory.claim_handle(handle, me.identity_key);
@@ -749,8 +859,7 @@ impl Connection {
             }
             ClientFrame::LookupHandle { req, handle } => {
                 let Some(handle) = api::normalize_handle(&handle) else {
-                    self.reply_error(Some(req), ErrorCode::HandleInvalid, 0)
-                        .await;
+                    self.reply_error(Some(req), ErrorCode::HandleInvalid, 0);
                     return None;
                 };
                 Some(Box::pin(async move {
@@ -779,8 +888,7 @@ impl Connection {
                     .chain(&upload.one_time)
                     .any(|k| k.key.len() > api::MAX_PREKEY_BYTES);
                 if too_big || upload.one_time.len() > api::MAX_PREKEYS_PER_UPLOAD {
-                    self.reply_error(Some(req), ErrorCode::PrekeysInvalid, 0)
-                        .await;
+                    self.reply_error(Some(req), ErrorCode::PrekeysInvalid, 0);
                     return None;
                 }
                 let fut = shared.directory.publish_prekeys(me, upload);
@@ -861,39 +969,54 @@ fn store_error(req: u32, e: &StoreError) -> ServerFrame {
 
 fn notify_prekeys_low(shared: &Shared, owner: DeviceAddress, remaining: u32) {
     let controls = shared.controls.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((_, tx)) = controls.get(&owner)
+    if let Some((_, out)) = controls.get(&owner)
         && let Some(m) = encode(&ServerFrame::PrekeysLow { remaining })
     {
-        // Best effort: the device also learns its count on its next login.
-        let _ = tx.try_send(m);
+        // Never waits; a device whose queue is full is closed as too slow and learns its count
+        // on its next login.
+        out.push(m);
     }
 }
 
+/// Copies the outgoing queue to the socket. Every feed and flush has a deadline: a peer that
+/// stops reading fills its TCP window, the write times out, and the connection is closed as
+/// `TooSlow` instead of holding the writer (and the queue's memory) forever.
 async fn write_loop(
     mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
-    mut rx: mpsc::Receiver<Message>,
+    mut rx: mpsc::Receiver<Outgoing>,
+    limit: Duration,
+    cancel: CancellationToken,
+    fatal: Arc<OnceLock<ErrorCode>>,
 ) {
-    while let Some(msg) = rx.recv().await {
+    use tokio::time::timeout;
+    let slow = || close_fatally(&fatal, &cancel, ErrorCode::TooSlow);
+    while let Some((msg, permit)) = rx.recv().await {
         let closing = matches!(msg, Message::Close(_));
-        if sink.feed(msg).await.is_err() {
-            return;
+        match timeout(limit, sink.feed(msg)).await {
+            Ok(Ok(())) => drop(permit),
+            Ok(Err(_)) => return,
+            Err(_) => return slow(),
         }
         // Batch whatever else is ready into one flush (one syscall under load).
-        while !closing && let Ok(m) = rx.try_recv() {
+        while !closing && let Ok((m, permit)) = rx.try_recv() {
             let close = matches!(m, Message::Close(_));
-            if sink.feed(m).await.is_err() {
-                return;
+            match timeout(limit, sink.feed(m)).await {
+                Ok(Ok(())) => drop(permit),
+                Ok(Err(_)) => return,
+                Err(_) => return slow(),
             }
             if close {
-                let _ = sink.flush().await;
+                let _ = timeout(limit, sink.flush()).await;
                 return;
             }
         }
-        if sink.flush().await.is_err() || closing {
-            return;
+        match timeout(limit, sink.flush()).await {
+            Ok(Ok(())) if !closing => {}
+            Ok(_) => return,
+            Err(_) => return slow(),
         }
     }
-    let _ = sink.close().await;
+    let _ = timeout(limit, sink.close()).await;
 }
 
 /// Pushes one device's mailbox to its connection: the backlog in `seq` order, then live
@@ -901,7 +1024,7 @@ async fn write_loop(
 struct Delivery {
     shared: Arc<Shared>,
     device: DeviceAddress,
-    out: mpsc::Sender<Message>,
+    out: Outbox,
     cancel: CancellationToken,
     last_seq: u64,
 }
@@ -912,7 +1035,7 @@ impl Delivery {
             return;
         }
         if let Some(m) = encode(&ServerFrame::BacklogDone)
-            && self.out.send(m).await.is_err()
+            && !self.out.push_wait(m).await
         {
             return;
         }
@@ -929,7 +1052,7 @@ impl Delivery {
                         // A newer connection of this device took the subscription.
                         tracing::info!(device = %self.device, "connection superseded");
                         if let Some(m) = encode(&error_frame(None, ErrorCode::Superseded)) {
-                            let _ = self.out.send(m).await;
+                            self.out.push(m);
                         }
                         self.cancel.cancel();
                         return;
@@ -972,10 +1095,11 @@ impl Delivery {
                     }
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "backlog read failed");
-                    if let Some(m) = encode(&error_frame(None, ErrorCode::Internal)) {
-                        let _ = self.out.send(m).await;
-                    }
+                    // Without a working mailbox read this connection would stay up and
+                    // silently receive nothing more: close it so the client reconnects and
+                    // resumes from its backlog (acks are by id/seq, nothing is lost).
+                    tracing::error!(error = %e, device = %self.device, "backlog read failed");
+                    close_fatally(&self.out.fatal, &self.cancel, ErrorCode::DeliveryFailed);
                     return false;
                 }
             }
@@ -992,7 +1116,7 @@ impl Delivery {
             body: env.envelope.body.clone(),
         });
         let Some(m) = encode(&frame) else { return true };
-        if self.out.send(m).await.is_err() {
+        if !self.out.push_wait(m).await {
             return false;
         }
         self.shared.metrics.envelopes_out.inc();

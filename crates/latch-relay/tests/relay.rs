@@ -407,9 +407,11 @@ async fn per_ip_rate_limit_applies_before_login_and_refills() {
 
 #[tokio::test]
 async fn handshake_and_idle_timeouts_close_with_a_reason() {
+    // Each relay makes only the timeout under test short; whatever must succeed (a login on a
+    // loaded CI host) gets a generous one, so a slow step cannot trip the wrong deadline.
     let r = start(|c| {
         c.handshake_timeout_ms = 300;
-        c.idle_timeout_ms = 300;
+        c.idle_timeout_ms = 60_000;
     })
     .await;
     let mut silent = Client::connect(r.addr).await;
@@ -418,14 +420,20 @@ async fn handshake_and_idle_timeouts_close_with_a_reason() {
         silent.recv_wire().await.is_none(),
         "closed after the fatal error"
     );
+    r.relay.shutdown().await.unwrap();
 
+    let r = start(|c| {
+        c.handshake_timeout_ms = 60_000;
+        c.idle_timeout_ms = 300;
+    })
+    .await;
     let mut idle = Client::login(r.addr, &key(1), 1, true).await;
-    idle.backlog().await;
+    // `error` skips the backlog frames, which may come before or after the timeout fires.
     assert_eq!(idle.error().await, (None, ErrorCode::IdleTimeout, 0));
     assert!(idle.recv_wire().await.is_none());
-    // The relay is fine: a new connection works.
-    let mut again = Client::login(r.addr, &key(1), 1, false).await;
-    again.ping().await;
+    // The relay is fine: a new connection still logs in.
+    let again = Client::login(r.addr, &key(1), 1, false).await;
+    drop(again);
     r.relay.shutdown().await.unwrap();
 }
 
@@ -519,10 +527,21 @@ async fn shutdown_answers_in_flight_sends_and_keeps_them() {
             })
             .await;
     }
+    // At least one send is answered before shutdown starts, so the check below is not empty
+    // by timing luck.
+    let mut acked = Vec::new();
+    while acked.is_empty() {
+        match alice.recv_wire().await {
+            Some(ServerFrame::Response {
+                body: Response::Sent { .. },
+                req,
+            }) => acked.push(ids[req as usize]),
+            other => panic!("expected a Sent answer, got {other:?}"),
+        }
+    }
     let token = r.relay.shutdown_token();
     let shutdown = tokio::spawn(r.relay.shutdown());
     token.cancelled().await;
-    let mut acked = Vec::new();
     loop {
         match alice.recv_wire().await {
             Some(ServerFrame::Response {
@@ -658,6 +677,130 @@ async fn a_slow_recipient_gets_every_live_envelope_in_order() {
     assert!(
         !metrics.contains("latch_relay_delivery_catchups_total 0"),
         "the lag path was not exercised:\n{metrics}"
+    );
+    r.relay.shutdown().await.unwrap();
+}
+
+/// Poll `/metrics` until it contains `needle` (bounded), returning whether it appeared.
+async fn metrics_show(addr: std::net::SocketAddr, needle: &str) -> bool {
+    for _ in 0..400 {
+        let (_, body) = http_get(addr, "/metrics").await;
+        if body.contains(needle) {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_closed_and_loses_nothing() {
+    let r = start(|c| {
+        c.outbound_queue_bytes = 256 * 1024;
+        c.write_timeout_ms = 1_000;
+    })
+    .await;
+    let (alice_key, bob_key) = (key(1), key(2));
+    let mut alice = Client::login(r.addr, &alice_key, 1, true).await;
+    let mut bob = Client::login(r.addr, &bob_key, 1, true).await;
+    assert_eq!(bob.backlog().await, vec![]);
+    assert_eq!(alice.backlog().await, vec![]);
+    let bob_addr = address(&bob_key, 1);
+
+    // Bob stops reading. ~10 MB towards him overflows socket buffers and his queue.
+    let body = vec![7u8; 32 * 1024];
+    let mut ids = Vec::new();
+    for _ in 0..300 {
+        let id = random_id();
+        ids.push(id);
+        assert_eq!(
+            alice.send_to(bob_addr, id, &body).await,
+            Ok(Response::Sent { duplicate: false })
+        );
+    }
+    assert!(
+        metrics_show(r.addr, "code=\"TooSlow\"} 1").await,
+        "the stalled connection was never closed"
+    );
+    // Bob's socket ends after whatever was already in flight.
+    let mut drained = 0;
+    while bob.recv_wire().await.is_some() {
+        drained += 1;
+        assert!(drained <= ids.len() + 2, "connection never closed");
+    }
+    // Nothing was acknowledged, so a reconnect gets everything, in order.
+    let mut bob = Client::login(r.addr, &bob_key, 1, false).await;
+    let got: Vec<_> = bob.backlog().await.into_iter().map(|e| e.id).collect();
+    assert_eq!(got, ids);
+    // Alice's connection was never affected.
+    alice.ping().await;
+    r.relay.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_mailbox_read_error_closes_the_connection_instead_of_stopping_delivery() {
+    let r = start(|_| {}).await;
+    let (alice_key, bob_key) = (key(1), key(2));
+    let mut alice = Client::login(r.addr, &alice_key, 1, true).await;
+    let bob = Client::login(r.addr, &bob_key, 1, true).await;
+    drop(bob);
+    assert_eq!(alice.backlog().await, vec![]);
+    let bob_addr = address(&bob_key, 1);
+    let id = random_id();
+    assert_eq!(
+        alice.send_to(bob_addr, id, b"x").await,
+        Ok(Response::Sent { duplicate: false })
+    );
+    // Damage the stored row (a real read error from the real store): its id no longer has
+    // the right length, so every backlog read of Bob's mailbox fails.
+    let db = r.dir.path().join("relay.db");
+    tokio::task::spawn_blocking(move || {
+        let c = rusqlite::Connection::open(db).unwrap();
+        c.busy_timeout(std::time::Duration::from_secs(10)).unwrap();
+        assert_eq!(c.execute("UPDATE envelopes SET id = x'00'", []).unwrap(), 1);
+    })
+    .await
+    .unwrap();
+
+    let mut bob = Client::login(r.addr, &bob_key, 1, false).await;
+    assert_eq!(bob.error().await, (None, ErrorCode::DeliveryFailed, 0));
+    assert!(ErrorCode::DeliveryFailed.is_fatal());
+    assert_eq!(bob.recv_wire().await, None, "the connection stayed open");
+    r.relay.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn two_senders_reusing_an_id_are_both_delivered() {
+    let r = start(|_| {}).await;
+    let (alice_key, carol_key, bob_key) = (key(1), key(3), key(2));
+    let mut alice = Client::login(r.addr, &alice_key, 1, true).await;
+    let mut carol = Client::login(r.addr, &carol_key, 1, true).await;
+    let mut bob = Client::login(r.addr, &bob_key, 1, true).await;
+    assert_eq!(bob.backlog().await, vec![]);
+    let bob_addr = address(&bob_key, 1);
+    let id = random_id();
+    assert_eq!(
+        alice.send_to(bob_addr, id, b"from alice").await,
+        Ok(Response::Sent { duplicate: false })
+    );
+    assert_eq!(
+        carol.send_to(bob_addr, id, b"from carol").await,
+        Ok(Response::Sent { duplicate: false })
+    );
+    // A retry by the same sender is still a duplicate.
+    assert_eq!(
+        carol.send_to(bob_addr, id, b"from carol").await,
+        Ok(Response::Sent { duplicate: true })
+    );
+    let a = bob.envelope().await;
+    let c = bob.envelope().await;
+    assert_eq!(
+        (a.id, a.from, a.body),
+        (id, address(&alice_key, 1), b"from alice".to_vec())
+    );
+    assert_eq!(
+        (c.id, c.from, c.body),
+        (id, address(&carol_key, 1), b"from carol".to_vec())
     );
     r.relay.shutdown().await.unwrap();
 }

@@ -29,7 +29,11 @@ pub const MAX_BATCH: usize = 2048;
 const READERS: usize = 2;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+/// Never edit a migration that may have shipped: add the next numbered file.
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_dedup_by_sender.sql"),
+];
 
 /// How hard commits are flushed to disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
@@ -287,9 +291,31 @@ impl Writer {
         let mut commands = batch.into_iter();
         if result.is_ok() {
             for cmd in commands.by_ref() {
-                if let Err(e) = self.apply(cmd, &mut committed, &mut replies) {
+                // One savepoint per command: a command that fails is undone alone (its caller
+                // gets the error) and the rest of the group still commits.
+                if let Err(e) = self.conn.execute_batch("SAVEPOINT cmd") {
+                    fail(cmd, &mut replies);
                     result = Err(db_err(e));
                     break;
+                }
+                let published = committed.len();
+                match self.apply(cmd, &mut committed, &mut replies) {
+                    Ok(()) => {
+                        if let Err(e) = self.conn.execute_batch("RELEASE cmd") {
+                            result = Err(db_err(e));
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "store command failed; undone alone");
+                        committed.truncate(published);
+                        if let Err(e) = self.conn.execute_batch("ROLLBACK TO cmd; RELEASE cmd") {
+                            result = Err(db_err(e));
+                            break;
+                        }
+                        // The caches may have seen the undone command's effects.
+                        self.forget_counts();
+                    }
                 }
             }
         }
@@ -304,16 +330,10 @@ impl Writer {
         if let Err(e) = &result {
             tracing::error!(error = %e, "mailbox batch failed; rolled back");
             let _ = self.conn.execute_batch("ROLLBACK");
-            // In-memory counts may include rolled-back rows: recount lazily.
-            self.depth.clear();
-            if let Ok(total) = self
-                .conn
-                .query_row("SELECT COUNT(*) FROM envelopes", [], |r| r.get::<_, i64>(0))
-            {
-                self.shared
-                    .queued_total
-                    .store(to_u64(total), Ordering::Relaxed);
-            }
+            // The caches may hold rolled-back state (depth of undone rows; devices registered
+            // in this batch): drop them, they refill from the database.
+            self.known.clear();
+            self.forget_counts();
             committed.clear();
         }
         self.shared.registry.publish(&committed);
@@ -322,6 +342,19 @@ impl Writer {
                 Ok(()) => Ok(()),
                 Err(e) => Err(StoreError::Database(e.to_string())),
             });
+        }
+    }
+
+    /// Drop cached mailbox depths and recount the total from the database.
+    fn forget_counts(&mut self) {
+        self.depth.clear();
+        if let Ok(total) = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM envelopes", [], |r| r.get::<_, i64>(0))
+        {
+            self.shared
+                .queued_total
+                .store(to_u64(total), Ordering::Relaxed);
         }
     }
 
@@ -484,9 +517,18 @@ impl Writer {
             let exists = self
                 .conn
                 .prepare_cached(
-                    "SELECT 1 FROM envelopes WHERE recipient_key = ?1 AND recipient_device = ?2 AND id = ?3",
+                    "SELECT 1 FROM envelopes WHERE recipient_key = ?1 AND recipient_device = ?2 AND sender_key = ?3 AND sender_device = ?4 AND id = ?5",
                 )?
-                .query_row(params![&to.identity_key.0[..], to.device_id, &env.id.0[..]], |_| Ok(()))
+                .query_row(
+                    params![
+                        &to.identity_key.0[..],
+                        to.device_id,
+                        &env.from.identity_key.0[..],
+                        env.from.device_id,
+                        &env.id.0[..]
+                    ],
+                    |_| Ok(()),
+                )
                 .optional()?;
             return Ok(if exists.is_some() {
                 EnqueueOutcome::Duplicate
@@ -609,8 +651,10 @@ fn defer<T: Send + 'static>(
             Ok(())
         }
         Err(e) => {
-            replies.push(Box::new(move |committed: Result<(), StoreError>| {
-                let _ = reply.send(Err(committed.err().unwrap_or(StoreError::Closed)));
+            // This command's own failure, whatever happens to the rest of the group.
+            let own = e.to_string();
+            replies.push(Box::new(move |_: Result<(), StoreError>| {
+                let _ = reply.send(Err(StoreError::Database(own)));
             }));
             Err(e)
         }
@@ -813,6 +857,149 @@ mod tests {
             expires_at_ms: 100,
             body: vec![n; 4],
         }
+    }
+
+    #[tokio::test]
+    async fn one_failing_command_fails_alone_in_its_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        let s = SqliteStore::open(&path, Durability::Normal, 100).unwrap();
+        let to = dev(1, 1);
+        assert!(s.register_device(to, 1).await.unwrap());
+        // A real database-level failure for one body only.
+        let other = Connection::open(&path).unwrap();
+        other
+            .execute_batch(
+                "CREATE TRIGGER boom BEFORE INSERT ON envelopes WHEN NEW.body = x'05050505' \
+                 BEGIN SELECT RAISE(ABORT, 'boom'); END;",
+            )
+            .unwrap();
+        // Hold the write lock so the writer queues all four commands into one group.
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let futs: Vec<_> = [4u8, 5, 6, 7].map(|n| s.enqueue(env(n, to))).into();
+        let register_later = s.register_device(dev(2, 1), 1);
+        other.execute_batch("COMMIT").unwrap();
+        let mut outcomes = Vec::new();
+        for f in futs {
+            outcomes.push(f.await);
+        }
+        assert!(
+            matches!(outcomes[1], Err(StoreError::Database(_))),
+            "{outcomes:?}"
+        );
+        for i in [0, 2, 3] {
+            assert_eq!(outcomes[i].as_ref().unwrap(), &EnqueueOutcome::Stored);
+        }
+        assert!(register_later.await.unwrap());
+        let got: Vec<u8> = s
+            .backlog(to, 0, 10, 0)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.envelope.id.0[0])
+            .collect();
+        assert_eq!(got, vec![4, 6, 7]);
+        assert_eq!(s.queued_total(), 3);
+        s.shutdown();
+    }
+
+    #[tokio::test]
+    async fn the_same_id_from_two_senders_is_two_envelopes() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("r.db"), Durability::Normal, 2).unwrap();
+        let to = dev(1, 1);
+        assert!(s.register_device(to, 1).await.unwrap());
+        let first = env(1, to);
+        let mut other_sender = env(1, to);
+        other_sender.from = dev(8, 1);
+        let mut other_device = env(1, to);
+        other_device.from = dev(9, 2);
+        assert_eq!(
+            s.enqueue(first.clone()).await.unwrap(),
+            EnqueueOutcome::Stored
+        );
+        assert_eq!(
+            s.enqueue(other_sender.clone()).await.unwrap(),
+            EnqueueOutcome::Stored
+        );
+        // Full mailbox: a retry is still recognised per sender, a new sender is refused.
+        assert_eq!(s.enqueue(first).await.unwrap(), EnqueueOutcome::Duplicate);
+        assert_eq!(
+            s.enqueue(other_sender).await.unwrap(),
+            EnqueueOutcome::Duplicate
+        );
+        assert_eq!(
+            s.enqueue(other_device).await.unwrap(),
+            EnqueueOutcome::QueueFull
+        );
+        let senders: Vec<_> = s
+            .backlog(to, 0, 10, 0)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.envelope.from)
+            .collect();
+        assert_eq!(senders, vec![dev(9, 1), dev(8, 1)]);
+        s.shutdown();
+    }
+
+    #[tokio::test]
+    async fn migrating_a_v1_database_keeps_rows_and_never_reuses_a_seq() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        let to = dev(1, 1);
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(MIGRATIONS[0]).unwrap();
+            c.execute_batch("PRAGMA user_version = 1").unwrap();
+            c.execute(
+                "INSERT INTO devices VALUES (?1, 1, 0)",
+                params![&to.identity_key.0[..]],
+            )
+            .unwrap();
+            for seq in [5i64, 9] {
+                c.execute(
+                    "INSERT INTO envelopes VALUES (?1, ?2, 1, ?3, ?4, 1, 10, 100, x'00')",
+                    params![
+                        seq,
+                        &to.identity_key.0[..],
+                        &[seq as u8; 16][..],
+                        &[9u8; 32][..]
+                    ],
+                )
+                .unwrap();
+            }
+            // Seq 9 was acked: the high-water mark stays at 9.
+            c.execute("DELETE FROM envelopes WHERE seq = 9", [])
+                .unwrap();
+        }
+        let s = SqliteStore::open(&path, Durability::Normal, 100).unwrap();
+        assert_eq!(s.queued_total(), 1);
+        // Same id and sender as the kept row: still a duplicate after migration.
+        let mut again = env(5, to);
+        again.id = EnvelopeId([5; 16]);
+        assert_eq!(s.enqueue(again).await.unwrap(), EnqueueOutcome::Duplicate);
+        let mut other = env(5, to);
+        other.from = dev(8, 1);
+        assert_eq!(s.enqueue(other).await.unwrap(), EnqueueOutcome::Stored);
+        let seqs: Vec<u64> = s
+            .backlog(to, 0, 10, 0)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        // Above the old high-water mark 9, not the highest surviving seq 5 (an ignored
+        // duplicate insert may also consume a number).
+        assert_eq!(seqs.len(), 2);
+        assert_eq!(seqs[0], 5);
+        assert!(seqs[1] > 9, "seq reused: {seqs:?}");
+        s.shutdown();
+        let c = Connection::open(&path).unwrap();
+        let v: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, MIGRATIONS.len() as i64);
     }
 
     #[tokio::test]
