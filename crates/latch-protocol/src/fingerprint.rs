@@ -248,31 +248,23 @@ impl Fingerprint {
 
     /// The safety number between two Latch identities (hashing their Ed25519 keys), with
     /// Signal's current version and iteration count.
+    ///
+    /// # Errors
+    /// None with today's constants; an error rather than a fallback payload that `compare`
+    /// could match if that ever changes.
     pub fn for_identities(
         local_id: &[u8],
         local: &IdentityKey,
         remote_id: &[u8],
         remote: &IdentityKey,
-    ) -> Self {
-        let hashed = Self::new(
+    ) -> Result<Self, FingerprintError> {
+        Self::new(
             CURRENT_VERSION,
             DEFAULT_ITERATIONS,
             local_id,
             &local.signing_key_bytes(),
             remote_id,
             &remote.signing_key_bytes(),
-        );
-        // The constants above are in range, so `new` cannot fail; fall back defensively.
-        match hashed {
-            Ok(f) => f,
-            Err(_) => Self {
-                display: DisplayableFingerprint(String::new()),
-                scannable: ScannableFingerprint {
-                    version: CURRENT_VERSION,
-                    local: [0; 32],
-                    remote: [0; 32],
-                },
-            },
-        }
+        )
     }
 }

@@ -163,28 +163,36 @@ pub fn hkdf_sha256(
 }
 
 /// HKDF-SHA256 into a fixed-size pair of keys.
-pub(crate) fn hkdf_pair(salt: Option<&[u8]>, ikm: &[u8], info: &[u8]) -> (Secret<32>, Secret<32>) {
+///
+/// 64 bytes is far below HKDF-SHA256's 8160-byte limit, so this cannot fail today; if it ever
+/// did, the caller gets an error rather than a pair of all-zero keys.
+pub(crate) fn hkdf_pair(
+    salt: Option<&[u8]>,
+    ikm: &[u8],
+    info: &[u8],
+) -> Result<(Secret<32>, Secret<32>), CryptoError> {
     let hk = Hkdf::<Sha256>::new(salt, ikm);
     let mut out = [0u8; 64];
-    // 64 bytes is far below HKDF-SHA256's 8160-byte limit, so expand cannot fail.
-    let _ = hk.expand(info, &mut out);
+    if hk.expand(info, &mut out).is_err() {
+        return Err(CryptoError::InvalidLength);
+    }
     let mut a = [0u8; 32];
     let mut b = [0u8; 32];
     a.copy_from_slice(&out[..32]);
     b.copy_from_slice(&out[32..]);
     out.zeroize();
-    (Secret::new(a), Secret::new(b))
+    Ok((Secret::new(a), Secret::new(b)))
 }
 
 /// HMAC-SHA256 of a one-byte constant, as the symmetric-key ratchet uses it.
-pub(crate) fn hmac_sha256(key: &[u8; 32], input: &[u8]) -> Secret<32> {
-    // HMAC accepts keys of any length, so `new_from_slice` cannot fail here.
-    let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(key) {
-        Ok(m) => m,
-        Err(_) => return Secret::new([0u8; 32]),
-    };
+///
+/// HMAC accepts keys of any length, so this cannot fail today; if it ever did, the caller gets
+/// an error rather than a known all-zero chain key.
+pub(crate) fn hmac_sha256(key: &[u8; 32], input: &[u8]) -> Result<Secret<32>, CryptoError> {
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(key).map_err(|_| CryptoError::InvalidLength)?;
     mac.update(input);
-    Secret::new(mac.finalize().into_bytes().into())
+    Ok(Secret::new(mac.finalize().into_bytes().into()))
 }
 
 /// ChaCha20-Poly1305 seal.

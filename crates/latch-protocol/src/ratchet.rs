@@ -108,8 +108,8 @@ struct Chain {
 impl Chain {
     /// One step of the symmetric-key ratchet: the message key for `index`, then advance.
     fn step(&mut self) -> Result<Secret<32>, RatchetError> {
-        let mk = keys::hmac_sha256(self.key.expose(), MESSAGE_KEY_SEED);
-        self.key = keys::hmac_sha256(self.key.expose(), CHAIN_KEY_SEED);
+        let mk = keys::hmac_sha256(self.key.expose(), MESSAGE_KEY_SEED)?;
+        self.key = keys::hmac_sha256(self.key.expose(), CHAIN_KEY_SEED)?;
         self.index = self
             .index
             .checked_add(1)
@@ -162,10 +162,13 @@ pub(crate) struct SessionState {
 
 fn message_keys(mk: &Secret<32>) -> Result<(Secret<32>, [u8; 12]), RatchetError> {
     let okm = keys::hkdf_sha256(None, mk.expose(), MESSAGE_KEYS_INFO, 44)?;
-    let mut key = [0u8; 32];
-    let mut nonce = [0u8; 12];
-    key.copy_from_slice(okm.expose().get(..32).unwrap_or(&[0u8; 32]));
-    nonce.copy_from_slice(okm.expose().get(32..44).unwrap_or(&[0u8; 12]));
+    // A short output is an error, never a zero key or nonce to carry on with.
+    let (key, nonce) = okm
+        .expose()
+        .split_at_checked(32)
+        .ok_or(CryptoError::InvalidLength)?;
+    let key: [u8; 32] = key.try_into().map_err(|_| CryptoError::InvalidLength)?;
+    let nonce: [u8; 12] = nonce.try_into().map_err(|_| CryptoError::InvalidLength)?;
     Ok((Secret::new(key), nonce))
 }
 
@@ -183,7 +186,7 @@ impl SessionState {
         let sender_ratchet = KeyPair::generate(rng);
         let dh = keys::x25519(&sender_ratchet.secret, their_signed_prekey)?;
         let (root_key, ck) =
-            keys::hkdf_pair(Some(shared_secret.expose()), dh.expose(), ROOT_KDF_INFO);
+            keys::hkdf_pair(Some(shared_secret.expose()), dh.expose(), ROOT_KDF_INFO)?;
         Ok(Self {
             local_identity: local_identity.to_bytes(),
             remote_identity: remote_identity.to_bytes(),
@@ -336,7 +339,7 @@ impl SessionState {
         };
         let dh = keys::x25519(&self.sender_ratchet.secret, &their_key)?;
         let (root, ck_send) =
-            keys::hkdf_pair(Some(self.root_key.expose()), dh.expose(), ROOT_KDF_INFO);
+            keys::hkdf_pair(Some(self.root_key.expose()), dh.expose(), ROOT_KDF_INFO)?;
         self.root_key = root;
         self.sender_chain = Some(Chain {
             key: ck_send,
@@ -355,7 +358,7 @@ impl SessionState {
         self.complete_sending_ratchet()?;
         let dh = keys::x25519(&self.sender_ratchet.secret, their_key)?;
         let (root, ck_recv) =
-            keys::hkdf_pair(Some(self.root_key.expose()), dh.expose(), ROOT_KDF_INFO);
+            keys::hkdf_pair(Some(self.root_key.expose()), dh.expose(), ROOT_KDF_INFO)?;
         self.receiver_chains.push_back(ReceiverChain {
             ratchet_key: *their_key,
             chain: Chain {

@@ -94,8 +94,8 @@ fn matching_and_mismatching_identities() {
     let a = IdentityKeyPair::generate(&mut rng);
     let b = IdentityKeyPair::generate(&mut rng);
     let m = IdentityKeyPair::generate(&mut rng);
-    let fa = Fingerprint::for_identities(b"alice", a.public(), b"bob", b.public());
-    let fb = Fingerprint::for_identities(b"bob", b.public(), b"alice", a.public());
+    let fa = Fingerprint::for_identities(b"alice", a.public(), b"bob", b.public()).unwrap();
+    let fb = Fingerprint::for_identities(b"bob", b.public(), b"alice", a.public()).unwrap();
     assert_eq!(fa.display, fb.display);
     assert_eq!(fa.display.to_string().len(), 60);
     assert!(fa.display.to_string().bytes().all(|c| c.is_ascii_digit()));
@@ -103,13 +103,13 @@ fn matching_and_mismatching_identities() {
     assert!(fb.scannable.compare(&fa.scannable.to_bytes()).unwrap());
 
     // A man in the middle: Alice sees Mallory's key for Bob.
-    let fam = Fingerprint::for_identities(b"alice", a.public(), b"bob", m.public());
+    let fam = Fingerprint::for_identities(b"alice", a.public(), b"bob", m.public()).unwrap();
     assert_ne!(fam.display, fb.display);
     assert!(!fam.scannable.compare(&fb.scannable.to_bytes()).unwrap());
     assert!(!fb.scannable.compare(&fam.scannable.to_bytes()).unwrap());
 
     // Mismatched stable ids.
-    let fx = Fingerprint::for_identities(b"alice2", a.public(), b"bob", b.public());
+    let fx = Fingerprint::for_identities(b"alice2", a.public(), b"bob", b.public()).unwrap();
     assert_ne!(fx.display, fb.display);
     assert!(!fx.scannable.compare(&fb.scannable.to_bytes()).unwrap());
 }
