@@ -129,6 +129,19 @@ fn fts_phrase(query: &str) -> String {
 }
 
 impl Tx<'_> {
+    /// Runs an `UPDATE` that must touch exactly the row it names; `NotFound(what)` otherwise.
+    fn update_one(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        what: &'static str,
+    ) -> Result<(), StoreError> {
+        match self.conn.execute(sql, params)? {
+            0 => Err(StoreError::NotFound(what)),
+            _ => Ok(()),
+        }
+    }
+
     // ---- profile -------------------------------------------------------------------
 
     /// Writes the profile row (device id, handle, display name).
@@ -231,14 +244,11 @@ impl Tx<'_> {
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown contact.
     pub fn set_contact_name(&self, id: ContactId, name: Option<&str>) -> Result<(), StoreError> {
-        let n = self.conn.execute(
+        self.update_one(
             "UPDATE contacts SET display_name = ?2 WHERE id = ?1",
             params![id.0, name],
-        )?;
-        if n == 0 {
-            return Err(StoreError::NotFound("contact"));
-        }
-        Ok(())
+            "contact",
+        )
     }
 
     /// Marks the contact's *current* key verified (or not), after a safety-number check.
@@ -504,14 +514,11 @@ impl Tx<'_> {
         id: MessageId,
         status: MessageStatus,
     ) -> Result<(), StoreError> {
-        let n = self.conn.execute(
+        self.update_one(
             "UPDATE messages SET status = ?2 WHERE id = ?1",
             params![id.0, status_to_sql(status)],
-        )?;
-        if n == 0 {
-            return Err(StoreError::NotFound("message"));
-        }
-        Ok(())
+            "message",
+        )
     }
 
     /// Sets when a message disappears (e.g. the timer starts when an incoming one is read).
@@ -524,13 +531,11 @@ impl Tx<'_> {
         id: MessageId,
         expires_at: UnixMillis,
     ) -> Result<(), StoreError> {
-        let n = self.conn.execute(
+        self.update_one(
             "UPDATE messages SET expires_at = ?2 WHERE id = ?1",
             params![id.0, expires_at],
+            "message",
         )?;
-        if n == 0 {
-            return Err(StoreError::NotFound("message"));
-        }
         self.expiry_added.set(true);
         Ok(())
     }
@@ -903,14 +908,11 @@ impl Tx<'_> {
         id: OutboxId,
         next_attempt_at: UnixMillis,
     ) -> Result<(), StoreError> {
-        let n = self.conn.execute(
+        self.update_one(
             "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?2 WHERE id = ?1",
             params![id.0, next_attempt_at],
-        )?;
-        if n == 0 {
-            return Err(StoreError::NotFound("outbox entry"));
-        }
-        Ok(())
+            "outbox entry",
+        )
     }
 
     /// Runs raw SQL and returns the first column of each row as bytes; for tests that
