@@ -1,2 +1,15 @@
-//! The engine a Latch UI drives. Filled in by the client-engine issue.
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
+
+pub mod engine;
+pub mod events;
+mod fault;
+pub mod prekeys;
+pub mod profile;
+mod protocol_store;
+pub mod relay;
+pub mod wire;
+
+pub use engine::{ClientError, Engine, ReceiveError, SafetyNumber, TIMER_PRESETS, TIMER_RANGE};
+pub use events::{ConnectionState, ConversationView, Event, MessageView};
+pub use profile::{OpenProfile, ProfileError, ProfileInfo, Profiles};

@@ -26,7 +26,8 @@ fn safety_number_matches_signal_vector() {
         ),
     ] {
         let mut args = vec![
-            "safety-number",
+            "--json",
+            "fingerprint",
             "--local-id",
             "+14152222222",
             "--local-key",
@@ -59,7 +60,7 @@ fn safety_number_matches_signal_vector() {
 #[test]
 fn bad_input_is_a_clear_error() {
     let out = run(&[
-        "safety-number",
+        "fingerprint",
         "--local-id",
         "a",
         "--local-key",
@@ -72,7 +73,7 @@ fn bad_input_is_a_clear_error() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid hex"));
     let out = run(&[
-        "safety-number",
+        "fingerprint",
         "--local-id",
         "a",
         "--local-key",

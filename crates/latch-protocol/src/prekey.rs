@@ -336,6 +336,39 @@ impl PreKeyBundle {
         }
     }
 
+    /// Assembles a bundle from the public parts a directory (the relay) handed out, and
+    /// verifies both signatures: a bundle with a bad signature is refused here, before any
+    /// key agreement. `signed` and `kem` are `(id, public key, signature)`.
+    ///
+    /// # Errors
+    /// [`DecodeError::InvalidKey`] for a wrong-length ML-KEM key or a bad signature.
+    pub fn from_published(
+        identity: IdentityKey,
+        signed: (u32, [u8; 32], [u8; 64]),
+        one_time: Option<(u32, [u8; 32])>,
+        kem: (u32, Vec<u8>, [u8; 64]),
+    ) -> Result<Self, DecodeError> {
+        if kem.1.len() != KEM_PUBLIC_KEY_LEN {
+            return Err(DecodeError::InvalidKey("ML-KEM prekey length"));
+        }
+        let mut bundle = Self {
+            identity,
+            signed_prekey_id: signed.0,
+            signed_prekey: signed.1,
+            signed_prekey_signature: signed.2,
+            one_time_prekey: one_time,
+            kem_prekey_id: kem.0,
+            kem_prekey: kem.1,
+            kem_prekey_signature: kem.2,
+            verified: None,
+        };
+        if !bundle.verify_signatures_in_full() {
+            return Err(DecodeError::InvalidKey("prekey bundle signature"));
+        }
+        bundle.verified = Some(bundle.signed_content().into_boxed_slice());
+        Ok(bundle)
+    }
+
     /// Everything the two signatures cover, with the key that must have made them.
     fn signed_content(&self) -> Vec<u8> {
         let mut w = Writer::with_capacity(IDENTITY_KEY_LEN + 32 + 64 + KEM_PUBLIC_KEY_LEN + 64);
@@ -407,22 +440,12 @@ impl PreKeyBundle {
         let kem_prekey = r.take(KEM_PUBLIC_KEY_LEN)?.to_vec();
         let kem_prekey_signature = r.array()?;
         r.finish()?;
-        let mut bundle = Self {
+        Self::from_published(
             identity,
-            signed_prekey_id,
-            signed_prekey,
-            signed_prekey_signature,
-            one_time_prekey: has.then_some((otpk_id, otpk)),
-            kem_prekey_id,
-            kem_prekey,
-            kem_prekey_signature,
-            verified: None,
-        };
-        if !bundle.verify_signatures_in_full() {
-            return Err(DecodeError::InvalidKey("prekey bundle signature"));
-        }
-        bundle.verified = Some(bundle.signed_content().into_boxed_slice());
-        Ok(bundle)
+            (signed_prekey_id, signed_prekey, signed_prekey_signature),
+            has.then_some((otpk_id, otpk)),
+            (kem_prekey_id, kem_prekey, kem_prekey_signature),
+        )
     }
 }
 

@@ -65,6 +65,8 @@ fn insert_all(store: &Store, conv: ConversationId) -> (f64, f64) {
                     sent_at: i as i64,
                     received_at: Some(i as i64),
                     expires_at: None,
+                    remote_id: None,
+                    expire_after_secs: None,
                 })?;
             }
             Ok(())
@@ -216,6 +218,8 @@ fn bench_sweeper(n: i64, spacing_ms: i64) {
                         sent_at: i,
                         received_at: Some(i),
                         expires_at: Some(base + i * spacing_ms),
+                        remote_id: None,
+                        expire_after_secs: None,
                     })?;
                 }
                 Ok(())

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod clock;
+mod delivery;
 pub mod keystore;
 pub mod migrations;
 pub mod model;

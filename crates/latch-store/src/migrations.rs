@@ -7,7 +7,10 @@
 use rusqlite::Connection;
 
 /// The migrations in order; entry `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_initial.sql"),
+    include_str!("../migrations/0002_delivery.sql"),
+];
 
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -92,7 +95,10 @@ mod tests {
     /// Editing a released migration changes an old snapshot (visible in review); changing
     /// the schema without a new migration fails here. Regenerate a *new* snapshot with
     /// `LATCH_WRITE_SCHEMA_SNAPSHOT=1 cargo test -p latch-store schema`.
-    const SNAPSHOTS: &[&str] = &[include_str!("../migrations/snapshots/0001.sql")];
+    const SNAPSHOTS: &[&str] = &[
+        include_str!("../migrations/snapshots/0001.sql"),
+        include_str!("../migrations/snapshots/0002.sql"),
+    ];
 
     fn schema_at(version: usize) -> String {
         let conn = Connection::open_in_memory().unwrap();

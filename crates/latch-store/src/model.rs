@@ -212,6 +212,10 @@ pub struct NewMessage<'a> {
     pub received_at: Option<UnixMillis>,
     /// When the sweeper must delete it.
     pub expires_at: Option<UnixMillis>,
+    /// The id both sides use for this message (receipts, edits and deletes name it).
+    pub remote_id: Option<[u8; 16]>,
+    /// For an incoming disappearing message: the timer whose clock starts when it is read.
+    pub expire_after_secs: Option<u32>,
 }
 
 impl fmt::Debug for NewMessage<'_> {
@@ -244,6 +248,12 @@ pub struct Message {
     pub received_at: Option<UnixMillis>,
     /// Deletion time, if disappearing.
     pub expires_at: Option<UnixMillis>,
+    /// The id both sides use for this message.
+    pub remote_id: Option<[u8; 16]>,
+    /// An incoming message's timer, started when it is read.
+    pub expire_after_secs: Option<u32>,
+    /// When the sender last edited it.
+    pub edited_at: Option<UnixMillis>,
 }
 
 impl fmt::Debug for Message {
@@ -257,7 +267,8 @@ impl fmt::Debug for Message {
             .field("sent_at", &self.sent_at)
             .field("received_at", &self.received_at)
             .field("expires_at", &self.expires_at)
-            .finish()
+            .field("edited_at", &self.edited_at)
+            .finish_non_exhaustive()
     }
 }
 
@@ -314,6 +325,8 @@ pub struct OutboxItem {
     pub recipient: String,
     /// Recipient device.
     pub device_id: u32,
+    /// The relay's de-duplication id, the same on every attempt.
+    pub envelope_id: [u8; 16],
     /// The encrypted envelope, ready to send.
     pub envelope: Vec<u8>,
     /// Send attempts so far.

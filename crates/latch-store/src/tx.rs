@@ -91,26 +91,34 @@ fn u32_from_sql(v: i64, column: &'static str) -> Result<u32, StoreError> {
 
 type ConversationRow = (i64, i64, i64, Option<i64>, Option<i64>, i64);
 
-type MessageRow = (i64, i64, i64, i64, String, i64, Option<i64>, Option<i64>);
+/// A message row as read: the first eight columns, then the delivery columns.
+type MessageRow = (
+    (i64, i64, i64, i64, String, i64, Option<i64>, Option<i64>),
+    (Option<Vec<u8>>, Option<i64>, Option<i64>),
+);
 
-const MESSAGE_COLUMNS: &str =
-    "id, conversation_id, direction, status, body, sent_at, received_at, expires_at";
+pub(crate) const MESSAGE_COLUMNS: &str = "id, conversation_id, direction, status, body, sent_at, \
+     received_at, expires_at, remote_id, expire_after_secs, edited_at";
 
-fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageRow> {
+pub(crate) fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageRow> {
     Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
+        (
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+            r.get(7)?,
+        ),
+        (r.get(8)?, r.get(9)?, r.get(10)?),
     ))
 }
 
-fn message_from_row(row: MessageRow) -> Result<Message, StoreError> {
-    let (id, conv, dir, status, body, sent_at, received_at, expires_at) = row;
+pub(crate) fn message_from_row(row: MessageRow) -> Result<Message, StoreError> {
+    let ((id, conv, dir, status, body, sent_at, received_at, expires_at), delivery) = row;
+    let (remote_id, expire_after_secs, edited_at) = delivery;
     Ok(Message {
         id: MessageId(id),
         conversation_id: ConversationId(conv),
@@ -120,6 +128,14 @@ fn message_from_row(row: MessageRow) -> Result<Message, StoreError> {
         sent_at,
         received_at,
         expires_at,
+        remote_id: remote_id
+            .map(|v| <[u8; 16]>::try_from(v.as_slice()))
+            .transpose()
+            .map_err(|_| StoreError::BadValue("messages.remote_id"))?,
+        expire_after_secs: expire_after_secs
+            .map(|v| u32_from_sql(v, "messages.expire_after_secs"))
+            .transpose()?,
+        edited_at,
     })
 }
 
@@ -451,8 +467,9 @@ impl Tx<'_> {
         }
         self.conn
             .prepare_cached(
-                "INSERT INTO messages (conversation_id, direction, status, body, sent_at, received_at, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO messages (conversation_id, direction, status, body, sent_at, received_at,
+                     expires_at, remote_id, expire_after_secs)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?
             .execute(params![
                 m.conversation_id.0,
@@ -461,7 +478,9 @@ impl Tx<'_> {
                 m.body,
                 m.sent_at,
                 m.received_at,
-                m.expires_at
+                m.expires_at,
+                m.remote_id.as_ref().map(<[u8; 16]>::as_slice),
+                m.expire_after_secs
             ])?;
         if m.expires_at.is_some() {
             self.expiry_added.set(true);
@@ -842,13 +861,22 @@ impl Tx<'_> {
         message: Option<MessageId>,
         recipient: &str,
         device_id: u32,
+        envelope_id: &[u8; 16],
         envelope: &[u8],
         now: UnixMillis,
     ) -> Result<OutboxId, StoreError> {
         self.conn.execute(
-            "INSERT INTO outbox (message_id, recipient, device_id, envelope, next_attempt_at, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-            params![message.map(|m| m.0), recipient, device_id, envelope, now],
+            "INSERT INTO outbox (message_id, recipient, device_id, envelope_id, envelope,
+                 next_attempt_at, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+            params![
+                message.map(|m| m.0),
+                recipient,
+                device_id,
+                envelope_id.as_slice(),
+                envelope,
+                now
+            ],
         )?;
         Ok(OutboxId(self.conn.last_insert_rowid()))
     }
@@ -859,7 +887,8 @@ impl Tx<'_> {
     /// A database error.
     pub fn due_outbox(&self, now: UnixMillis, limit: u32) -> Result<Vec<OutboxItem>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, message_id, recipient, device_id, envelope, attempts, next_attempt_at
+            "SELECT id, message_id, recipient, device_id, envelope, attempts, next_attempt_at,
+                 envelope_id
              FROM outbox WHERE next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![now, limit], |r| {
@@ -871,15 +900,19 @@ impl Tx<'_> {
                 r.get::<_, Vec<u8>>(4)?,
                 r.get::<_, i64>(5)?,
                 r.get::<_, i64>(6)?,
+                r.get::<_, Option<Vec<u8>>>(7)?,
             ))
         })?;
         rows.map(|r| {
-            let (id, message, recipient, device, envelope, attempts, next) = r?;
+            let (id, message, recipient, device, envelope, attempts, next, envelope_id) = r?;
             Ok(OutboxItem {
                 id: OutboxId(id),
                 message_id: message.map(MessageId),
                 recipient,
                 device_id: u32_from_sql(device, "outbox.device_id")?,
+                envelope_id: envelope_id
+                    .and_then(|v| <[u8; 16]>::try_from(v.as_slice()).ok())
+                    .ok_or(StoreError::BadValue("outbox.envelope_id"))?,
                 envelope,
                 attempts: u32_from_sql(attempts, "outbox.attempts")?,
                 next_attempt_at: next,

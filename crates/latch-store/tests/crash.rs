@@ -66,6 +66,8 @@ fn child(dir: &Path, key: &DatabaseKey) {
                     sent_at: n as i64,
                     received_at: Some(n as i64),
                     expires_at: None,
+                    remote_id: None,
+                    expire_after_secs: None,
                 })?;
                 tx.put_session("bob", 1, format!("seen={}", n + 1).as_bytes(), n as i64)
             })

@@ -217,6 +217,8 @@ fn full_disk_is_a_typed_error_and_loses_nothing() {
                     sent_at: 10 + i,
                     received_at: None,
                     expires_at: None,
+                    remote_id: None,
+                    expire_after_secs: None,
                 })?;
             }
             Ok(())
@@ -310,6 +312,8 @@ fn secret_chat_text_never_reaches_the_search_index() {
                 sent_at: 3,
                 received_at: None,
                 expires_at: None,
+                remote_id: None,
+                expire_after_secs: None,
             })
         })
         .unwrap_err();
@@ -418,7 +422,7 @@ fn sessions_prekeys_and_outbox() {
     let (_, conv, _) = contact_and_conversations(&store);
     let m = insert(&store, conv, "out", 1, None);
     let o = store
-        .write(|tx| tx.enqueue_outbox(Some(m), "bob", 1, b"envelope", 100))
+        .write(|tx| tx.enqueue_outbox(Some(m), "bob", 1, &[7; 16], b"envelope", 100))
         .unwrap();
     assert!(store.write(|tx| tx.due_outbox(99, 10)).unwrap().is_empty());
     let due = store.write(|tx| tx.due_outbox(100, 10)).unwrap();

@@ -1,11 +1,28 @@
-//! `latch`: the headless Latch command line. Today it computes safety numbers.
+//! `latch`: the headless Latch client. Every command runs the same engine as the desktop app.
 #![forbid(unsafe_code)]
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use latch_client::engine::validate_timer;
+use latch_client::{ClientError, ConnectionState, Engine, Event, ProfileError, Profiles};
 use latch_protocol::fingerprint::{CURRENT_VERSION, DEFAULT_ITERATIONS, Fingerprint};
+use latch_store::{ContactId, ConversationId, MessageId, OsKeyring};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::io::AsyncBufReadExt;
+
+/// The keyring service every Latch profile's entries live under.
+const KEYRING_SERVICE: &str = "app.latch.desktop";
+
+/// The relay a new profile uses unless told otherwise (the one `scripts/run` starts).
+const DEFAULT_RELAY: &str = "ws://127.0.0.1:7878";
+
+/// How long a one-shot command waits for the relay and for its outbox to empty.
+const WAIT: Duration = Duration::from_secs(15);
 
 /// Latch command line.
 #[derive(Parser)]
@@ -15,15 +32,151 @@ use latch_protocol::fingerprint::{CURRENT_VERSION, DEFAULT_ITERATIONS, Fingerpri
     about = "Latch end-to-end encrypted messenger (headless)"
 )]
 struct Cli {
+    /// Where profiles live.
+    #[arg(long, env = "LATCH_HOME", global = true)]
+    home: Option<PathBuf>,
+    /// Which profile to use.
+    #[arg(long, short, env = "LATCH_PROFILE", global = true)]
+    profile: Option<String>,
+    /// Print JSON (one object per line) instead of text.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
+enum ProfileCommand {
+    /// Create a profile: keys in the OS keyring, an encrypted database.
+    Create {
+        /// Its name (lower-case letters, digits, '-', '_').
+        name: String,
+        /// The relay to register with.
+        #[arg(long, default_value = DEFAULT_RELAY)]
+        relay: String,
+    },
+    /// List profiles.
+    List,
+    /// Delete a profile everywhere: unregister from the relay, wipe its keyring entries
+    /// and its files.
+    Delete {
+        /// Its name.
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
-    /// Compute a safety number (Signal's NumericFingerprint) and print it as one JSON line.
+    /// Manage profiles.
+    #[command(subcommand)]
+    Profile(ProfileCommand),
+    /// Register this profile with its relay and claim a handle.
+    Register {
+        /// The handle (3-32 of a-z, 0-9, '_', '.').
+        handle: String,
+    },
+    /// Print this profile's invite code.
+    Invite,
+    /// Add a contact by handle, or by invite code.
+    Add {
+        /// Their handle.
+        #[arg(required_unless_present = "invite")]
+        handle: Option<String>,
+        /// Their invite code instead (does not trust the relay's directory).
+        #[arg(long)]
+        invite: Option<String>,
+    },
+    /// List conversations.
+    Chats,
+    /// Open the standard chat with a contact, or start a secret chat (`--secret`).
+    Open {
+        /// The contact's handle.
+        handle: String,
+        /// Start a secret chat: its own thread, bound to this device, never indexed.
+        #[arg(long)]
+        secret: bool,
+        /// The secret chat's disappearing timer (5s to 24h).
+        #[arg(long, default_value = "30s", value_parser = parse_timer)]
+        timer: Timer,
+    },
+    /// Send a message.
+    Send {
+        /// Conversation id (from `chats` or `open`).
+        chat: i64,
+        /// The text.
+        text: String,
+    },
+    /// Show a conversation's newest messages.
+    History {
+        /// Conversation id.
+        chat: i64,
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Mark a conversation read (starts disappearing timers, sends read receipts).
+    Read {
+        /// Conversation id.
+        chat: i64,
+    },
+    /// Set a conversation's disappearing timer: off, or 5s..24h (e.g. 30s, 5m, 8h).
+    Timer {
+        /// Conversation id.
+        chat: i64,
+        /// The value.
+        #[arg(value_parser = parse_timer)]
+        value: Timer,
+    },
+    /// Edit one of your messages.
+    Edit {
+        /// Message id.
+        message: i64,
+        /// The new text.
+        text: String,
+    },
+    /// Delete one of your messages for everyone.
+    Delete {
+        /// Message id.
+        message: i64,
+    },
+    /// Show the safety number with a contact: 60 digits and the QR payload (hex).
     SafetyNumber {
-        /// Our stable identifier (e.g. handle), hashed as UTF-8.
+        /// The contact's handle.
+        handle: String,
+    },
+    /// Compare a scanned QR payload (hex) with a contact's safety number; marks the contact
+    /// verified when it matches.
+    Verify {
+        /// The contact's handle.
+        handle: String,
+        /// The scanned payload, hex.
+        payload: String,
+    },
+    /// Accept a contact's new identity key (releases held secret-chat messages).
+    AcceptKey {
+        /// The contact's handle.
+        handle: String,
+    },
+    /// Search standard chats (secret chats are never indexed).
+    Search {
+        /// The words.
+        query: String,
+    },
+    /// Stay connected and print events as JSON lines.
+    Listen {
+        /// Mark conversations read as messages arrive (as an open chat window would).
+        #[arg(long)]
+        read: bool,
+        /// Exit after this many seconds.
+        #[arg(long)]
+        timeout: Option<u64>,
+    },
+    /// Read JSON commands from stdin (one per line) and print results and events as JSON
+    /// lines: the whole engine over a pipe, for scripts and tests.
+    Session,
+    /// Compute a raw safety number (Signal's NumericFingerprint) from ids and keys.
+    Fingerprint {
+        /// Our stable identifier, hashed as UTF-8.
         #[arg(long)]
         local_id: String,
         /// Our identity key, hex: exactly the bytes that are hashed.
@@ -32,7 +185,7 @@ enum Command {
         /// Their stable identifier.
         #[arg(long)]
         remote_id: String,
-        /// Their identity key, hex: exactly the bytes that are hashed.
+        /// Their identity key, hex.
         #[arg(long, value_parser = parse_hex)]
         remote_key: HexKey,
         /// Scannable payload version.
@@ -56,39 +209,468 @@ fn parse_hex(s: &str) -> Result<HexKey, String> {
     Ok(HexKey(bytes))
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::SafetyNumber {
-            local_id,
-            local_key,
-            remote_id,
-            remote_key,
-            version,
-            iterations,
-        } => {
-            let fp = match Fingerprint::new(
-                version,
-                iterations,
-                local_id.as_bytes(),
-                &local_key.0,
-                remote_id.as_bytes(),
-                &remote_key.0,
-            ) {
-                Ok(fp) => fp,
-                Err(e) => {
-                    let _ = writeln!(std::io::stderr(), "latch: {e}");
-                    return ExitCode::from(2);
-                }
+/// A disappearing timer: `None` is off.
+#[derive(Clone, Copy)]
+struct Timer(Option<u32>);
+
+fn parse_timer(s: &str) -> Result<Timer, String> {
+    if s == "off" {
+        return Ok(Timer(None));
+    }
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u32 = num.parse().map_err(|_| format!("invalid timer {s:?}"))?;
+    let secs = match unit {
+        "" | "s" => Some(n),
+        "m" => n.checked_mul(60),
+        "h" => n.checked_mul(3_600),
+        _ => None,
+    }
+    .ok_or_else(|| format!("invalid timer {s:?}: use off, or e.g. 5s, 30s, 5m, 8h"))?;
+    validate_timer(Some(secs)).map_err(|e| e.to_string())?;
+    Ok(Timer(Some(secs)))
+}
+
+/// A command the engine runs, from the command line or from a `session` line.
+#[derive(Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+enum Request {
+    Invite,
+    Add {
+        handle: Option<String>,
+        invite: Option<String>,
+    },
+    Chats,
+    Open {
+        handle: String,
+        #[serde(default)]
+        secret: bool,
+        timer: Option<u32>,
+    },
+    Send {
+        chat: i64,
+        text: String,
+    },
+    History {
+        chat: i64,
+        limit: Option<u32>,
+    },
+    Read {
+        chat: i64,
+    },
+    Timer {
+        chat: i64,
+        seconds: Option<u32>,
+    },
+    Edit {
+        message: i64,
+        text: String,
+    },
+    Delete {
+        message: i64,
+    },
+    SafetyNumber {
+        handle: String,
+    },
+    Verify {
+        handle: String,
+        payload: String,
+    },
+    AcceptKey {
+        handle: String,
+    },
+    Search {
+        query: String,
+    },
+    Flush,
+}
+
+impl Request {
+    /// Whether the command needs the relay connection up first.
+    fn needs_relay(&self) -> bool {
+        matches!(self, Self::Add { .. } | Self::Open { secret: true, .. })
+    }
+
+    /// Whether the command queues something to send.
+    fn sends(&self) -> bool {
+        matches!(
+            self,
+            Self::Send { .. }
+                | Self::Read { .. }
+                | Self::Timer { .. }
+                | Self::Edit { .. }
+                | Self::Delete { .. }
+                | Self::Open { secret: true, .. }
+                | Self::AcceptKey { .. }
+                | Self::Flush
+        )
+    }
+}
+
+/// Why the command line failed.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    #[error("{0}")]
+    Usage(String),
+}
+
+async fn execute(engine: &Engine, req: Request) -> Result<Value, CliError> {
+    let contact =
+        |handle: &str| -> Result<ContactId, CliError> { Ok(engine.contact_by_handle(handle)?.id) };
+    Ok(match req {
+        Request::Invite => json!({ "invite": engine.invite_code()? }),
+        Request::Add { handle, invite } => {
+            let id = match (handle, invite) {
+                (_, Some(code)) => engine.add_contact_by_invite(&code).await?,
+                (Some(h), None) => engine.add_contact(&h).await?,
+                (None, None) => return Err(CliError::Usage("give a handle or --invite".into())),
             };
-            let line = serde_json::json!({
+            let chat = engine.open_standard_chat(id)?;
+            json!({ "contact_id": id.0, "chat": chat.0 })
+        }
+        Request::Chats => json!({ "chats": engine.conversations()? }),
+        Request::Open {
+            handle,
+            secret,
+            timer,
+        } => {
+            let c = contact(&handle)?;
+            let chat = if secret {
+                engine.start_secret_chat(c, timer.unwrap_or(30)).await?
+            } else {
+                engine.open_standard_chat(c)?
+            };
+            json!({ "chat": chat.0, "kind": if secret { "secret" } else { "standard" } })
+        }
+        Request::Send { chat, text } => {
+            json!({ "message": engine.send_text(ConversationId(chat), &text)? })
+        }
+        Request::History { chat, limit } => {
+            json!({ "messages": engine.messages(ConversationId(chat), limit.unwrap_or(50))? })
+        }
+        Request::Read { chat } => json!({ "read": engine.mark_read(ConversationId(chat))? }),
+        Request::Timer { chat, seconds } => {
+            engine.set_timer(ConversationId(chat), seconds)?;
+            json!({ "chat": chat, "seconds": seconds })
+        }
+        Request::Edit { message, text } => {
+            json!({ "message": engine.edit_message(MessageId(message), &text)? })
+        }
+        Request::Delete { message } => {
+            engine.delete_for_everyone(MessageId(message))?;
+            json!({ "deleted": message })
+        }
+        Request::SafetyNumber { handle } => {
+            let sn = engine.safety_number(contact(&handle)?)?;
+            json!({
+                "digits": sn.digits,
+                "qr_payload": hex::encode(&sn.qr_payload),
+                "verified": sn.verified,
+            })
+        }
+        Request::Verify { handle, payload } => {
+            let bytes = hex::decode(payload.trim())
+                .map_err(|_| CliError::Usage("the payload must be hex".into()))?;
+            json!({ "verified": engine.verify_scanned(contact(&handle)?, &bytes)? })
+        }
+        Request::AcceptKey { handle } => {
+            engine.accept_key_change(contact(&handle)?).await?;
+            json!({ "accepted": handle })
+        }
+        Request::Search { query } => json!({ "results": engine.search(&query, 100)? }),
+        Request::Flush => json!({ "flushed": engine.flush(WAIT).await? }),
+    })
+}
+
+/// Prints one result: JSON, or `key: value` lines for people.
+fn print(value: &Value, as_json: bool) {
+    let mut out = std::io::stdout().lock();
+    let _ = if as_json {
+        writeln!(out, "{value}")
+    } else {
+        match value {
+            Value::Object(map) => {
+                let mut r = Ok(());
+                for (k, v) in map {
+                    r = match v {
+                        Value::String(s) => writeln!(out, "{k}: {s}"),
+                        Value::Array(items) => {
+                            let _ = writeln!(out, "{k}:");
+                            items.iter().try_for_each(|i| writeln!(out, "  {i}"))
+                        }
+                        other => writeln!(out, "{k}: {other}"),
+                    };
+                }
+                r
+            }
+            other => writeln!(out, "{other}"),
+        }
+    };
+}
+
+fn home(cli_home: Option<PathBuf>) -> Result<PathBuf, CliError> {
+    if let Some(h) = cli_home {
+        return Ok(h);
+    }
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME") {
+        return Ok(PathBuf::from(d).join("latch"));
+    }
+    std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".local/share/latch"))
+        .ok_or_else(|| CliError::Usage("set --home, LATCH_HOME or HOME".into()))
+}
+
+async fn wait_online(engine: &Engine) -> Result<(), CliError> {
+    let mut state = engine.connection();
+    let online =
+        tokio::time::timeout(WAIT, state.wait_for(|s| *s == ConnectionState::Online)).await;
+    match online {
+        Ok(Ok(_)) => Ok(()),
+        _ => Err(ClientError::Offline.into()),
+    }
+}
+
+fn event_json(e: &Event) -> Value {
+    serde_json::to_value(e).unwrap_or(Value::Null)
+}
+
+async fn listen(engine: &Engine, read: bool, timeout: Option<u64>) {
+    let mut events = engine.subscribe();
+    engine.start();
+    let deadline = timeout.map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
+    loop {
+        let ev = tokio::select! {
+            ev = events.recv() => ev,
+            () = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            } => break,
+            _ = tokio::signal::ctrl_c() => break,
+        };
+        match ev {
+            Ok(e) => {
+                print(&json!({ "event": event_json(&e) }), true);
+                if read
+                    && let Event::Message { message } = &e
+                    && message.direction == "incoming"
+                    && let Err(err) = engine.mark_read(ConversationId(message.conversation_id))
+                {
+                    tracing::warn!(error = %err, "could not mark read");
+                }
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(missed = n, "event stream lagged");
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+        }
+    }
+}
+
+/// `session`: JSON commands in, JSON results and events out.
+async fn session(engine: &Engine) {
+    let mut events = engine.subscribe();
+    engine.start();
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    loop {
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Ok(e) => print(&json!({ "event": event_json(&e) }), true),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            },
+            line = lines.next_line() => {
+                let Ok(Some(line)) = line else { break };
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let reply = match serde_json::from_str::<Request>(&line) {
+                    Ok(req) => match execute(engine, req).await {
+                        Ok(v) => json!({ "result": v }),
+                        Err(e) => json!({ "error": e.to_string() }),
+                    },
+                    Err(e) => json!({ "error": format!("bad command: {e}") }),
+                };
+                print(&reply, true);
+            }
+        }
+    }
+    let _ = engine.flush(WAIT).await;
+}
+
+fn to_request(command: Command) -> Result<Request, Command> {
+    Ok(match command {
+        Command::Invite => Request::Invite,
+        Command::Add { handle, invite } => Request::Add { handle, invite },
+        Command::Chats => Request::Chats,
+        Command::Open {
+            handle,
+            secret,
+            timer,
+        } => Request::Open {
+            handle,
+            secret,
+            timer: timer.0,
+        },
+        Command::Send { chat, text } => Request::Send { chat, text },
+        Command::History { chat, limit } => Request::History {
+            chat,
+            limit: Some(limit),
+        },
+        Command::Read { chat } => Request::Read { chat },
+        Command::Timer { chat, value } => Request::Timer {
+            chat,
+            seconds: value.0,
+        },
+        Command::Edit { message, text } => Request::Edit { message, text },
+        Command::Delete { message } => Request::Delete { message },
+        Command::SafetyNumber { handle } => Request::SafetyNumber { handle },
+        Command::Verify { handle, payload } => Request::Verify { handle, payload },
+        Command::AcceptKey { handle } => Request::AcceptKey { handle },
+        Command::Search { query } => Request::Search { query },
+        other => return Err(other),
+    })
+}
+
+async fn run(cli: Cli) -> Result<(), CliError> {
+    let as_json = cli.json;
+    if let Command::Fingerprint {
+        local_id,
+        local_key,
+        remote_id,
+        remote_key,
+        version,
+        iterations,
+    } = &cli.command
+    {
+        let fp = Fingerprint::new(
+            *version,
+            *iterations,
+            local_id.as_bytes(),
+            &local_key.0,
+            remote_id.as_bytes(),
+            &remote_key.0,
+        )
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+        print(
+            &json!({
                 "digits": fp.display.to_string(),
                 "scannable": hex::encode(fp.scannable.to_bytes()),
-            });
-            if writeln!(std::io::stdout(), "{line}").is_err() {
-                return ExitCode::FAILURE;
+            }),
+            as_json,
+        );
+        return Ok(());
+    }
+    let profiles = Profiles::new(&home(cli.home)?, Box::new(OsKeyring::new(KEYRING_SERVICE)));
+    let profile_name = || {
+        cli.profile.clone().ok_or_else(|| {
+            CliError::Usage("choose a profile with --profile or LATCH_PROFILE".into())
+        })
+    };
+    let command = match cli.command {
+        Command::Profile(ProfileCommand::Create { name, relay }) => {
+            let p = profiles.create(&name, &relay)?;
+            print(
+                &json!({ "created": p.info.name, "relay": p.info.relay_url }),
+                as_json,
+            );
+            return Ok(());
+        }
+        Command::Profile(ProfileCommand::List) => {
+            print(&json!({ "profiles": profiles.list()? }), as_json);
+            return Ok(());
+        }
+        Command::Profile(ProfileCommand::Delete { name }) => {
+            let engine = Engine::new(profiles.open(&name)?)?;
+            engine.start();
+            let unregistered = match wait_online(&engine).await {
+                Ok(()) => engine.unregister().await.is_ok(),
+                Err(_) => false,
+            };
+            engine.shutdown().await;
+            drop(engine);
+            profiles.delete(&name)?;
+            print(
+                &json!({ "deleted": name, "unregistered": unregistered }),
+                as_json,
+            );
+            return Ok(());
+        }
+        other => other,
+    };
+    let engine = Engine::new(profiles.open(&profile_name()?)?)?;
+    let result = match command {
+        Command::Register { handle } => {
+            let handle = engine.register(&handle).await?;
+            print(&json!({ "registered": handle }), as_json);
+            Ok(())
+        }
+        Command::Listen { read, timeout } => {
+            listen(&engine, read, timeout).await;
+            Ok(())
+        }
+        Command::Session => {
+            session(&engine).await;
+            Ok(())
+        }
+        other => match to_request(other) {
+            Ok(req) => {
+                let sends = req.sends();
+                if req.needs_relay() || sends {
+                    engine.start();
+                }
+                if req.needs_relay() {
+                    wait_online(&engine).await?;
+                }
+                let value = execute(&engine, req).await?;
+                print(&value, as_json);
+                if sends && !engine.flush(WAIT).await? {
+                    print(
+                        &json!({ "note": "queued; it will be sent when the relay is reachable" }),
+                        as_json,
+                    );
+                }
+                Ok(())
             }
-            ExitCode::SUCCESS
+            Err(_) => Err(CliError::Usage("unsupported command".into())),
+        },
+    };
+    engine.shutdown().await;
+    result
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LATCH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "latch: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "latch: {e}");
+            ExitCode::from(match e {
+                CliError::Usage(_) => 2,
+                _ => 1,
+            })
         }
     }
 }

@@ -47,6 +47,8 @@ pub fn insert(
                 sent_at,
                 received_at: Some(sent_at),
                 expires_at,
+                remote_id: None,
+                expire_after_secs: None,
             })
         })
         .unwrap()

@@ -1,0 +1,173 @@
+//! What the engine tells a UI: events as they happen, and views of stored rows. Both
+//! serialize to JSON (the CLI prints them; the desktop shell forwards them to the webview).
+
+use latch_store::{Conversation, ConversationKind, Direction, Message, MessageStatus};
+use serde::Serialize;
+
+/// The relay connection's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionState {
+    /// Trying to connect.
+    Connecting,
+    /// Connected and authenticated.
+    Online,
+    /// Not connected; retrying with back-off.
+    Offline,
+}
+
+/// A message as a UI shows it.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+pub struct MessageView {
+    /// Row id.
+    pub id: i64,
+    /// Its conversation.
+    pub conversation_id: i64,
+    /// `incoming` or `outgoing`.
+    pub direction: &'static str,
+    /// `pending`, `sent`, `delivered`, `read`, `failed` or `received`.
+    pub status: &'static str,
+    /// The text.
+    pub body: String,
+    /// Sender's clock, Unix milliseconds.
+    pub sent_at: i64,
+    /// When it disappears, if it does.
+    pub expires_at: Option<i64>,
+    /// Whether the sender edited it.
+    pub edited: bool,
+}
+
+impl std::fmt::Debug for MessageView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageView")
+            .field("id", &self.id)
+            .field("conversation_id", &self.conversation_id)
+            .field("status", &self.status)
+            .field("body", &format_args!("<{} bytes>", self.body.len()))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The wire name of a status.
+pub fn status_name(s: MessageStatus) -> &'static str {
+    match s {
+        MessageStatus::Pending => "pending",
+        MessageStatus::Sent => "sent",
+        MessageStatus::Delivered => "delivered",
+        MessageStatus::Read => "read",
+        MessageStatus::Failed => "failed",
+        MessageStatus::Received => "received",
+    }
+}
+
+impl From<&Message> for MessageView {
+    fn from(m: &Message) -> Self {
+        Self {
+            id: m.id.0,
+            conversation_id: m.conversation_id.0,
+            direction: match m.direction {
+                Direction::Incoming => "incoming",
+                Direction::Outgoing => "outgoing",
+            },
+            status: status_name(m.status),
+            body: m.body.clone(),
+            sent_at: m.sent_at,
+            expires_at: m.expires_at,
+            edited: m.edited_at.is_some(),
+        }
+    }
+}
+
+/// A conversation as a list shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ConversationView {
+    /// Row id.
+    pub id: i64,
+    /// `standard` or `secret`.
+    pub kind: &'static str,
+    /// The contact's row id.
+    pub contact_id: i64,
+    /// The contact's handle.
+    pub contact: String,
+    /// Whether the contact's safety number is verified.
+    pub verified: bool,
+    /// Disappearing timer in seconds.
+    pub disappear_after_secs: Option<u32>,
+    /// Unread incoming messages.
+    pub unread: usize,
+    /// The newest message, if any.
+    pub last_message: Option<MessageView>,
+}
+
+/// `standard` or `secret`.
+pub fn kind_name(c: &Conversation) -> &'static str {
+    match c.kind {
+        ConversationKind::Standard => "standard",
+        ConversationKind::Secret { .. } => "secret",
+    }
+}
+
+/// Something that happened.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Event {
+    /// A new message arrived (or was sent from this device).
+    Message {
+        /// The message.
+        message: MessageView,
+    },
+    /// A message changed: status, text (edit), or deleted for everyone (`deleted`).
+    MessageUpdated {
+        /// The message as it is now.
+        message: MessageView,
+        /// Whether it was deleted (then it is gone from the store).
+        deleted: bool,
+    },
+    /// The sweeper deleted disappearing messages.
+    MessagesExpired {
+        /// Their conversation.
+        conversation_id: i64,
+        /// The messages.
+        message_ids: Vec<i64>,
+    },
+    /// A conversation's disappearing timer changed.
+    TimerChanged {
+        /// The conversation.
+        conversation_id: i64,
+        /// The new timer in seconds (`None`: off).
+        seconds: Option<u32>,
+        /// Whether this device changed it (otherwise the contact did).
+        by_me: bool,
+    },
+    /// A new conversation appeared (the contact started it).
+    ConversationStarted {
+        /// The conversation.
+        conversation_id: i64,
+        /// `standard` or `secret`.
+        kind: &'static str,
+    },
+    /// A contact's identity key changed: verification was reset, secret chats hold their
+    /// outgoing messages until the user accepts the new key.
+    KeyChanged {
+        /// The contact.
+        contact_id: i64,
+        /// Their handle.
+        contact: String,
+        /// Whether the old key had been verified.
+        was_verified: bool,
+    },
+    /// The relay connection changed state.
+    Connection {
+        /// The new state.
+        state: ConnectionState,
+    },
+    /// Everything queued while offline has been received.
+    Synced,
+    /// An envelope from the relay could not be used (malformed, undecryptable, replayed,
+    /// unknown sender). It was dropped; the conversation goes on.
+    ReceiveFailed {
+        /// What was wrong (never message content).
+        reason: String,
+    },
+}
