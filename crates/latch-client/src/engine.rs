@@ -607,6 +607,7 @@ impl Engine {
                 .ok_or(StoreError::NotFound("contact"))?;
             let mut events = Vec::new();
             for k in key_changes {
+                forget_secret_sessions(tx, &contact)?;
                 events.push(Event::KeyChanged {
                     contact_id: k.contact.0,
                     contact: contact.address.clone(),
@@ -964,6 +965,9 @@ impl Engine {
             let (id, change) = tx.observe_identity(handle, &bundle.identity.to_bytes(), now)?;
             if let latch_store::IdentityChange::Changed { was_verified } = change {
                 tx.set_key_change_pending(id, true)?;
+                if let Some(c) = tx.contact(id)? {
+                    forget_secret_sessions(tx, &c)?;
+                }
                 events.push(Event::KeyChanged {
                     contact_id: id.0,
                     contact: handle.to_owned(),
@@ -1182,6 +1186,7 @@ impl Engine {
                 remote_id: Some(remote_id),
                 expire_after_secs: timer,
             })?;
+            let mut needs_session = false;
             if !Self::is_held(tx, &conv)? {
                 let content = Content::Text {
                     id: remote_id,
@@ -1189,10 +1194,18 @@ impl Engine {
                     body: body.to_owned(),
                     expire_after_secs: timer,
                 };
-                self.queue_content(tx, &contact, &conv, &content, Some(mid), now)?;
+                needs_session =
+                    !self.queue_content(tx, &contact, &conv, &content, Some(mid), now)?;
             }
-            tx.message(mid)?.ok_or(StoreError::NotFound("message"))
+            let m = tx.message(mid)?.ok_or(StoreError::NotFound("message"))?;
+            Ok((m, needs_session))
         })?;
+        let (view, needs_session) = view;
+        if needs_session {
+            // No session with the contact's (new) key yet: start one when the relay answers.
+            let engine = self.clone();
+            tokio::spawn(async move { engine.release_all_held().await });
+        }
         let view = MessageView::from(&view);
         self.inner.outbox_changed.notify_one();
         self.emit(Event::Message {
@@ -1630,6 +1643,19 @@ pub struct SafetyNumber {
     /// Whether the contact is verified.
     pub verified: bool,
     fingerprint: Fingerprint,
+}
+
+/// Drops the sessions of a contact's secret chats (after a key change they belong to the old
+/// key); the next message starts a new session with the new key.
+fn forget_secret_sessions(tx: &Tx<'_>, contact: &Contact) -> Result<(), StoreError> {
+    for conv in tx.conversations()? {
+        if conv.contact_id == contact.id
+            && let Some(tag) = tx.secret_thread(conv.id)?
+        {
+            tx.delete_sessions(&session_address(contact, ThreadTag(tag)), None)?;
+        }
+    }
+    Ok(())
 }
 
 fn thread_of(tx: &Tx<'_>, conv: &Conversation) -> Result<ThreadTag, StoreError> {

@@ -33,7 +33,7 @@ pub enum BundleError {
 }
 
 /// The signed-prekey blob.
-pub(crate) fn signed_blob(identity: &IdentityKey, record: &SignedPreKeyRecord) -> Prekey {
+pub fn signed_blob(identity: &IdentityKey, record: &SignedPreKeyRecord) -> Prekey {
     let mut key = Vec::with_capacity(IDENTITY_KEY_LEN + 32 + 64);
     key.extend_from_slice(&identity.to_bytes());
     key.extend_from_slice(&record.key_pair.public_bytes());
@@ -42,7 +42,7 @@ pub(crate) fn signed_blob(identity: &IdentityKey, record: &SignedPreKeyRecord) -
 }
 
 /// A one-time blob (X25519 and ML-KEM under one id).
-pub(crate) fn one_time_blob(x: &OneTimePreKeyRecord, kem: &KemPreKeyRecord) -> Prekey {
+pub fn one_time_blob(x: &OneTimePreKeyRecord, kem: &KemPreKeyRecord) -> Prekey {
     let mut key = Vec::with_capacity(32 + KEM_PUBLIC_KEY_LEN + 64);
     key.extend_from_slice(&x.key_pair.public_bytes());
     key.extend_from_slice(kem.key_pair.public_bytes());
@@ -51,7 +51,7 @@ pub(crate) fn one_time_blob(x: &OneTimePreKeyRecord, kem: &KemPreKeyRecord) -> P
 }
 
 /// The last-resort blob.
-pub(crate) fn last_resort_blob(kem: &KemPreKeyRecord) -> Prekey {
+pub fn last_resort_blob(kem: &KemPreKeyRecord) -> Prekey {
     let mut key = Vec::with_capacity(KEM_PUBLIC_KEY_LEN + 64);
     key.extend_from_slice(kem.key_pair.public_bytes());
     key.extend_from_slice(&kem.signature);
@@ -71,7 +71,7 @@ fn kem_part(id: u32, bytes: &[u8]) -> Result<(u32, Vec<u8>, [u8; 64]), BundleErr
 ///
 /// # Errors
 /// [`BundleError`] for anything missing, malformed or wrongly signed.
-pub(crate) fn bundle_from_relay(b: &RelayBundle) -> Result<PreKeyBundle, BundleError> {
+pub fn bundle_from_relay(b: &RelayBundle) -> Result<PreKeyBundle, BundleError> {
     let signed = b.signed.as_ref().ok_or(BundleError::NoSignedPrekey)?;
     if signed.key.len() != IDENTITY_KEY_LEN + 32 + 64 {
         return Err(BundleError::Malformed);

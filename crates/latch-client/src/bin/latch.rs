@@ -489,10 +489,16 @@ async fn session(engine: &Engine) {
                     continue;
                 }
                 let reply = match serde_json::from_str::<Request>(&line) {
-                    Ok(req) => match execute(engine, req).await {
-                        Ok(v) => json!({ "result": v }),
-                        Err(e) => json!({ "error": e.to_string() }),
-                    },
+                    Ok(req) => {
+                        let ready = if req.needs_relay() { wait_online(engine).await } else { Ok(()) };
+                        match ready {
+                            Ok(()) => match execute(engine, req).await {
+                                Ok(v) => json!({ "result": v }),
+                                Err(e) => json!({ "error": e.to_string() }),
+                            },
+                            Err(e) => json!({ "error": e.to_string() }),
+                        }
+                    }
                     Err(e) => json!({ "error": format!("bad command: {e}") }),
                 };
                 print(&reply, true);

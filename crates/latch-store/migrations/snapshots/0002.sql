@@ -60,6 +60,13 @@ CREATE TABLE conversations (
         OR (kind = 1 AND bound_device_id IS NOT NULL
             AND disappear_after_secs BETWEEN 5 AND 86400))
 ) STRICT;
+-- table last_resort_uses on last_resort_uses
+CREATE TABLE last_resort_uses (
+    kem_id   INTEGER NOT NULL,
+    base_key BLOB NOT NULL CHECK (length(base_key) = 32),
+    used_at  INTEGER NOT NULL,
+    PRIMARY KEY (kem_id, base_key)
+) STRICT, WITHOUT ROWID;
 -- table messages on messages
 CREATE TABLE messages (
     id              INTEGER PRIMARY KEY,

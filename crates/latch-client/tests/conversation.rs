@@ -1,0 +1,150 @@
+//! Two `latch` profiles talking through a real relay: handshake, messages both ways,
+//! receipts, a secret chat beside the standard one, a 5-second timer that deletes on both
+//! sides, edits and deletes, and search that never sees secret-chat text.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::Testbed;
+use serde_json::json;
+
+#[test]
+#[ignore = "needs a Secret Service keyring; run by scripts/test"]
+fn two_profiles_talk_with_receipts_a_secret_chat_a_timer_and_search() {
+    let t = Testbed::new();
+    t.profile("alice");
+    t.profile("bob");
+    let mut a = t.session("alice");
+    let mut b = t.session("bob");
+
+    // Handshake: Alice adds Bob by handle and writes first.
+    let chat_a = a.cmd(json!({"cmd": "add", "handle": "bob"}))["chat"].clone();
+    let sent = a.send(&chat_a, "hello bob, plain standard words");
+    let got = b.wait_message("hello bob, plain standard words");
+    let chat_b = got["conversation_id"].clone();
+    assert_eq!(got["status"], "received");
+
+    // Receipts: delivered when Bob's device stored it, read when Bob reads.
+    a.wait_status(&sent["id"], "delivered");
+    assert_eq!(b.cmd(json!({"cmd": "read", "chat": chat_b}))["read"], 1);
+    a.wait_status(&sent["id"], "read");
+
+    // And back.
+    let reply = b.send(&chat_b, "hi alice");
+    a.wait_message("hi alice");
+    b.wait_status(&reply["id"], "delivered");
+
+    // Edit and delete for everyone reach the other side.
+    a.cmd(json!({"cmd": "edit", "message": sent["id"], "text": "hello bob, edited words"}));
+    b.wait_event("message_updated", |e| {
+        e["message"]["body"] == "hello bob, edited words" && e["message"]["edited"] == true
+    });
+    let oops = a.send(&chat_a, "oops, wrong chat");
+    b.wait_message("oops, wrong chat");
+    a.cmd(json!({"cmd": "delete", "message": oops["id"]}));
+    b.wait_event("message_updated", |e| {
+        e["deleted"] == true && e["message"]["body"] == "oops, wrong chat"
+    });
+    assert!(
+        b.history(&chat_b)
+            .iter()
+            .all(|m| m["body"] != "oops, wrong chat")
+    );
+
+    // The lock toggle: a secret chat is a second, separate thread.
+    let secret_a =
+        a.cmd(json!({"cmd": "open", "handle": "bob", "secret": true, "timer": 30}))["chat"].clone();
+    assert_ne!(secret_a, chat_a);
+    let started = b.wait_event("conversation_started", |e| e["kind"] == "secret");
+    let secret_b = started["conversation_id"].clone();
+    assert_ne!(secret_b, chat_b);
+
+    // Alice sets a 5-second timer; Bob sees that she changed it.
+    a.cmd(json!({"cmd": "timer", "chat": secret_a, "seconds": 5}));
+    b.wait_event("timer_changed", |e| {
+        e["conversation_id"] == secret_b && e["seconds"] == 5 && e["by_me"] == false
+    });
+
+    let whisper = a.send(&secret_a, "a secret needle that vanishes");
+    assert!(
+        whisper["expires_at"].is_i64(),
+        "sender's clock starts at sending"
+    );
+    let got = b.wait_message("a secret needle that vanishes");
+    assert_eq!(got["conversation_id"], secret_b);
+
+    // Search finds standard-chat text on both sides and never secret-chat text.
+    for s in [&mut a, &mut b] {
+        let hits = s.cmd(json!({"cmd": "search", "query": "edited"}))["results"].clone();
+        assert_eq!(hits.as_array().unwrap().len(), 1, "{hits}");
+        let hits = s.cmd(json!({"cmd": "search", "query": "needle"}))["results"].clone();
+        assert_eq!(
+            hits.as_array().unwrap().len(),
+            0,
+            "secret text was indexed: {hits}"
+        );
+    }
+
+    // Bob reads: his clock starts; the sweeper deletes it on both sides.
+    b.cmd(json!({"cmd": "read", "chat": secret_b}));
+    a.wait_event("messages_expired", |e| {
+        e["conversation_id"] == secret_a && e["message_ids"][0] == whisper["id"]
+    });
+    b.wait_event("messages_expired", |e| {
+        e["conversation_id"] == secret_b && e["message_ids"][0] == got["id"]
+    });
+    assert!(a.history(&secret_a).is_empty());
+    assert!(b.history(&secret_b).is_empty());
+
+    // Bob's chat list: two threads with Alice, visibly different.
+    let chats = b.cmd(json!({"cmd": "chats"}))["chats"].clone();
+    let kinds: Vec<_> = chats
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["contact"].clone(), c["kind"].clone()))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (json!("alice"), json!("standard")),
+            (json!("alice"), json!("secret"))
+        ]
+    );
+}
+
+#[test]
+#[ignore = "needs a Secret Service keyring; run by scripts/test"]
+fn safety_numbers_match_and_a_scanned_code_verifies() {
+    let t = Testbed::new();
+    t.profile("alice");
+    t.profile("bob");
+    let mut a = t.session("alice");
+    let mut b = t.session("bob");
+    let chat_a = a.cmd(json!({"cmd": "add", "handle": "bob"}))["chat"].clone();
+    a.send(&chat_a, "hi");
+    b.wait_message("hi");
+
+    let sa = a.cmd(json!({"cmd": "safety_number", "handle": "bob"}));
+    let sb = b.cmd(json!({"cmd": "safety_number", "handle": "alice"}));
+    assert_eq!(
+        sa["digits"], sb["digits"],
+        "both sides show the same 60 digits"
+    );
+    assert_eq!(sa["digits"].as_str().unwrap().len(), 60);
+    assert_eq!(sa["verified"], false);
+
+    // Alice scans Bob's code: it matches. A code from someone else does not.
+    let ok = a.cmd(json!({"cmd": "verify", "handle": "bob", "payload": sb["qr_payload"]}));
+    assert_eq!(ok["verified"], true);
+    assert_eq!(
+        a.cmd(json!({"cmd": "safety_number", "handle": "bob"}))["verified"],
+        true
+    );
+    let own = b.cmd(json!({"cmd": "verify", "handle": "alice", "payload": sb["qr_payload"]}));
+    assert_eq!(own["verified"], false, "one's own code must not verify");
+    let err = b
+        .try_cmd(json!({"cmd": "verify", "handle": "alice", "payload": "00ff"}))
+        .unwrap_err();
+    assert!(err.contains("safety number"), "{err}");
+}

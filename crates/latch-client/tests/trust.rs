@@ -1,0 +1,214 @@
+//! What the engine does with hostile or surprising input: a contact whose identity key
+//! changes, and envelopes from the relay that are garbage, truncated, replayed, or meant for
+//! someone else. Each is reported; nothing breaks the conversations that work.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::Testbed;
+use latch_client::relay::Relay;
+use latch_client::wire::{Content, STANDARD_THREAD, Sealed};
+use latch_protocol::{IdentityKeyPair, InMemoryStore, ProtocolAddress, session};
+use latch_relay::api::{ClientFrame, DeviceAddress, EnvelopeId, IdentityKey, Response};
+use rand_core::{OsRng, RngCore};
+use serde_json::json;
+
+fn standard_pair(
+    t: &Testbed,
+) -> (
+    common::Session,
+    common::Session,
+    serde_json::Value,
+    serde_json::Value,
+) {
+    t.profile("alice");
+    t.profile("bob");
+    let mut a = t.session("alice");
+    let mut b = t.session("bob");
+    let chat_a = a.cmd(json!({"cmd": "add", "handle": "bob"}))["chat"].clone();
+    a.send(&chat_a, "hello");
+    let chat_b = b.wait_message("hello")["conversation_id"].clone();
+    (a, b, chat_a, chat_b)
+}
+
+#[test]
+#[ignore = "needs a Secret Service keyring; run by scripts/test"]
+fn a_changed_identity_key_warns_resets_verification_and_holds_secret_messages() {
+    let t = Testbed::new();
+    let (mut a, mut b, chat_a, _) = standard_pair(&t);
+    let theirs = b.cmd(json!({"cmd": "safety_number", "handle": "alice"}));
+    let verified =
+        a.cmd(json!({"cmd": "verify", "handle": "bob", "payload": theirs["qr_payload"]}));
+    assert_eq!(verified["verified"], true);
+    let secret_a =
+        a.cmd(json!({"cmd": "open", "handle": "bob", "secret": true, "timer": 3600}))["chat"]
+            .clone();
+    b.wait_event("conversation_started", |e| e["kind"] == "secret");
+    b.close();
+
+    // Bob deletes his profile everywhere and creates a new one under the same handle.
+    let deleted = t.latch(&["profile", "delete", "bob"]);
+    assert_eq!(deleted["unregistered"], true);
+    t.profile("bob");
+    let mut b = t.session("bob");
+    let chat_b = b.cmd(json!({"cmd": "add", "handle": "alice"}))["chat"].clone();
+    b.send(&chat_b, "new keys, same bob");
+
+    // Alice keeps the message, is warned, and her verification is reset.
+    let warning = a.wait_event("key_changed", |e| e["contact"] == "bob");
+    assert_eq!(warning["was_verified"], true);
+    let got = a.wait_message("new keys, same bob");
+    assert_eq!(got["conversation_id"], chat_a);
+    let sn = a.cmd(json!({"cmd": "safety_number", "handle": "bob"}));
+    assert_eq!(sn["verified"], false);
+    assert_ne!(sn["digits"], theirs["digits"]);
+
+    // The standard chat goes on; the secret chat holds its messages until Alice accepts.
+    let standard = a.send(&chat_a, "standard goes on");
+    b.wait_message("standard goes on");
+    a.wait_status(&standard["id"], "delivered");
+    let held = a.send(&secret_a, "held until the new key is accepted");
+    assert_eq!(a.cmd(json!({"cmd": "flush"}))["flushed"], true);
+    let still = a.history(&secret_a);
+    assert_eq!(still.last().unwrap()["status"], "pending", "{still:?}");
+
+    a.cmd(json!({"cmd": "accept_key", "handle": "bob"}));
+    let got = b.wait_message("held until the new key is accepted");
+    assert_ne!(
+        got["conversation_id"], chat_b,
+        "it lands in a secret thread"
+    );
+    a.wait_status(&held["id"], "delivered");
+}
+
+fn random_id() -> EnvelopeId {
+    let mut id = [0u8; 16];
+    OsRng.fill_bytes(&mut id);
+    EnvelopeId(id)
+}
+
+/// Mallory's device speaks raw frames to the relay and builds envelopes by hand.
+async fn mallory_sends_bad_envelopes_to_bob(url: &str) {
+    let me = IdentityKeyPair::generate(&mut OsRng);
+    let (relay, _inbound) = Relay::connect(url, &me, 1, true).await.unwrap();
+    relay
+        .request(|req| ClientFrame::ClaimHandle {
+            req,
+            handle: "mallory".into(),
+        })
+        .await
+        .unwrap();
+    let lookup = |handle: &'static str| {
+        let relay = relay.clone();
+        async move {
+            match relay
+                .request(|req| ClientFrame::LookupHandle {
+                    req,
+                    handle: handle.into(),
+                })
+                .await
+                .unwrap()
+            {
+                Response::Handle { identity_key, .. } => identity_key,
+                other => panic!("{other:?}"),
+            }
+        }
+    };
+    let bob_key = lookup("bob").await;
+    let alice_key = lookup("alice").await;
+    let bob = DeviceAddress {
+        identity_key: bob_key,
+        device_id: 1,
+    };
+    let send = |body: Vec<u8>| {
+        let relay = relay.clone();
+        async move {
+            relay
+                .request(|req| ClientFrame::Send {
+                    req,
+                    id: random_id(),
+                    to: bob,
+                    body,
+                })
+                .await
+                .unwrap();
+        }
+    };
+    let sealed_for = |key: IdentityKey, name: &'static str, text: &'static str| {
+        let relay = relay.clone();
+        let me = me.clone();
+        async move {
+            let Response::Prekeys { bundles } = relay
+                .request(|req| ClientFrame::ClaimPrekeys {
+                    req,
+                    identity_key: key,
+                    device_id: Some(1),
+                })
+                .await
+                .unwrap()
+            else {
+                panic!("no prekeys")
+            };
+            let bundle = latch_client::prekeys::bundle_from_relay(&bundles[0]).unwrap();
+            let mut store = InMemoryStore::new(me);
+            let to = ProtocolAddress::new(name, 1);
+            session::process_prekey_bundle(&mut store, &to, &bundle, &mut OsRng).unwrap();
+            let content = Content::Text {
+                id: [9; 16],
+                sent_at: 1,
+                body: text.into(),
+                expire_after_secs: None,
+            };
+            let message = session::encrypt(&mut store, &to, &content.to_bytes().unwrap()).unwrap();
+            Sealed {
+                thread: STANDARD_THREAD,
+                sender_handle: Some("mallory".into()),
+                message,
+            }
+            .to_bytes()
+            .unwrap()
+        }
+    };
+
+    send(b"not a latch envelope at all".to_vec()).await;
+    let real = sealed_for(bob_key, "bob", "hi bob, it is mallory").await;
+    send(real[..real.len() / 2].to_vec()).await;
+    send(real.clone()).await;
+    // The same ciphertext again, under a new envelope id: a replay.
+    send(real).await;
+    // A message encrypted for Alice, delivered to Bob.
+    send(sealed_for(alice_key, "alice", "for alice only").await).await;
+}
+
+#[test]
+#[ignore = "needs a Secret Service keyring; run by scripts/test"]
+fn bad_input_from_the_relay_is_reported_and_the_conversation_goes_on() {
+    let t = Testbed::new();
+    let (mut a, mut b, chat_a, chat_b) = standard_pair(&t);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(mallory_sends_bad_envelopes_to_bob(&t.relay.url()));
+
+    let failed = |b: &mut common::Session, what: &str| {
+        b.wait_event("receive_failed", |e| {
+            e["reason"].as_str().unwrap().starts_with(what)
+        })
+    };
+    failed(&mut b, "malformed envelope"); // garbage
+    failed(&mut b, "malformed envelope"); // truncated
+    b.wait_message("hi bob, it is mallory");
+    failed(&mut b, "could not decrypt"); // replayed
+    failed(&mut b, "could not decrypt"); // meant for Alice
+    assert!(
+        b.events
+            .iter()
+            .all(|e| e["message"]["body"] != "for alice only"),
+        "{:?}",
+        b.events
+    );
+
+    // Alice and Bob carry on.
+    a.send(&chat_a, "still working?");
+    b.wait_message("still working?");
+    b.send(&chat_b, "yes");
+    a.wait_message("yes");
+}
