@@ -1,16 +1,14 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { calendarDaysBetween, dayLabel, localDay, withDaySeparators } from "./days";
 import type { MessageView } from "./types";
 
 // A zone with DST and a large UTC offset, so local days differ from UTC days.
-let savedTz: string | undefined;
+// Node reads TZ again whenever it changes.
 beforeAll(() => {
-  savedTz = process.env.TZ;
-  process.env.TZ = "America/New_York";
+  vi.stubEnv("TZ", "America/New_York");
 });
 afterAll(() => {
-  if (savedTz === undefined) delete process.env.TZ;
-  else process.env.TZ = savedTz;
+  vi.unstubAllEnvs();
 });
 
 /** Local wall-clock time in the test zone. */
