@@ -8,6 +8,13 @@ function radio(name: string) {
   return screen.getByRole("radio", { name }) as HTMLInputElement;
 }
 
+const setButton = () => screen.getByRole("button", { name: "Set timer" });
+
+async function typeCustom(amount: string, unit: string) {
+  await fireEvent.input(screen.getByLabelText("Custom time"), { target: { value: amount } });
+  await fireEvent.change(screen.getByLabelText("Unit"), { target: { value: unit } });
+}
+
 describe("TimerPicker", () => {
   it("offers off, the seven presets and custom in a named group", () => {
     render(TimerPicker, { props: { value: null } });
@@ -28,15 +35,26 @@ describe("TimerPicker", () => {
     ]);
     expect(radio("Off").checked).toBe(true);
     expect(screen.queryByLabelText("Custom time")).toBeNull();
+    expect(group.textContent).toContain("Now: Off");
   });
 
-  it("reports a preset as soon as it is chosen", async () => {
+  it("applies a preset only when asked, so moving through the choices sends nothing", async () => {
     const onchange = vi.fn();
     render(TimerPicker, { props: { value: null, onchange } });
-    await fireEvent.click(radio("30 seconds"));
-    expect(onchange).toHaveBeenCalledExactlyOnceWith(30);
-    expect(radio("30 seconds").checked).toBe(true);
+    for (const name of ["5 seconds", "30 seconds", "1 minute"]) await fireEvent.click(radio(name));
+    expect(onchange).not.toHaveBeenCalled();
+    expect(radio("1 minute").checked).toBe(true);
+
+    await fireEvent.click(setButton());
+    expect(onchange).toHaveBeenCalledExactlyOnceWith(60);
+    expect(screen.getByRole("group").textContent).toContain("Now: 1 minute");
+
+    // Applying the current value again changes nothing.
+    await fireEvent.click(setButton());
+    expect(onchange).toHaveBeenCalledTimes(1);
+
     await fireEvent.click(radio("Off"));
+    await fireEvent.click(setButton());
     expect(onchange).toHaveBeenLastCalledWith(null);
   });
 
@@ -44,19 +62,12 @@ describe("TimerPicker", () => {
     const onchange = vi.fn();
     render(TimerPicker, { props: { value: 300, onchange } });
     await fireEvent.click(radio("Custom"));
-    const amount = screen.getByLabelText("Custom time") as HTMLInputElement;
-    await vi.waitFor(() => expect(document.activeElement).toBe(amount));
-
-    await fireEvent.input(amount, { target: { value: "2" } });
-    await fireEvent.change(screen.getByLabelText("Unit"), { target: { value: "hours" } });
-    await fireEvent.click(screen.getByRole("button", { name: "Set" }));
+    await typeCustom("2", "hours");
+    await fireEvent.click(setButton());
     expect(onchange).toHaveBeenLastCalledWith(7_200);
 
-    expect(screen.getByRole("alert").textContent).toBe("");
-    expect(amount.getAttribute("aria-invalid")).toBe("false");
-    await fireEvent.input(amount, { target: { value: "45" } });
-    await fireEvent.change(screen.getByLabelText("Unit"), { target: { value: "seconds" } });
-    await fireEvent.keyDown(amount, { key: "Enter" });
+    await typeCustom("45", "seconds");
+    await fireEvent.keyDown(screen.getByLabelText("Custom time"), { key: "Enter" });
     expect(onchange).toHaveBeenLastCalledWith(45);
     expect(radio("Custom").checked).toBe(true);
   });
@@ -66,30 +77,42 @@ describe("TimerPicker", () => {
     render(TimerPicker, { props: { value: null, onchange } });
     await fireEvent.click(radio("Custom"));
     const amount = screen.getByLabelText("Custom time") as HTMLInputElement;
+    const alert = screen.getByRole("alert");
 
-    await fireEvent.input(amount, { target: { value: "25" } });
-    await fireEvent.change(screen.getByLabelText("Unit"), { target: { value: "hours" } });
-    await fireEvent.click(screen.getByRole("button", { name: "Set" }));
-    expect(screen.getByRole("alert").textContent).toBe("Choose a time between 5 seconds and 24 hours.");
+    await typeCustom("25", "hours");
+    await fireEvent.click(setButton());
+    expect(alert.textContent).toBe("Choose a time between 5 seconds and 24 hours.");
     expect(amount.getAttribute("aria-invalid")).toBe("true");
-    expect(amount.getAttribute("aria-describedby")).toContain(screen.getByRole("alert").id);
+    expect(amount.getAttribute("aria-describedby")).toContain(alert.id);
 
-    await fireEvent.input(amount, { target: { value: "4" } });
-    await fireEvent.change(screen.getByLabelText("Unit"), { target: { value: "seconds" } });
-    await fireEvent.click(screen.getByRole("button", { name: "Set" }));
-    expect(screen.getByRole("alert").textContent).toContain("between 5 seconds and 24 hours");
+    await typeCustom("4", "seconds");
+    await fireEvent.click(setButton());
+    expect(alert.textContent).toContain("between 5 seconds and 24 hours");
 
-    await fireEvent.input(amount, { target: { value: "1.5" } });
-    await fireEvent.click(screen.getByRole("button", { name: "Set" }));
-    expect(screen.getByRole("alert").textContent).toBe("Enter a whole number.");
+    await typeCustom("1.5", "minutes");
+    await fireEvent.click(setButton());
+    expect(alert.textContent).toBe("Enter a whole number.");
+
+    await typeCustom("", "minutes");
+    await fireEvent.click(setButton());
+    expect(alert.textContent).toBe("Enter how long messages should last.");
     expect(onchange).not.toHaveBeenCalled();
 
-    await fireEvent.input(amount, { target: { value: "5" } });
-    await fireEvent.click(screen.getByRole("button", { name: "Set" }));
+    await typeCustom("90", "seconds");
+    await fireEvent.click(setButton());
+    expect(onchange).toHaveBeenCalledExactlyOnceWith(90);
+    expect(alert.textContent).toBe("");
+    expect(amount.getAttribute("aria-invalid")).toBe("false");
+  });
+
+  it("shows a custom value that equals a preset as the preset", async () => {
+    const onchange = vi.fn();
+    render(TimerPicker, { props: { value: null, onchange } });
+    await fireEvent.click(radio("Custom"));
+    await typeCustom("5", "seconds");
+    await fireEvent.click(setButton());
     expect(onchange).toHaveBeenCalledExactlyOnceWith(5);
-    // A custom value that equals a preset shows as that preset.
     expect(radio("5 seconds").checked).toBe(true);
-    expect(screen.queryByRole("alert")).toBeNull();
   });
 
   it("shows a custom value set elsewhere in the custom fields", () => {
@@ -97,6 +120,7 @@ describe("TimerPicker", () => {
     expect(radio("Custom").checked).toBe(true);
     expect((screen.getByLabelText("Custom time") as HTMLInputElement).value).toBe("90");
     expect((screen.getByLabelText("Unit") as HTMLSelectElement).value).toBe("minutes");
+    expect(screen.getByRole("group").textContent).toContain("Now: 1 hour 30 minutes");
   });
 
   it("follows the value when the other side changes the timer", async () => {
