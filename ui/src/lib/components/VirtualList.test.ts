@@ -158,6 +158,24 @@ describe("VirtualList", () => {
     expect(rendered()).toEqual(Array.from({ length: 10 }, (_, i) => i));
   });
 
+  it("keeps the row in view still when older rows are added above it", async () => {
+    const items = Array.from({ length: 1000 }, (_, i) => i);
+    const props = { row, label: "Messages", estimatedRowHeight: 50, getKey: (i: number) => i };
+    const { rerender } = render(VirtualList<number>, { props: { ...props, items } });
+    await scrollTo(500 * 50 + 20);
+    const older = Array.from({ length: 200 }, (_, i) => i - 200);
+    await rerender({ ...props, items: [...older, ...items] });
+    await tick();
+    expect(list().scrollTop).toBe(700 * 50 + 20);
+    expect(rendered()).toContain(500);
+
+    // And when rows above it disappear.
+    await rerender({ ...props, items: items.slice(300) });
+    await tick();
+    expect(list().scrollTop).toBe(200 * 50 + 20);
+    expect(rendered()).toContain(500);
+  });
+
   it("asks for older rows once when the start comes into view", async () => {
     const onreachstart = vi.fn();
     render(VirtualList<number>, {
