@@ -52,13 +52,27 @@ describe("MessageText", () => {
       renderInert(text);
       cleanup();
     }
+    // The same corpus in one long message, shown whole.
+    const long = HOSTILE.join("\n").repeat(40);
+    const { container } = render(MessageText, { props: { text: long, openUrl: vi.fn(), previewLength: Infinity } });
+    expect(container.querySelector(".message-text")?.textContent).toBe(long);
+    expect(new Set(Array.from(container.querySelectorAll("*"), (el) => el.tagName))).toEqual(new Set(["SPAN", "A"]));
     expect(document.querySelector("script, img, iframe, svg, div[onclick]")).toBeNull();
   });
 
-  it("renders a 1 MB message as text", () => {
+  it("renders a 1 MB message as text, collapsed until asked", async () => {
     const text = "<b>" + "x".repeat(1 << 20) + "</b> https://example.com";
-    const { root } = renderInert(text);
-    expect(root.querySelectorAll("a")).toHaveLength(1);
+    const { container } = render(MessageText, { props: { text, openUrl: vi.fn() } });
+    const root = container.querySelector(".message-text") as HTMLElement;
+    expect(root.textContent).toBe(text.slice(0, 4_000));
+    expect(root.querySelectorAll("*")).toHaveLength(0);
+    const more = screen.getByRole("button", { name: /Show the whole message/ });
+    expect(more.textContent).toContain((text.length).toLocaleString());
+
+    await fireEvent.click(more);
+    expect(root.textContent).toBe(text);
+    expect(Array.from(root.querySelectorAll("*"), (el) => el.tagName)).toEqual(["A"]);
+    expect(screen.queryByRole("button")).toBeNull();
   });
 
   it("keeps zero-width characters in the text and out of links", () => {

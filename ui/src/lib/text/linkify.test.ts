@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { checkLink, linkify, stripBidiControls, type TextPart } from "./linkify";
+import { checkLink, linkify, previewParts, stripBidiControls, type TextPart } from "./linkify";
 
 const links = (text: string) =>
   linkify(text)
@@ -155,5 +155,38 @@ describe("stripBidiControls", () => {
       "abcdefghij",
     );
     expect(stripBidiControls("\u200Bzero width stays")).toBe("\u200Bzero width stays");
+  });
+});
+
+describe("previewParts", () => {
+  it("returns short messages whole", () => {
+    const parts = linkify("hello https://example.com");
+    expect(previewParts(parts, 100)).toEqual({ parts, truncated: false });
+  });
+
+  it("cuts long messages and never leaves a clickable cut link", () => {
+    const parts = linkify("abc https://example.com/long/path tail");
+    const cutInLink = previewParts(parts, 10);
+    expect(cutInLink.truncated).toBe(true);
+    expect(cutInLink.parts).toEqual([
+      { kind: "text", text: "abc " },
+      { kind: "text", text: "https:" },
+    ]);
+    const cutAfterLink = previewParts(parts, 4 + "https://example.com/long/path".length + 2);
+    expect(cutAfterLink.parts.map((p) => p.kind)).toEqual(["text", "link", "text"]);
+    expect(cutAfterLink.parts[2]?.text).toBe(" t");
+  });
+
+  it("does not split a surrogate pair", () => {
+    const { parts } = previewParts(linkify("ab😀cd"), 3);
+    expect(parts.map((p) => p.text).join("")).toBe("ab");
+  });
+});
+
+describe("trailing punctuation in other scripts", () => {
+  it("leaves CJK and typographic marks outside the link", () => {
+    expect(links("看这个https://example.cn/a。")).toEqual(["https://example.cn/a"]);
+    expect(links("«https://example.fr/a»")).toEqual(["https://example.fr/a"]);
+    expect(links("“https://example.com/q”")).toEqual(["https://example.com/q"]);
   });
 });

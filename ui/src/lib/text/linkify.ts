@@ -26,8 +26,16 @@ const START_HINT = /https?:\/\/|www\./gi;
 // include the bidi controls and zero-width spaces/joiners), and what RFC 3986 never allows raw.
 const NON_ASCII_STOP = /[\p{Z}\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}]/u;
 const ASCII_STOP = new Set(Array.from(' <>"`{}|\\^', (c) => c.charCodeAt(0)));
-const TRAILING_PUNCTUATION = new Set(Array.from(".,:;!?'\"*~_", (c) => c.charCodeAt(0)));
-const WORD_CHAR = /[\p{L}\p{N}_]/u;
+// Sentence punctuation that ends a link when it is the last thing in it, including the CJK and
+// typographic marks that follow links in other scripts (、。，！？；：…»”’」』）).
+const TRAILING_PUNCTUATION = new Set(
+  Array.from(".,:;!?'\"*~_\u3001\u3002\uff0c\uff01\uff1f\uff1b\uff1a\u2026\u00bb\u201d\u2019\u300d\u300f\uff09", (c) =>
+    c.charCodeAt(0),
+  ),
+);
+// A link may not start inside an ASCII word ("xhttps://"), but may follow CJK text directly,
+// where words are not separated by spaces.
+const WORD_CHAR = /[A-Za-z0-9_]/;
 const HOST_START = /[\p{L}\p{N}[]/u;
 
 function isStop(text: string, index: number): { stop: boolean; width: number } {
@@ -144,4 +152,36 @@ export function checkLink(href: string): CheckedLink | null {
     host: url.host,
     hasCredentials: url.username !== "" || url.password !== "",
   };
+}
+
+/** The first part of a long message, for showing it collapsed. */
+export interface Preview {
+  /** The parts to show: the whole message, or its first `limit` characters. */
+  parts: TextPart[];
+  /** True when `parts` stops short of the whole message. */
+  truncated: boolean;
+}
+
+/**
+ * Cuts parts to at most about `limit` characters, so a 1 MB message does not lay out a page of
+ * text 250,000 pixels tall. A link cut in the middle becomes plain text: a truncated address
+ * must not be clickable. Never splits a surrogate pair.
+ */
+export function previewParts(parts: readonly TextPart[], limit: number): Preview {
+  const out: TextPart[] = [];
+  let used = 0;
+  for (const part of parts) {
+    const room = limit - used;
+    if (part.text.length <= room) {
+      out.push(part);
+      used += part.text.length;
+      continue;
+    }
+    let cut = Math.max(room, 0);
+    const last = part.text.charCodeAt(cut - 1);
+    if (cut > 0 && last >= 0xd800 && last <= 0xdbff) cut--;
+    if (cut > 0) out.push({ kind: "text", text: part.text.slice(0, cut) });
+    return { parts: out, truncated: true };
+  }
+  return { parts: out, truncated: false };
 }
