@@ -116,11 +116,16 @@ describe("linkify", () => {
       "x".repeat(1 << 20),
       "http:/".repeat(1 << 17),
       "xhttps://".repeat(1 << 17),
-      "https://" + "(".repeat(1 << 19) + ")".repeat(1 << 19),
+      "https://a.example/" + "(".repeat(1 << 19) + ")".repeat(1 << 19) + ")".repeat(1 << 10),
+      "https://a.example/" + "a\u200B".repeat(1 << 19),
       "https://a.example/" + ".".repeat(1 << 20),
       "www.a ".repeat(1 << 17),
     ];
     for (const input of inputs) expect(joined(linkify(input))).toBe(input);
+    // The balanced brackets stay in the link; the unbalanced closing ones are trimmed off.
+    const brackets = linkify(inputs[3] ?? "");
+    expect(brackets[0]?.kind).toBe("link");
+    expect(brackets[0]?.text.length).toBe("https://a.example/".length + (1 << 20));
     expect(links("www.a ".repeat(1 << 17)).length).toBe(1 << 17);
   });
 });
