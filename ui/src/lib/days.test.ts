@@ -112,6 +112,16 @@ describe("withDaySeparators", () => {
     expect(rows.filter((row) => row.kind === "day")).toHaveLength(4);
   });
 
+  it("survives times outside the range of Date", () => {
+    const rows = withDaySeparators([message(9e15), message(at(2026, 11, 23))], at(2026, 11, 23), "en-US");
+    expect(rows.map((row) => (row.kind === "day" ? row.label : "message"))).toEqual([
+      "Unknown date",
+      "message",
+      "Today",
+      "message",
+    ]);
+  });
+
   it("handles an empty chat and 100,000 messages", () => {
     expect(withDaySeparators([], Date.now())).toEqual([]);
     const start = at(2026, 1, 1);

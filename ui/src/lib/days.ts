@@ -45,6 +45,8 @@ function formatter(locale: string | undefined, options: Intl.DateTimeFormatOptio
  * the last week, else the date (with the year only when it is not this year's).
  */
 export function dayLabel(ms: number, now: number, locale?: string): string {
+  // JSON cannot carry NaN, but a time beyond Date's range can arrive; formatting it would throw.
+  if (Number.isNaN(new Date(ms).getTime())) return "Unknown date";
   const daysAgo = calendarDaysBetween(ms, now);
   if (daysAgo === 0) return "Today";
   if (daysAgo === 1) return "Yesterday";
@@ -72,14 +74,23 @@ export function withDaySeparators(
   let currentDay = "";
   let sameDayRepeats = 0;
   const seenDays = new Set<string>();
+  // The current local day as [start, end) in unix ms, so most messages need no Date at all:
+  // 100,000 messages span a few hundred days.
+  let dayStart = Number.POSITIVE_INFINITY;
+  let dayEnd = Number.NEGATIVE_INFINITY;
   for (const message of messages) {
-    const day = localDay(message.sent_at);
-    if (day !== currentDay) {
-      // The same day can come back after skewed messages; keep its key unique.
-      const key = seenDays.has(day) ? `day:${day}:${++sameDayRepeats}` : `day:${day}`;
-      seenDays.add(day);
-      rows.push({ kind: "day", key, day, label: dayLabel(message.sent_at, now, locale) });
-      currentDay = day;
+    if (!(message.sent_at >= dayStart && message.sent_at < dayEnd)) {
+      const date = new Date(message.sent_at);
+      dayStart = new Date(date.getFullYear(), date.getMonth(), date.getDate()).getTime();
+      dayEnd = new Date(date.getFullYear(), date.getMonth(), date.getDate() + 1).getTime();
+      const day = localDay(message.sent_at);
+      if (day !== currentDay) {
+        // The same day can come back after skewed messages; keep its key unique.
+        const key = seenDays.has(day) ? `day:${day}:${++sameDayRepeats}` : `day:${day}`;
+        seenDays.add(day);
+        rows.push({ kind: "day", key, day, label: dayLabel(message.sent_at, now, locale) });
+        currentDay = day;
+      }
     }
     rows.push({ kind: "message", key: `message:${message.id}`, message });
   }

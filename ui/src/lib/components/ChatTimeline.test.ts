@@ -75,4 +75,12 @@ describe("ChatTimeline", () => {
     expect(articles[4]?.textContent).toContain("<img src=x onerror=alert(1)>");
     expect(document.querySelector("img")).toBeNull();
   });
+
+  it("survives times outside the range of Date", () => {
+    render(ChatTimeline, {
+      props: { messages: [message(2, 9e15, { expires_at: 9e15 })], openUrl: vi.fn(), label: "Messages", now: NOW },
+    });
+    expect(screen.getByText("message 2")).toBeTruthy();
+    expect(screen.getByRole("heading", { name: "Unknown date" })).toBeTruthy();
+  });
 });
