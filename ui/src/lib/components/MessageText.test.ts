@@ -113,6 +113,17 @@ describe("MessageText", () => {
     expect(document.activeElement).toBe(link);
   });
 
+  it("asks on a middle click too, instead of letting the webview open a window", async () => {
+    const openUrl = vi.fn();
+    render(MessageText, { props: { text: "https://example.com", openUrl } });
+    const event = new MouseEvent("auxclick", { bubbles: true, cancelable: true, button: 1 });
+    screen.getByRole("link").dispatchEvent(event);
+    await tick();
+    expect(event.defaultPrevented).toBe(true);
+    expect(screen.getByRole("group", { name: "Open this link in your browser?" })).toBeTruthy();
+    expect(openUrl).not.toHaveBeenCalled();
+  });
+
   it("opens nothing on Cancel or Escape and returns focus to the link", async () => {
     const openUrl = vi.fn();
     render(MessageText, { props: { text: "https://example.com", openUrl } });
