@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { calendarDaysBetween, dayLabel, localDay, withDaySeparators } from "./days";
+import { calendarDaysBetween, dayLabel, localDay, timelineBuilder, withDaySeparators } from "./days";
 import type { MessageView } from "./types";
 
 // A zone with DST and a large UTC offset, so local days differ from UTC days.
@@ -129,5 +129,42 @@ describe("withDaySeparators", () => {
     const rows = withDaySeparators(many, at(2027, 1, 1));
     // 100,000 messages ten minutes apart span 695 days (and a bit).
     expect(rows.length - many.length).toBe(calendarDaysBetween(start, start + 99_999 * 600_000) + 1);
+  });
+});
+
+describe("timelineBuilder", () => {
+  it("matches withDaySeparators through appends, edits, removals and a new day", () => {
+    const build = timelineBuilder();
+    let now = at(2026, 11, 23, 9);
+    let messages = [message(at(2026, 11, 21, 10)), message(at(2026, 11, 22, 10))];
+    const check = () => {
+      const rows = build(messages, now, "en-US");
+      expect(rows).toEqual(withDaySeparators(messages, now, "en-US"));
+      return rows;
+    };
+    const first = check();
+    // Same list: same array, so nothing re-renders.
+    expect(build(messages, now, "en-US")).toBe(first);
+
+    messages = [...messages, message(at(2026, 11, 23, 8)), message(at(2026, 11, 23, 8, 1))];
+    const appended = check();
+    expect(appended).not.toBe(first);
+    expect(first).toHaveLength(4);
+    // The rows already built are reused, not rebuilt.
+    expect(appended[1]).toBe(first[1]);
+
+    // An edit replaces an object in the middle: a full rebuild, still correct.
+    messages = messages.map((m, i) => (i === 1 ? { ...m, body: "edited" } : m));
+    check();
+    // Expired messages leave the list.
+    messages = messages.slice(1);
+    check();
+    // Midnight passes: "Today" becomes "Yesterday".
+    now = at(2026, 11, 24, 0, 1);
+    const nextDay = check();
+    expect(nextDay.some((row) => row.kind === "day" && row.label === "Yesterday")).toBe(true);
+    messages = [...messages, message(at(2026, 11, 24, 0, 2))];
+    const rows = check();
+    expect(rows[rows.length - 2]).toMatchObject({ kind: "day", label: "Today" });
   });
 });

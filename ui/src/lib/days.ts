@@ -4,10 +4,13 @@
 
 import type { MessageView } from "./types";
 
-/** One row of the chat timeline; `key` is unique and stable, as VirtualList's keyed rows need. */
+/**
+ * One row of the chat timeline; `key` is unique and stable, as VirtualList's keyed rows need:
+ * a string for day rows, the message id (a number, so no string is built per message) otherwise.
+ */
 export type TimelineItem =
   | { kind: "day"; key: string; day: string; label: string }
-  | { kind: "message"; key: string; message: MessageView };
+  | { kind: "message"; key: number; message: MessageView };
 
 function pad(value: number): string {
   return String(value).padStart(2, "0");
@@ -60,6 +63,40 @@ export function dayLabel(ms: number, now: number, locale?: string): string {
   }).format(ms);
 }
 
+/** Builds timeline rows one message at a time, remembering where the last day began. */
+class TimelineRows {
+  readonly rows: TimelineItem[] = [];
+  private currentDay = "";
+  private sameDayRepeats = 0;
+  private readonly seenDays = new Set<string>();
+  // The current local day as [start, end) in unix ms, so most messages need no Date at all:
+  // 100,000 messages span a few hundred days.
+  private dayStart = Number.POSITIVE_INFINITY;
+  private dayEnd = Number.NEGATIVE_INFINITY;
+
+  constructor(
+    private readonly now: number,
+    private readonly locale: string | undefined,
+  ) {}
+
+  push(message: MessageView): void {
+    if (!(message.sent_at >= this.dayStart && message.sent_at < this.dayEnd)) {
+      const date = new Date(message.sent_at);
+      this.dayStart = new Date(date.getFullYear(), date.getMonth(), date.getDate()).getTime();
+      this.dayEnd = new Date(date.getFullYear(), date.getMonth(), date.getDate() + 1).getTime();
+      const day = localDay(message.sent_at);
+      if (day !== this.currentDay) {
+        // The same day can come back after skewed messages; keep its key unique.
+        const key = this.seenDays.has(day) ? `day:${day}:${++this.sameDayRepeats}` : `day:${day}`;
+        this.seenDays.add(day);
+        this.rows.push({ kind: "day", key, day, label: dayLabel(message.sent_at, this.now, this.locale) });
+        this.currentDay = day;
+      }
+    }
+    this.rows.push({ kind: "message", key: message.id, message });
+  }
+}
+
 /**
  * The timeline rows for messages in display order (oldest first): a day row before the first
  * message of each local day. A message older than the one before it (clock skew between
@@ -70,29 +107,45 @@ export function withDaySeparators(
   now: number,
   locale?: string,
 ): TimelineItem[] {
-  const rows: TimelineItem[] = [];
-  let currentDay = "";
-  let sameDayRepeats = 0;
-  const seenDays = new Set<string>();
-  // The current local day as [start, end) in unix ms, so most messages need no Date at all:
-  // 100,000 messages span a few hundred days.
-  let dayStart = Number.POSITIVE_INFINITY;
-  let dayEnd = Number.NEGATIVE_INFINITY;
-  for (const message of messages) {
-    if (!(message.sent_at >= dayStart && message.sent_at < dayEnd)) {
-      const date = new Date(message.sent_at);
-      dayStart = new Date(date.getFullYear(), date.getMonth(), date.getDate()).getTime();
-      dayEnd = new Date(date.getFullYear(), date.getMonth(), date.getDate() + 1).getTime();
-      const day = localDay(message.sent_at);
-      if (day !== currentDay) {
-        // The same day can come back after skewed messages; keep its key unique.
-        const key = seenDays.has(day) ? `day:${day}:${++sameDayRepeats}` : `day:${day}`;
-        seenDays.add(day);
-        rows.push({ kind: "day", key, day, label: dayLabel(message.sent_at, now, locale) });
-        currentDay = day;
-      }
+  const timeline = new TimelineRows(now, locale);
+  for (const message of messages) timeline.push(message);
+  return timeline.rows;
+}
+
+/**
+ * `withDaySeparators` for a chat that mostly grows at the end: when the new list starts with
+ * exactly the previous list's messages (the same objects, as the chat store keeps them) and the
+ * local day of `now` has not changed, only the new messages are added, instead of rebuilding
+ * 100,000 rows for each message that arrives. Returns a new array whenever anything changed.
+ */
+export function timelineBuilder(): (
+  messages: readonly MessageView[],
+  now: number,
+  locale?: string,
+) => TimelineItem[] {
+  let previous: readonly MessageView[] = [];
+  let timeline: TimelineRows | null = null;
+  let lastRows: TimelineItem[] = [];
+  let builtFor = "";
+  return (messages, now, locale) => {
+    const context = `${localDay(now)}|${locale ?? ""}`;
+    let extendsPrevious = timeline !== null && context === builtFor && messages.length >= previous.length;
+    for (let i = 0; extendsPrevious && i < previous.length; i++) {
+      if (messages[i] !== previous[i]) extendsPrevious = false;
     }
-    rows.push({ kind: "message", key: `message:${message.id}`, message });
-  }
-  return rows;
+    if (!extendsPrevious || timeline === null) {
+      timeline = new TimelineRows(now, locale);
+      for (const message of messages) timeline.push(message);
+    } else if (messages.length === previous.length) {
+      previous = messages;
+      return lastRows;
+    } else {
+      for (let i = previous.length; i < messages.length; i++) timeline.push(messages[i] as MessageView);
+    }
+    previous = messages;
+    builtFor = context;
+    // A fresh array each time, so Svelte sees the change; the rows themselves are shared.
+    lastRows = timeline.rows.slice();
+    return lastRows;
+  };
 }

@@ -12,17 +12,24 @@ export class RowHeights {
 
   /** Builds the index in O(n) from each row's current (measured or estimated) height. */
   constructor(heights: ArrayLike<number>) {
-    this.length = heights.length;
-    this.heights = Float64Array.from(heights, (h) => (Number.isFinite(h) && h > 0 ? h : 0));
-    this.tree = new Float64Array(this.length + 1);
-    for (let i = 1; i <= this.length; i++) {
-      this.tree[i] = (this.tree[i] ?? 0) + (this.heights[i - 1] ?? 0);
+    const length = heights.length;
+    this.length = length;
+    this.heights = new Float64Array(length);
+    this.tree = new Float64Array(length + 1);
+    // Plain indexed loops over typed arrays: this runs on every change to a 100,000-row list.
+    for (let i = 0; i < length; i++) {
+      const h = heights[i] as number;
+      const height = h > 0 && h < Number.POSITIVE_INFINITY ? h : 0;
+      this.heights[i] = height;
+      this.tree[i + 1] = height;
+    }
+    for (let i = 1; i <= length; i++) {
       const parent = i + (i & -i);
-      if (parent <= this.length) this.tree[parent] = (this.tree[parent] ?? 0) + (this.tree[i] ?? 0);
+      if (parent <= length) this.tree[parent] = (this.tree[parent] as number) + (this.tree[i] as number);
     }
     let bit = 1;
-    while (bit * 2 <= this.length) bit *= 2;
-    this.topBit = this.length === 0 ? 0 : bit;
+    while (bit * 2 <= length) bit *= 2;
+    this.topBit = length === 0 ? 0 : bit;
   }
 
   /** The height of row `index`. */
