@@ -61,8 +61,15 @@ describe("ChatTimeline", () => {
       message(4, NOW - 2_000, { deleted: true, body: "" }),
       message(6, NOW - 1_000, { expires_at: NOW + 30_000, body: "<img src=x onerror=alert(1)>" }),
     ];
-    render(ChatTimeline, { props: { messages, openUrl: vi.fn(), label: "Messages", now: NOW } });
+    render(ChatTimeline, { props: { messages, openUrl: vi.fn(), label: "Messages", now: NOW, contactName: "Ada" } });
     const articles = screen.getAllByRole("article");
+    expect(articles.map((a) => a.querySelector(".visually-hidden")?.textContent)).toEqual([
+      "You:",
+      "You:",
+      "Ada:",
+      "Ada:",
+      "Ada:",
+    ]);
     expect(articles.map((a) => a.querySelector(".meta")?.textContent?.replace(/\s+/g, " ").trim())).toEqual([
       expect.stringMatching(/· Sending$/),
       expect.stringMatching(/· Not sent$/),
