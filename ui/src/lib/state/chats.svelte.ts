@@ -1,0 +1,73 @@
+// The reactive holder for the chat model: one `$state.raw` field replaced by the pure functions in
+// chats.ts, so components re-render by reference and the 100,000-message arrays are never
+// wrapped in deep proxies.
+
+import type { ConversationView, EngineEvent, MessageView } from "../types";
+import {
+  applyEvent,
+  conversationList,
+  dismissKeyChange,
+  emptyChats,
+  loadConversations,
+  loadMessages,
+  openConversation,
+  setDraft,
+  totalUnread,
+  type ChatsState,
+} from "./chats";
+
+const NO_MESSAGES: readonly MessageView[] = [];
+
+/** The chat model the app shell feeds with engine events and command results. */
+export class ChatStore {
+  /** The whole model; replaced, never mutated. */
+  state: ChatsState = $state.raw(emptyChats());
+
+  /** Unread messages everywhere, for the tray badge and the window title. */
+  readonly unread: number = $derived(totalUnread(this.state));
+
+  /** Applies one engine event. */
+  apply(event: EngineEvent): void {
+    this.state = applyEvent(this.state, event);
+  }
+
+  /** Replaces the conversation list. */
+  loadConversations(list: readonly ConversationView[]): void {
+    this.state = loadConversations(this.state, list);
+  }
+
+  /** Merges a page of a conversation's messages. */
+  loadMessages(conversationId: number, page: readonly MessageView[]): void {
+    this.state = loadMessages(this.state, conversationId, page);
+  }
+
+  /** Shows a conversation (or none) and clears its unread count. */
+  open(conversationId: number | null): void {
+    this.state = openConversation(this.state, conversationId);
+  }
+
+  /** Keeps the composer's text for a conversation. */
+  setDraft(conversationId: number, text: string): void {
+    this.state = setDraft(this.state, conversationId, text);
+  }
+
+  /** The composer's kept text for a conversation. */
+  draft(conversationId: number): string {
+    return this.state.drafts.get(conversationId) ?? "";
+  }
+
+  /** Hides a contact's key-change banner. */
+  dismissKeyChange(contactId: number): void {
+    this.state = dismissKeyChange(this.state, contactId);
+  }
+
+  /** The conversation list, newest first, filtered by `query`. */
+  conversations(query = ""): ConversationView[] {
+    return conversationList(this.state, query);
+  }
+
+  /** A conversation's loaded messages, oldest first. */
+  messages(conversationId: number): readonly MessageView[] {
+    return this.state.messages.get(conversationId) ?? NO_MESSAGES;
+  }
+}

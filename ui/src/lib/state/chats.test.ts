@@ -1,0 +1,270 @@
+import { describe, expect, it } from "vitest";
+import type { ConversationView, EngineEvent, MessageView } from "../types";
+import {
+  applyEvent,
+  conversationList,
+  dismissKeyChange,
+  emptyChats,
+  loadConversations,
+  loadMessages,
+  openConversation,
+  setDraft,
+  totalUnread,
+  type ChatsState,
+} from "./chats";
+import { ChatStore } from "./chats.svelte";
+
+function conversation(id: number, extra: Partial<ConversationView> = {}): ConversationView {
+  return {
+    id,
+    kind: "standard",
+    contact_name: `Contact ${id}`,
+    verified: false,
+    disappear_after_secs: null,
+    unread: 0,
+    last_message: null,
+    ...extra,
+  };
+}
+
+function message(id: number, conversation_id: number, sent_at: number, extra: Partial<MessageView> = {}): MessageView {
+  return {
+    id,
+    conversation_id,
+    direction: "incoming",
+    status: "received",
+    body: `message ${id}`,
+    sent_at,
+    expires_at: null,
+    edited: false,
+    deleted: false,
+    ...extra,
+  };
+}
+
+/** Freezes the maps and arrays of a state so any mutation by the reducer throws. */
+function frozen(state: ChatsState): ChatsState {
+  const freezeMap = <K, V>(map: ReadonlyMap<K, V>) => {
+    const m = map as Map<K, V>;
+    m.set = () => {
+      throw new Error("mutated a map of the previous state");
+    };
+    m.delete = () => {
+      throw new Error("mutated a map of the previous state");
+    };
+    for (const value of m.values()) if (Array.isArray(value)) Object.freeze(value);
+    return m;
+  };
+  freezeMap(state.conversations);
+  freezeMap(state.messages);
+  freezeMap(state.drafts);
+  freezeMap(state.keyChanges);
+  freezeMap(state.timerChanges);
+  freezeMap(state.unreadIds);
+  return Object.freeze(state);
+}
+
+function apply(state: ChatsState, ...events: EngineEvent[]): ChatsState {
+  return events.reduce((s, e) => applyEvent(frozen(s), e), state);
+}
+
+const base = () => loadConversations(emptyChats(), [conversation(1), conversation(2, { kind: "secret" })]);
+
+describe("message events", () => {
+  it("add the message, bump unread and update the preview", () => {
+    const state = apply(base(), { type: "message", message: message(10, 1, 1000) });
+    expect(state.messages.get(1)?.map((m) => m.id)).toEqual([10]);
+    expect(state.conversations.get(1)?.unread).toBe(1);
+    expect(state.conversations.get(1)?.last_message).toEqual({ body: "message 10", sent_at: 1000 });
+    expect(totalUnread(state)).toBe(1);
+  });
+
+  it("do not count outgoing messages, messages in the open chat, or duplicates as unread", () => {
+    let state = apply(base(), { type: "message", message: message(10, 1, 1000, { direction: "outgoing", status: "pending" }) });
+    expect(state.conversations.get(1)?.unread).toBe(0);
+    expect(state.conversations.get(1)?.last_message?.body).toBe("message 10");
+
+    state = openConversation(state, 2);
+    state = apply(state, { type: "message", message: message(11, 2, 1100) });
+    expect(state.conversations.get(2)?.unread).toBe(0);
+
+    state = apply(state, { type: "message", message: message(12, 1, 1200) }, { type: "message", message: message(12, 1, 1200) });
+    expect(state.conversations.get(1)?.unread).toBe(1);
+    expect(state.messages.get(1)?.map((m) => m.id)).toEqual([10, 12]);
+  });
+
+  it("keep messages sorted by send time, and an older arrival does not take over the preview", () => {
+    const state = apply(
+      base(),
+      { type: "message", message: message(1, 1, 3000) },
+      { type: "message", message: message(2, 1, 1000) },
+      { type: "message", message: message(3, 1, 2000) },
+    );
+    expect(state.messages.get(1)?.map((m) => m.id)).toEqual([2, 3, 1]);
+    expect(state.conversations.get(1)?.last_message).toEqual({ body: "message 1", sent_at: 3000 });
+    expect(state.conversations.get(1)?.unread).toBe(3);
+  });
+
+  it("keep messages for a conversation the UI does not know yet", () => {
+    const state = apply(base(), { type: "message", message: message(1, 99, 1000) });
+    expect(state.messages.get(99)).toHaveLength(1);
+    expect(state.conversations.has(99)).toBe(false);
+  });
+});
+
+describe("message_updated", () => {
+  it("replaces the message and its preview when it is the newest", () => {
+    let state = apply(base(), { type: "message", message: message(1, 1, 1000, { direction: "outgoing", status: "pending" }) });
+    state = apply(state, { type: "message_updated", message: message(1, 1, 1000, { direction: "outgoing", status: "read" }) });
+    expect(state.messages.get(1)?.[0]?.status).toBe("read");
+    state = apply(state, { type: "message_updated", message: message(1, 1, 1000, { body: "fixed", edited: true }) });
+    expect(state.messages.get(1)).toHaveLength(1);
+    expect(state.conversations.get(1)?.last_message?.body).toBe("fixed");
+    state = apply(state, { type: "message_updated", message: message(1, 1, 1000, { body: "", deleted: true }) });
+    expect(state.messages.get(1)?.[0]?.deleted).toBe(true);
+    expect(state.conversations.get(1)?.last_message?.body).toBe("");
+  });
+
+  it("ignores messages that are not loaded and never changes unread", () => {
+    const before = apply(base(), { type: "message", message: message(1, 1, 1000) });
+    const after = apply(before, { type: "message_updated", message: message(2, 1, 2000, { body: "old edit" }) });
+    expect(after).toBe(before);
+  });
+
+  it("leaves the preview alone when an older message is edited", () => {
+    let state = apply(base(), { type: "message", message: message(1, 1, 1000) }, { type: "message", message: message(2, 1, 2000) });
+    state = apply(state, { type: "message_updated", message: message(1, 1, 1000, { body: "edited", edited: true }) });
+    expect(state.conversations.get(1)?.last_message?.body).toBe("message 2");
+    expect(state.messages.get(1)?.[0]?.body).toBe("edited");
+  });
+});
+
+describe("messages_expired", () => {
+  it("removes the messages, their unread count and a preview that showed one of them", () => {
+    let state = apply(
+      base(),
+      { type: "message", message: message(1, 1, 1000, { direction: "outgoing" }) },
+      { type: "message", message: message(2, 1, 2000) },
+      { type: "message", message: message(3, 1, 3000) },
+    );
+    expect(state.conversations.get(1)?.unread).toBe(2);
+    state = apply(state, { type: "messages_expired", conversation_id: 1, message_ids: [3] });
+    expect(state.messages.get(1)?.map((m) => m.id)).toEqual([1, 2]);
+    expect(state.conversations.get(1)?.unread).toBe(1);
+    expect(state.conversations.get(1)?.last_message).toEqual({ body: "message 2", sent_at: 2000 });
+
+    state = apply(state, { type: "messages_expired", conversation_id: 1, message_ids: [1, 2] });
+    expect(state.messages.get(1)).toEqual([]);
+    expect(state.conversations.get(1)?.unread).toBe(0);
+    expect(state.conversations.get(1)?.last_message).toBeNull();
+  });
+
+  it("keeps the preview when only older loaded messages went", () => {
+    let state = apply(base(), { type: "message", message: message(1, 1, 1000) }, { type: "message", message: message(2, 1, 2000) });
+    state = apply(state, { type: "messages_expired", conversation_id: 1, message_ids: [1] });
+    expect(state.conversations.get(1)?.last_message?.body).toBe("message 2");
+  });
+
+  it("drops a preview it cannot prove is still there when unloaded messages expire", () => {
+    // The list came from the engine with a preview, but the chat was never opened.
+    let state = loadConversations(emptyChats(), [
+      conversation(1, { kind: "secret", unread: 1, last_message: { body: "secret text", sent_at: 5000 } }),
+    ]);
+    state = apply(state, { type: "messages_expired", conversation_id: 1, message_ids: [77] });
+    expect(state.conversations.get(1)?.last_message).toBeNull();
+  });
+
+  it("does not lower an unread count it did not raise", () => {
+    let state = loadConversations(emptyChats(), [conversation(1, { unread: 4 })]);
+    state = loadMessages(state, 1, [message(1, 1, 1000)]);
+    state = apply(state, { type: "messages_expired", conversation_id: 1, message_ids: [1] });
+    expect(state.conversations.get(1)?.unread).toBe(4);
+  });
+});
+
+describe("other events", () => {
+  it("timer_changed updates the conversation and records who changed it", () => {
+    const state = apply(base(), { type: "timer_changed", conversation_id: 2, seconds: 5, by_me: false });
+    expect(state.conversations.get(2)?.disappear_after_secs).toBe(5);
+    expect(state.timerChanges.get(2)).toEqual({ seconds: 5, by_me: false });
+    const off = apply(state, { type: "timer_changed", conversation_id: 2, seconds: null, by_me: true });
+    expect(off.conversations.get(2)?.disappear_after_secs).toBeNull();
+  });
+
+  it("key_changed raises a banner until dismissed", () => {
+    let state = apply(base(), { type: "key_changed", contact_id: 7, was_verified: true });
+    expect(state.keyChanges.get(7)).toEqual({ was_verified: true });
+    state = dismissKeyChange(state, 7);
+    expect(state.keyChanges.size).toBe(0);
+  });
+
+  it("connection follows the engine and unknown events change nothing", () => {
+    const state = apply(base(), { type: "connection", state: "online" });
+    expect(state.connection).toBe("online");
+    const unknown = { type: "something_new" } as unknown as EngineEvent;
+    expect(applyEvent(state, unknown)).toBe(state);
+  });
+});
+
+describe("drafts, opening and the list", () => {
+  it("keeps a draft per chat and removes empty ones", () => {
+    let state = setDraft(base(), 1, "half a thought");
+    state = setDraft(state, 2, "another");
+    expect(state.drafts.get(1)).toBe("half a thought");
+    expect(state.drafts.get(2)).toBe("another");
+    state = setDraft(state, 1, "");
+    expect(state.drafts.has(1)).toBe(false);
+    expect(setDraft(state, 1, "")).toBe(state);
+  });
+
+  it("opening a chat clears its unread count", () => {
+    let state = apply(base(), { type: "message", message: message(1, 1, 1000) });
+    state = openConversation(state, 1);
+    expect(state.conversations.get(1)?.unread).toBe(0);
+    expect(state.active).toBe(1);
+    // The count it cleared is not taken off again when those messages expire.
+    state = openConversation(state, null);
+    state = apply(state, { type: "message", message: message(2, 1, 2000) });
+    state = apply(state, { type: "messages_expired", conversation_id: 1, message_ids: [1, 2] });
+    expect(state.conversations.get(1)?.unread).toBe(0);
+  });
+
+  it("lists conversations newest first and searches secret chats by name only", () => {
+    let state = loadConversations(emptyChats(), [
+      conversation(1, { contact_name: "Ada", last_message: { body: "lunch?", sent_at: 100 } }),
+      conversation(2, { contact_name: "Bob", kind: "secret", last_message: { body: "lunch plans", sent_at: 300 } }),
+      conversation(3, { contact_name: "Cy", last_message: null }),
+      conversation(4, { contact_name: "Dee", last_message: { body: "hi", sent_at: 200 } }),
+    ]);
+    expect(conversationList(state).map((c) => c.id)).toEqual([2, 4, 1, 3]);
+    expect(conversationList(state, "LUNCH").map((c) => c.id)).toEqual([1]);
+    expect(conversationList(state, "bob").map((c) => c.id)).toEqual([2]);
+    state = loadMessages(state, 1, [message(5, 1, 50), message(4, 1, 40), message(9, 2, 10)]);
+    expect(state.messages.get(1)?.map((m) => m.id)).toEqual([4, 5]);
+  });
+});
+
+describe("ChatStore", () => {
+  it("wraps the pure functions behind one replaceable state", () => {
+    const store = new ChatStore();
+    store.loadConversations([conversation(1), conversation(2)]);
+    const first = store.state;
+    store.apply({ type: "message", message: message(1, 1, 1000) });
+    store.apply({ type: "message", message: message(2, 2, 2000) });
+    expect(store.state).not.toBe(first);
+    expect(store.unread).toBe(2);
+    expect(store.messages(1).map((m) => m.id)).toEqual([1]);
+    expect(store.messages(3)).toEqual([]);
+    store.open(1);
+    expect(store.unread).toBe(1);
+    store.setDraft(2, "draft");
+    expect(store.draft(2)).toBe("draft");
+    expect(store.draft(1)).toBe("");
+    expect(store.conversations().map((c) => c.id)).toEqual([2, 1]);
+    store.apply({ type: "key_changed", contact_id: 3, was_verified: false });
+    store.dismissKeyChange(3);
+    expect(store.state.keyChanges.size).toBe(0);
+    store.loadMessages(1, [message(0, 1, 10)]);
+    expect(store.messages(1).map((m) => m.id)).toEqual([0, 1]);
+  });
+});

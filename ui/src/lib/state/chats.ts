@@ -1,0 +1,290 @@
+// The UI's model of conversations and messages, and how each engine event changes it. Pure
+// functions over immutable data: every change returns a new state and leaves the old one as it
+// was, so Svelte sees a change by reference and tests can compare before and after.
+
+import type { ConversationView, EngineEvent, MessageView } from "../types";
+
+/** The relay connection as the engine last reported it. */
+export type ConnectionState = "connecting" | "online" | "offline";
+
+/** Everything the chat screens show. */
+export interface ChatsState {
+  /** Conversations by id. */
+  readonly conversations: ReadonlyMap<number, ConversationView>;
+  /** Loaded messages per conversation, oldest first (by `sent_at`, then `id`). */
+  readonly messages: ReadonlyMap<number, readonly MessageView[]>;
+  /** Unsent composer text per conversation; a conversation without a draft has no entry. */
+  readonly drafts: ReadonlyMap<number, string>;
+  /** The conversation on screen; its new messages do not count as unread. */
+  readonly active: number | null;
+  /** The relay connection. */
+  readonly connection: ConnectionState;
+  /** Contacts whose identity key changed and whose warning banner has not been dismissed. */
+  readonly keyChanges: ReadonlyMap<number, { was_verified: boolean }>;
+  /** The latest timer change per conversation, for a "timer set to…" notice. */
+  readonly timerChanges: ReadonlyMap<number, { seconds: number | null; by_me: boolean }>;
+  /**
+   * Incoming messages counted as unread since the conversation was last opened, so that when
+   * they disappear the unread count drops with them.
+   */
+  readonly unreadIds: ReadonlyMap<number, ReadonlySet<number>>;
+}
+
+/** A state with nothing loaded. */
+export function emptyChats(): ChatsState {
+  return {
+    conversations: new Map(),
+    messages: new Map(),
+    drafts: new Map(),
+    active: null,
+    connection: "connecting",
+    keyChanges: new Map(),
+    timerChanges: new Map(),
+    unreadIds: new Map(),
+  };
+}
+
+function withEntry<K, V>(map: ReadonlyMap<K, V>, key: K, value: V): Map<K, V> {
+  const copy = new Map(map);
+  copy.set(key, value);
+  return copy;
+}
+
+function withoutEntry<K, V>(map: ReadonlyMap<K, V>, key: K): ReadonlyMap<K, V> {
+  if (!map.has(key)) return map;
+  const copy = new Map(map);
+  copy.delete(key);
+  return copy;
+}
+
+/** Display order: by send time, then id so equal times keep a stable order. */
+function before(a: MessageView, b: MessageView): boolean {
+  return a.sent_at < b.sent_at || (a.sent_at === b.sent_at && a.id < b.id);
+}
+
+/** Where `message` goes in a sorted list (binary search). */
+function insertionPoint(list: readonly MessageView[], message: MessageView): number {
+  let low = 0;
+  let high = list.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    const probe = list[middle];
+    if (probe !== undefined && before(probe, message)) low = middle + 1;
+    else high = middle;
+  }
+  return low;
+}
+
+/** The position of message `id`, searching from the end where new and updated messages are. */
+function indexOfId(list: readonly MessageView[], id: number): number {
+  for (let i = list.length - 1; i >= 0; i--) if (list[i]?.id === id) return i;
+  return -1;
+}
+
+/** The list with `message` added or replacing the one with its id, kept sorted. */
+function upsert(list: readonly MessageView[], message: MessageView): MessageView[] {
+  const existing = indexOfId(list, message.id);
+  const rest = existing < 0 ? list.slice() : [...list.slice(0, existing), ...list.slice(existing + 1)];
+  rest.splice(insertionPoint(rest, message), 0, message);
+  return rest;
+}
+
+function preview(message: MessageView): { body: string; sent_at: number } {
+  return { body: message.deleted ? "" : message.body, sent_at: message.sent_at };
+}
+
+/** Replaces the conversation list (e.g. at start-up), keeping drafts and loaded messages. */
+export function loadConversations(state: ChatsState, list: readonly ConversationView[]): ChatsState {
+  return { ...state, conversations: new Map(list.map((c) => [c.id, c])) };
+}
+
+/** Adds a page of messages for a conversation (older history or a first load). */
+export function loadMessages(
+  state: ChatsState,
+  conversationId: number,
+  page: readonly MessageView[],
+): ChatsState {
+  let list: readonly MessageView[] = state.messages.get(conversationId) ?? [];
+  const byId = new Map(list.map((m) => [m.id, m]));
+  for (const message of page) {
+    if (message.conversation_id === conversationId) byId.set(message.id, message);
+  }
+  list = Array.from(byId.values()).sort((a, b) => (before(a, b) ? -1 : before(b, a) ? 1 : 0));
+  return { ...state, messages: withEntry(state.messages, conversationId, list) };
+}
+
+/** Shows a conversation (or none): its unread count drops to zero. */
+export function openConversation(state: ChatsState, conversationId: number | null): ChatsState {
+  let next: ChatsState = { ...state, active: conversationId };
+  if (conversationId === null) return next;
+  const conversation = state.conversations.get(conversationId);
+  if (conversation && conversation.unread !== 0) {
+    next = {
+      ...next,
+      conversations: withEntry(state.conversations, conversationId, { ...conversation, unread: 0 }),
+    };
+  }
+  return { ...next, unreadIds: withoutEntry(state.unreadIds, conversationId) };
+}
+
+/** Keeps what the user typed in a conversation's composer; empty text removes the draft. */
+export function setDraft(state: ChatsState, conversationId: number, text: string): ChatsState {
+  const drafts = text === "" ? withoutEntry(state.drafts, conversationId) : withEntry(state.drafts, conversationId, text);
+  return drafts === state.drafts ? state : { ...state, drafts };
+}
+
+/** Hides the key-change banner for a contact once the user has seen or acted on it. */
+export function dismissKeyChange(state: ChatsState, contactId: number): ChatsState {
+  const keyChanges = withoutEntry(state.keyChanges, contactId);
+  return keyChanges === state.keyChanges ? state : { ...state, keyChanges };
+}
+
+function onMessage(state: ChatsState, message: MessageView): ChatsState {
+  const id = message.conversation_id;
+  const list = state.messages.get(id) ?? [];
+  const isNew = indexOfId(list, message.id) < 0;
+  let next: ChatsState = { ...state, messages: withEntry(state.messages, id, upsert(list, message)) };
+
+  const conversation = state.conversations.get(id);
+  if (!conversation) return next; // The shell loads conversations it does not know yet.
+  const newest = conversation.last_message === null || message.sent_at >= conversation.last_message.sent_at;
+  const countsAsUnread = isNew && message.direction === "incoming" && state.active !== id;
+  if (!newest && !countsAsUnread) return next;
+
+  next = {
+    ...next,
+    conversations: withEntry(state.conversations, id, {
+      ...conversation,
+      last_message: newest ? preview(message) : conversation.last_message,
+      unread: conversation.unread + (countsAsUnread ? 1 : 0),
+    }),
+  };
+  if (countsAsUnread) {
+    const unread = new Set(state.unreadIds.get(id) ?? []);
+    unread.add(message.id);
+    next = { ...next, unreadIds: withEntry(state.unreadIds, id, unread) };
+  }
+  return next;
+}
+
+function onMessageUpdated(state: ChatsState, message: MessageView): ChatsState {
+  const id = message.conversation_id;
+  const list = state.messages.get(id);
+  // An update to a message outside the loaded pages changes nothing on screen.
+  if (!list || indexOfId(list, message.id) < 0) return state;
+  const updated = upsert(list, message);
+  let next: ChatsState = { ...state, messages: withEntry(state.messages, id, updated) };
+  const conversation = state.conversations.get(id);
+  if (conversation && updated[updated.length - 1]?.id === message.id) {
+    next = {
+      ...next,
+      conversations: withEntry(state.conversations, id, { ...conversation, last_message: preview(message) }),
+    };
+  }
+  return next;
+}
+
+function onMessagesExpired(state: ChatsState, conversationId: number, ids: readonly number[]): ChatsState {
+  const gone = new Set(ids);
+  const list = state.messages.get(conversationId) ?? [];
+  const removed = list.filter((m) => gone.has(m.id));
+  const kept = removed.length === 0 ? list : list.filter((m) => !gone.has(m.id));
+  const unknownRemoved = gone.size > removed.length;
+  let next: ChatsState =
+    kept === list ? state : { ...state, messages: withEntry(state.messages, conversationId, kept) };
+
+  const unreadBefore = state.unreadIds.get(conversationId);
+  let unreadGone = 0;
+  if (unreadBefore) {
+    const unread = new Set(unreadBefore);
+    for (const id of gone) if (unread.delete(id)) unreadGone++;
+    if (unreadGone > 0) next = { ...next, unreadIds: withEntry(state.unreadIds, conversationId, unread) };
+  }
+
+  const conversation = state.conversations.get(conversationId);
+  if (!conversation) return next;
+  // The list preview must not outlive a message that disappeared. Keep it only if a message
+  // still loaded shows it, or if every removed message is loaded and none of them was it.
+  let lastMessage = conversation.last_message;
+  if (lastMessage !== null) {
+    const shown = lastMessage;
+    const matches = (m: MessageView) => m.sent_at === shown.sent_at && preview(m).body === shown.body;
+    const stillThere = kept.some(matches);
+    const mayBeGone = unknownRemoved || removed.some(matches);
+    if (mayBeGone && !stillThere) {
+      const newest = kept[kept.length - 1];
+      lastMessage = newest ? preview(newest) : null;
+    }
+  }
+  if (lastMessage === conversation.last_message && unreadGone === 0) return next;
+  return {
+    ...next,
+    conversations: withEntry(state.conversations, conversationId, {
+      ...conversation,
+      last_message: lastMessage,
+      unread: Math.max(0, conversation.unread - unreadGone),
+    }),
+  };
+}
+
+/** Applies one engine event. Events for unknown conversations or messages change only what they can. */
+export function applyEvent(state: ChatsState, event: EngineEvent): ChatsState {
+  switch (event.type) {
+    case "message":
+      return onMessage(state, event.message);
+    case "message_updated":
+      return onMessageUpdated(state, event.message);
+    case "messages_expired":
+      return onMessagesExpired(state, event.conversation_id, event.message_ids);
+    case "timer_changed": {
+      const conversation = state.conversations.get(event.conversation_id);
+      const change = { seconds: event.seconds, by_me: event.by_me };
+      return {
+        ...state,
+        conversations: conversation
+          ? withEntry(state.conversations, conversation.id, {
+              ...conversation,
+              disappear_after_secs: event.seconds,
+            })
+          : state.conversations,
+        timerChanges: withEntry(state.timerChanges, event.conversation_id, change),
+      };
+    }
+    case "key_changed":
+      return {
+        ...state,
+        keyChanges: withEntry(state.keyChanges, event.contact_id, { was_verified: event.was_verified }),
+      };
+    case "connection":
+      return state.connection === event.state ? state : { ...state, connection: event.state };
+    default:
+      // A newer engine may send events this UI does not know; ignoring them loses nothing.
+      return state;
+  }
+}
+
+/**
+ * The conversation list: newest activity first, filtered by `query` on contact names and, for
+ * standard chats only, on the last message (secret chats are never searched by content).
+ */
+export function conversationList(state: ChatsState, query = ""): ConversationView[] {
+  const needle = query.trim().toLocaleLowerCase();
+  const matches = (c: ConversationView) =>
+    needle === "" ||
+    c.contact_name.toLocaleLowerCase().includes(needle) ||
+    (c.kind === "standard" && (c.last_message?.body.toLocaleLowerCase().includes(needle) ?? false));
+  return Array.from(state.conversations.values())
+    .filter(matches)
+    .sort(
+      (a, b) =>
+        (b.last_message?.sent_at ?? Number.NEGATIVE_INFINITY) -
+          (a.last_message?.sent_at ?? Number.NEGATIVE_INFINITY) || a.id - b.id,
+    );
+}
+
+/** Unread messages across all conversations, for the tray badge. */
+export function totalUnread(state: ChatsState): number {
+  let total = 0;
+  for (const c of state.conversations.values()) total += c.unread;
+  return total;
+}
