@@ -756,8 +756,10 @@ impl Engine {
                 {
                     tx.delete_message(m.id)?;
                     events.push(Event::MessageUpdated {
-                        message: MessageView::from(&m),
-                        deleted: true,
+                        message: MessageView {
+                            deleted: true,
+                            ..MessageView::from(&m)
+                        },
                     });
                 }
             }
@@ -1087,7 +1089,7 @@ impl Engine {
                     id: conv.id.0,
                     kind: kind_name(&conv),
                     contact_id: contact.id.0,
-                    contact: contact.address.clone(),
+                    contact_name: contact.address.clone(),
                     verified: contact.verified,
                     disappear_after_secs: conv.disappear_after_secs,
                     unread: tx.unread_messages(conv.id)?.len(),
@@ -1351,10 +1353,7 @@ impl Engine {
         self.inner.outbox_changed.notify_one();
         let n = updated.len();
         for message in updated {
-            self.emit(Event::MessageUpdated {
-                message,
-                deleted: false,
-            });
+            self.emit(Event::MessageUpdated { message });
         }
         Ok(n)
     }
@@ -1397,7 +1396,6 @@ impl Engine {
         self.inner.outbox_changed.notify_one();
         self.emit(Event::MessageUpdated {
             message: view.clone(),
-            deleted: false,
         });
         Ok(view)
     }
@@ -1425,8 +1423,10 @@ impl Engine {
         })?;
         self.inner.outbox_changed.notify_one();
         self.emit(Event::MessageUpdated {
-            message: MessageView::from(&view),
-            deleted: true,
+            message: MessageView {
+                deleted: true,
+                ..MessageView::from(&view)
+            },
         });
         Ok(())
     }
@@ -1593,7 +1593,6 @@ impl Engine {
                         if let Some(m) = updated {
                             self.emit(Event::MessageUpdated {
                                 message: MessageView::from(&m),
-                                deleted: false,
                             });
                         }
                     }
@@ -1613,7 +1612,6 @@ impl Engine {
                         if let Some(m) = failed {
                             self.emit(Event::MessageUpdated {
                                 message: MessageView::from(&m),
-                                deleted: false,
                             });
                         }
                     }
@@ -1678,7 +1676,6 @@ fn push_updated(tx: &Tx<'_>, id: MessageId, events: &mut Vec<Event>) -> Result<(
     if let Some(m) = tx.message(id)? {
         events.push(Event::MessageUpdated {
             message: MessageView::from(&m),
-            deleted: false,
         });
     }
     Ok(())

@@ -35,6 +35,8 @@ pub struct MessageView {
     pub expires_at: Option<i64>,
     /// Whether the sender edited it.
     pub edited: bool,
+    /// Whether it was deleted for everyone (only in the event announcing the deletion).
+    pub deleted: bool,
 }
 
 impl std::fmt::Debug for MessageView {
@@ -74,6 +76,7 @@ impl From<&Message> for MessageView {
             sent_at: m.sent_at,
             expires_at: m.expires_at,
             edited: m.edited_at.is_some(),
+            deleted: false,
         }
     }
 }
@@ -87,8 +90,8 @@ pub struct ConversationView {
     pub kind: &'static str,
     /// The contact's row id.
     pub contact_id: i64,
-    /// The contact's handle.
-    pub contact: String,
+    /// The contact's name as shown (their handle).
+    pub contact_name: String,
     /// Whether the contact's safety number is verified.
     pub verified: bool,
     /// Disappearing timer in seconds.
@@ -117,12 +120,11 @@ pub enum Event {
         /// The message.
         message: MessageView,
     },
-    /// A message changed: status, text (edit), or deleted for everyone (`deleted`).
+    /// A message changed: status, text (edit), or deleted for everyone (`message.deleted`;
+    /// it is then gone from the store).
     MessageUpdated {
         /// The message as it is now.
         message: MessageView,
-        /// Whether it was deleted (then it is gone from the store).
-        deleted: bool,
     },
     /// The sweeper deleted disappearing messages.
     MessagesExpired {

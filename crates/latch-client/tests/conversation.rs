@@ -43,7 +43,7 @@ fn two_profiles_talk_with_receipts_a_secret_chat_a_timer_and_search() {
     b.wait_message("oops, wrong chat");
     a.cmd(json!({"cmd": "delete", "message": oops["id"]}));
     b.wait_event("message_updated", |e| {
-        e["deleted"] == true && e["message"]["body"] == "oops, wrong chat"
+        e["message"]["deleted"] == true && e["message"]["body"] == "oops, wrong chat"
     });
     assert!(
         b.history(&chat_b)
@@ -102,7 +102,7 @@ fn two_profiles_talk_with_receipts_a_secret_chat_a_timer_and_search() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| (c["contact"].clone(), c["kind"].clone()))
+        .map(|c| (c["contact_name"].clone(), c["kind"].clone()))
         .collect();
     assert_eq!(
         kinds,

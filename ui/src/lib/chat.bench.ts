@@ -24,6 +24,7 @@ const loaded = loadMessages(
     {
       id: 1,
       kind: "standard",
+      contact_id: 1,
       contact_name: "Ada",
       verified: true,
       disappear_after_secs: null,

@@ -19,6 +19,7 @@ export interface MessageView {
 export interface ConversationView {
   id: number;
   kind: ConversationKind;
+  contact_id: number;
   contact_name: string;
   verified: boolean;
   disappear_after_secs: number | null;
@@ -36,5 +37,11 @@ export type EngineEvent =
   | { type: "message_updated"; message: MessageView } // status/edit/delete
   | { type: "messages_expired"; conversation_id: number; message_ids: number[] }
   | { type: "timer_changed"; conversation_id: number; seconds: number | null; by_me: boolean }
-  | { type: "key_changed"; contact_id: number; was_verified: boolean }
-  | { type: "connection"; state: "connecting" | "online" | "offline" };
+  | { type: "key_changed"; contact_id: number; contact: string; was_verified: boolean }
+  | { type: "connection"; state: "connecting" | "online" | "offline" }
+  // A contact opened a conversation this device did not know yet: reload the list.
+  | { type: "conversation_started"; conversation_id: number; kind: ConversationKind }
+  // Everything queued while offline has arrived.
+  | { type: "synced" }
+  // An envelope from the relay was unusable and dropped (the reason never holds content).
+  | { type: "receive_failed"; reason: string };

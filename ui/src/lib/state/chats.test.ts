@@ -18,6 +18,7 @@ function conversation(id: number, extra: Partial<ConversationView> = {}): Conver
   return {
     id,
     kind: "standard",
+    contact_id: id,
     contact_name: `Contact ${id}`,
     verified: false,
     disappear_after_secs: null,
@@ -192,7 +193,7 @@ describe("other events", () => {
   });
 
   it("key_changed raises a banner until dismissed", () => {
-    let state = apply(base(), { type: "key_changed", contact_id: 7, was_verified: true });
+    let state = apply(base(), { type: "key_changed", contact_id: 7, contact: "eve", was_verified: true });
     expect(state.keyChanges.get(7)).toEqual({ was_verified: true });
     state = dismissKeyChange(state, 7);
     expect(state.keyChanges.size).toBe(0);
@@ -261,7 +262,7 @@ describe("ChatStore", () => {
     expect(store.draft(2)).toBe("draft");
     expect(store.draft(1)).toBe("");
     expect(store.conversations().map((c) => c.id)).toEqual([2, 1]);
-    store.apply({ type: "key_changed", contact_id: 3, was_verified: false });
+    store.apply({ type: "key_changed", contact_id: 3, contact: "cy", was_verified: false });
     store.dismissKeyChange(3);
     expect(store.state.keyChanges.size).toBe(0);
     store.loadMessages(1, [message(0, 1, 10)]);
