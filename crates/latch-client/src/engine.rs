@@ -137,6 +137,8 @@ struct Inner {
     relay: RwLock<Option<Relay>>,
     connection: watch::Sender<ConnectionState>,
     outbox_changed: Notify,
+    /// Notified (all waiters) whenever the pump removed an outbox entry.
+    outbox_progress: Notify,
     shutdown: watch::Sender<bool>,
     sweeper: tokio::sync::Mutex<Option<Sweeper>>,
 }
@@ -198,6 +200,7 @@ impl Engine {
             relay: RwLock::new(None),
             connection: watch::channel(ConnectionState::Offline).0,
             outbox_changed: Notify::new(),
+            outbox_progress: Notify::new(),
             shutdown: watch::channel(false).0,
             sweeper: tokio::sync::Mutex::new(Some(sweeper)),
         });
@@ -1501,13 +1504,16 @@ impl Engine {
     /// A database error.
     pub async fn flush(&self, timeout: Duration) -> Result<bool, ClientError> {
         let deadline = tokio::time::Instant::now() + timeout;
-        let mut events = self.subscribe();
         loop {
+            // Registered before the check, so progress between the two is not missed.
+            let progress = self.inner.outbox_progress.notified();
+            tokio::pin!(progress);
+            progress.as_mut().enable();
             if self.write(|tx| tx.outbox_len())? == 0 {
                 return Ok(true);
             }
             tokio::select! {
-                _ = events.recv() => {}
+                () = progress => {}
                 () = tokio::time::sleep_until(deadline) => return Ok(false),
             }
         }
@@ -1590,6 +1596,7 @@ impl Engine {
                             }
                             Ok(None)
                         })?;
+                        self.inner.outbox_progress.notify_waiters();
                         if let Some(m) = updated {
                             self.emit(Event::MessageUpdated {
                                 message: MessageView::from(&m),
@@ -1609,6 +1616,7 @@ impl Engine {
                             tx.set_message_status(mid, MessageStatus::Failed)?;
                             tx.message(mid)
                         })?;
+                        self.inner.outbox_progress.notify_waiters();
                         if let Some(m) = failed {
                             self.emit(Event::MessageUpdated {
                                 message: MessageView::from(&m),

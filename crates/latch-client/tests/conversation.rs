@@ -148,3 +148,45 @@ fn safety_numbers_match_and_a_scanned_code_verifies() {
         .unwrap_err();
     assert!(err.contains("safety number"), "{err}");
 }
+
+#[test]
+#[ignore = "needs a Secret Service keyring; run by scripts/test"]
+fn an_invite_code_adds_a_contact_without_trusting_the_directory() {
+    let t = Testbed::new();
+    t.profile("alice");
+    t.profile("carol");
+    let mut a = t.session("alice");
+    let mut c = t.session("carol");
+    let code = a.cmd(json!({"cmd": "invite"}))["invite"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(code.starts_with("latch-invite:1:alice:"), "{code}");
+
+    // A code naming a key nobody registered, a code for another relay and garbage are
+    // refused with a clear error.
+    let mut forged: Vec<&str> = code.split(':').collect();
+    let zeros = "00".repeat(32);
+    forged[3] = &zeros;
+    let err = c
+        .try_cmd(json!({"cmd": "add", "invite": forged.join(":")}))
+        .unwrap_err();
+    assert!(err.contains("NotFound"), "{err}");
+    let elsewhere = code.replace("ws://127.0.0.1", "ws://127.0.0.2");
+    let err = c
+        .try_cmd(json!({"cmd": "add", "invite": elsewhere}))
+        .unwrap_err();
+    assert!(err.contains("another relay"), "{err}");
+    assert!(
+        c.try_cmd(json!({"cmd": "add", "invite": "latch-invite:garbage"}))
+            .unwrap_err()
+            .contains("malformed")
+    );
+
+    let chat = c.cmd(json!({"cmd": "add", "invite": code}))["chat"].clone();
+    let sent = c.send(&chat, "found you through your invite");
+    let got = a.wait_message("found you through your invite");
+    a.cmd(json!({"cmd": "send", "chat": got["conversation_id"], "text": "welcome"}));
+    c.wait_message("welcome");
+    c.wait_status(&sent["id"], "delivered");
+}

@@ -10,6 +10,8 @@ use latch_client::relay::Relay;
 use latch_client::wire::{Content, STANDARD_THREAD, Sealed};
 use latch_protocol::{IdentityKeyPair, InMemoryStore, ProtocolAddress, session};
 use latch_relay::api::{ClientFrame, DeviceAddress, EnvelopeId, IdentityKey, Response};
+use latch_store::keystore::{load_database_key, load_identity_key};
+use latch_store::{KeyStoreError, OsKeyring, ProfileId};
 use rand_core::{OsRng, RngCore};
 use serde_json::json;
 
@@ -47,8 +49,24 @@ fn a_changed_identity_key_warns_resets_verification_and_holds_secret_messages() 
     b.close();
 
     // Bob deletes his profile everywhere and creates a new one under the same handle.
+    let bob_dir = t.home.path().join("profiles/bob");
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bob_dir.join("profile.json")).unwrap()).unwrap();
+    let keyring_id = ProfileId::new(info["keyring_id"].as_str().unwrap()).unwrap();
+    let keyring = OsKeyring::new("app.latch.desktop");
+    assert!(load_identity_key(&keyring, &keyring_id, "main").is_ok());
     let deleted = t.latch(&["profile", "delete", "bob"]);
     assert_eq!(deleted["unregistered"], true);
+    assert!(!bob_dir.exists(), "the profile's files are gone");
+    for result in [
+        load_identity_key(&keyring, &keyring_id, "main").map(|_| ()),
+        load_database_key(&keyring, &keyring_id).map(|_| ()),
+    ] {
+        assert!(
+            matches!(result, Err(KeyStoreError::NotFound(_))),
+            "the keyring entries are gone: {result:?}"
+        );
+    }
     t.profile("bob");
     let mut b = t.session("bob");
     let chat_b = b.cmd(json!({"cmd": "add", "handle": "alice"}))["chat"].clone();
