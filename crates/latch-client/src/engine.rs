@@ -303,7 +303,11 @@ impl Engine {
         let url = self.relay_url()?;
         let (relay, _inbound) =
             Relay::connect(&url, &self.inner.profile.identity, PRIMARY_DEVICE_ID, true).await?;
-        self.publish_prekeys(&relay, true).await?;
+        // Registering publishes every one-time prekey this device holds. A repeated
+        // registration may offer again a key someone claimed but has not used yet; the relay
+        // ignores ids it still stores, and a key used twice fails the second session cleanly.
+        let one_time = self.write(|tx| tx.prekey_ids(PreKeyKind::OneTime))?;
+        self.publish_prekeys(&relay, true, &one_time).await?;
         let h = handle.clone();
         relay
             .request(|req| ClientFrame::ClaimHandle { req, handle: h })
@@ -316,9 +320,14 @@ impl Engine {
         Ok(handle)
     }
 
-    /// Uploads the signed and last-resort prekeys (with `full`) and every one-time prekey
-    /// this device holds.
-    async fn publish_prekeys(&self, relay: &Relay, full: bool) -> Result<(), ClientError> {
+    /// Uploads the signed and last-resort prekeys (with `full`) and the one-time prekeys
+    /// `one_time` (at most one upload's worth).
+    async fn publish_prekeys(
+        &self,
+        relay: &Relay,
+        full: bool,
+        one_time: &[u32],
+    ) -> Result<(), ClientError> {
         let identity = &self.inner.profile.identity;
         let upload = self.write(|tx| {
             let load = |kind, id| tx.prekey(kind, id);
@@ -335,7 +344,7 @@ impl Engine {
                     upload.last_resort = Some(prekeys::last_resort_blob(&r));
                 }
             }
-            for id in tx.prekey_ids(PreKeyKind::OneTime)? {
+            for &id in one_time {
                 let (Some(x), Some(k)) = (
                     load(PreKeyKind::OneTime, id)?,
                     load(PreKeyKind::PostQuantum, id)?,
@@ -361,10 +370,14 @@ impl Engine {
 
     /// Makes a fresh batch of one-time prekeys and publishes them (the relay said few are
     /// left).
+    /// Only the new batch goes up: keys published before may be claimed and not yet used,
+    /// and offering one again could hand it to two initiators.
     async fn replenish_prekeys(&self, relay: &Relay) -> Result<(), ClientError> {
         let identity = self.inner.profile.identity.clone();
-        self.write(|tx| profile::generate_one_time_prekeys(tx, &identity, now_ms()))?;
-        self.publish_prekeys(relay, false).await
+        let fresh = self.write(|tx| profile::generate_one_time_prekeys(tx, &identity, now_ms()))?;
+        self.publish_prekeys(relay, false, &fresh).await?;
+        self.emit(Event::PrekeysReplenished { count: fresh.len() });
+        Ok(())
     }
 
     /// Removes this device from the relay (mailbox, prekeys, and the handle when no device

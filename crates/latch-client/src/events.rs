@@ -166,6 +166,11 @@ pub enum Event {
     },
     /// Everything queued while offline has been received.
     Synced,
+    /// The relay ran low on this device's one-time prekeys; a fresh batch was published.
+    PrekeysReplenished {
+        /// How many.
+        count: usize,
+    },
     /// An envelope from the relay could not be used (malformed, undecryptable, replayed,
     /// unknown sender). It was dropped; the conversation goes on.
     ReceiveFailed {

@@ -230,3 +230,72 @@ fn bad_input_from_the_relay_is_reported_and_the_conversation_goes_on() {
     b.send(&chat_b, "yes");
     a.wait_message("yes");
 }
+
+#[test]
+#[ignore = "needs a Secret Service keyring; run by scripts/test"]
+fn a_device_replenishes_its_one_time_prekeys_when_the_relay_runs_low() {
+    let t = Testbed::new();
+    t.profile("bob");
+    let mut b = t.session("bob");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let url = t.relay.url();
+    // Someone claims Bob's bundles until the relay has no one-time key left.
+    let (relay, bob_key) = runtime.block_on(async {
+        let me = IdentityKeyPair::generate(&mut OsRng);
+        let (relay, _inbound) = Relay::connect(&url, &me, 1, true).await.unwrap();
+        let Response::Handle { identity_key, .. } = relay
+            .request(|req| ClientFrame::LookupHandle {
+                req,
+                handle: "bob".into(),
+            })
+            .await
+            .unwrap()
+        else {
+            panic!("no handle")
+        };
+        (relay, identity_key)
+    });
+    let claim = |relay: &Relay| {
+        runtime.block_on(async {
+            let Response::Prekeys { bundles } = relay
+                .request(|req| ClientFrame::ClaimPrekeys {
+                    req,
+                    identity_key: bob_key,
+                    device_id: Some(1),
+                })
+                .await
+                .unwrap()
+            else {
+                panic!("no prekeys")
+            };
+            bundles[0].one_time.as_ref().map(|k| k.id)
+        })
+    };
+    let mut claimed = Vec::new();
+    while let Some(id) = claim(&relay) {
+        claimed.push(id);
+        assert!(claimed.len() <= 1_000, "the relay never ran out");
+    }
+    // An envelope pushed to Bob after the last claim: once Bob reports it, he has handled
+    // every frame the relay sent before it, including each "prekeys low" warning.
+    runtime.block_on(async {
+        relay
+            .request(|req| ClientFrame::Send {
+                req,
+                id: random_id(),
+                to: DeviceAddress {
+                    identity_key: bob_key,
+                    device_id: 1,
+                },
+                body: b"marker".to_vec(),
+            })
+            .await
+            .unwrap();
+    });
+    b.wait_event("receive_failed", |_| true);
+    // Bob was told when few were left and published a fresh batch, none of them reused.
+    let replenished = b.wait_event("prekeys_replenished", |_| true);
+    assert!(replenished["count"].as_u64().unwrap() > 0);
+    let fresh = claim(&relay).expect("fresh one-time keys after replenishing");
+    assert!(!claimed.contains(&fresh), "a claimed key was offered again");
+}

@@ -43,5 +43,7 @@ export type EngineEvent =
   | { type: "conversation_started"; conversation_id: number; kind: ConversationKind }
   // Everything queued while offline has arrived.
   | { type: "synced" }
+  // The relay ran low on this device's one-time prekeys; a fresh batch was published.
+  | { type: "prekeys_replenished"; count: number }
   // An envelope from the relay was unusable and dropped (the reason never holds content).
   | { type: "receive_failed"; reason: string };
