@@ -15,8 +15,8 @@ use latch_protocol::{CiphertextMessage, IdentityKey, ProtocolAddress, session};
 use latch_relay::api::{self, ClientFrame, DeliveredEnvelope, ErrorCode, PrekeyUpload, Response};
 use latch_store::{
     Contact, ContactId, Conversation, ConversationId, ConversationKind, Direction, Message,
-    MessageId, MessageStatus, NewMessage, PreKeyKind, Store, StoreError, StoreEvent, Sweeper, Tx,
-    UnixMillis,
+    MessageId, MessageStatus, NewMessage, PageCursor, PreKeyKind, Store, StoreError, StoreEvent,
+    Sweeper, Tx, UnixMillis,
 };
 use rand_core::OsRng;
 use tokio::sync::{Notify, RwLock, broadcast, watch};
@@ -784,6 +784,7 @@ impl Engine {
                     && (secs.is_some() || conv.kind.is_searchable());
                 if valid && conv.disappear_after_secs != secs {
                     tx.set_disappearing_timer(conv.id, secs)?;
+                    tx.set_setting(&timer_setter_key(conv.id), TIMER_SET_BY_CONTACT)?;
                     events.push(Event::TimerChanged {
                         conversation_id: conv.id.0,
                         seconds: secs,
@@ -1108,6 +1109,9 @@ impl Engine {
                     contact_name: contact.address.clone(),
                     verified: contact.verified,
                     disappear_after_secs: conv.disappear_after_secs,
+                    timer_set_by_me: tx
+                        .setting(&timer_setter_key(conv.id))?
+                        .map(|who| who == TIMER_SET_BY_ME),
                     unread: tx.unread_messages(conv.id)?.len(),
                     last_message: tx
                         .conversation_page(conv.id, None, 1)?
@@ -1119,16 +1123,26 @@ impl Engine {
         })?)
     }
 
-    /// The newest `limit` messages of a conversation, oldest first.
+    /// One page of a conversation, oldest first: the newest `limit` messages, or with
+    /// `before`, the `limit` messages older than that message (for scrolling back).
     ///
     /// # Errors
-    /// A database error.
+    /// A database error; `NotFound` for an unknown `before` message.
     pub fn messages(
         &self,
         conversation: ConversationId,
+        before: Option<MessageId>,
         limit: u32,
     ) -> Result<Vec<MessageView>, ClientError> {
-        let mut page = self.write(|tx| tx.conversation_page(conversation, None, limit))?;
+        let mut page = self.write(|tx| {
+            let cursor = match before {
+                Some(id) => Some(PageCursor::from(
+                    &tx.message(id)?.ok_or(StoreError::NotFound("message"))?,
+                )),
+                None => None,
+            };
+            tx.conversation_page(conversation, cursor, limit)
+        })?;
         page.reverse();
         Ok(page.iter().map(MessageView::from).collect())
     }
@@ -1320,6 +1334,7 @@ impl Engine {
         self.write(|tx| {
             let (conv, contact) = Self::conversation_and_contact(tx, conversation)?;
             tx.set_disappearing_timer(conv.id, secs)?;
+            tx.set_setting(&timer_setter_key(conv.id), TIMER_SET_BY_ME)?;
             self.queue_content(tx, &contact, &conv, &Content::Timer { secs }, None, now)?;
             Ok(())
         })?;
@@ -1675,6 +1690,14 @@ fn forget_secret_sessions(tx: &Tx<'_>, contact: &Contact) -> Result<(), StoreErr
         }
     }
     Ok(())
+}
+
+/// Who last set a conversation's timer, kept so both sides can always show it.
+const TIMER_SET_BY_ME: &str = "me";
+const TIMER_SET_BY_CONTACT: &str = "contact";
+
+fn timer_setter_key(conv: ConversationId) -> String {
+    format!("timer_set_by/{}", conv.0)
 }
 
 fn thread_of(tx: &Tx<'_>, conv: &Conversation) -> Result<ThreadTag, StoreError> {

@@ -96,6 +96,9 @@ pub struct ConversationView {
     pub verified: bool,
     /// Disappearing timer in seconds.
     pub disappear_after_secs: Option<u32>,
+    /// Who last changed the timer: `true` this device, `false` the contact, `None` never
+    /// changed since the chat started.
+    pub timer_set_by_me: Option<bool>,
     /// Unread incoming messages.
     pub unread: usize,
     /// The newest message, if any.

@@ -96,6 +96,20 @@ fn two_profiles_talk_with_receipts_a_secret_chat_a_timer_and_search() {
     assert!(a.history(&secret_a).is_empty());
     assert!(b.history(&secret_b).is_empty());
 
+    // Both sides keep who changed the timer.
+    let timer_by = |s: &mut common::Session, chat: &serde_json::Value| {
+        let chats = s.cmd(json!({"cmd": "chats"}))["chats"].clone();
+        chats
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == *chat)
+            .unwrap()["timer_set_by_me"]
+            .clone()
+    };
+    assert_eq!(timer_by(&mut a, &secret_a), true);
+    assert_eq!(timer_by(&mut b, &secret_b), false);
+
     // Bob's chat list: two threads with Alice, visibly different.
     let chats = b.cmd(json!({"cmd": "chats"}))["chats"].clone();
     let kinds: Vec<_> = chats

@@ -60,7 +60,15 @@ fn an_offline_recipient_gets_all_100_messages_in_order_exactly_once() {
     let chat_b =
         b.events.iter().find(|e| e["type"] == "message").unwrap()["message"]["conversation_id"]
             .clone();
-    assert_eq!(bodies(&b.history(&chat_b)), sent);
+    let all = b.history(&chat_b);
+    assert_eq!(bodies(&all), sent);
+    // Scrolling back: the page before the 51st message is the first 50.
+    let older = b.cmd(json!({"cmd": "history", "chat": chat_b, "before": all[50]["id"], "limit": 50}))
+        ["messages"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(bodies(&older), sent[..50]);
 
     // A restart does not bring any of them again.
     b.close();

@@ -23,6 +23,7 @@ export interface ConversationView {
   contact_name: string;
   verified: boolean;
   disappear_after_secs: number | null;
+  timer_set_by_me?: boolean | null; // who last changed the timer (null: nobody since the start)
   unread: number;
   last_message: { body: string; sent_at: number } | null;
 }

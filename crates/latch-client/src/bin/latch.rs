@@ -252,6 +252,7 @@ enum Request {
     },
     History {
         chat: i64,
+        before: Option<i64>,
         limit: Option<u32>,
     },
     Read {
@@ -348,8 +349,17 @@ async fn execute(engine: &Engine, req: Request) -> Result<Value, CliError> {
         Request::Send { chat, text } => {
             json!({ "message": engine.send_text(ConversationId(chat), &text)? })
         }
-        Request::History { chat, limit } => {
-            json!({ "messages": engine.messages(ConversationId(chat), limit.unwrap_or(50))? })
+        Request::History {
+            chat,
+            before,
+            limit,
+        } => {
+            let page = engine.messages(
+                ConversationId(chat),
+                before.map(MessageId),
+                limit.unwrap_or(50),
+            )?;
+            json!({ "messages": page })
         }
         Request::Read { chat } => json!({ "read": engine.mark_read(ConversationId(chat))? }),
         Request::Timer { chat, seconds } => {
@@ -525,6 +535,7 @@ fn to_request(command: Command) -> Result<Request, Command> {
         Command::Send { chat, text } => Request::Send { chat, text },
         Command::History { chat, limit } => Request::History {
             chat,
+            before: None,
             limit: Some(limit),
         },
         Command::Read { chat } => Request::Read { chat },
