@@ -83,9 +83,12 @@ pub enum ClientError {
     /// An invite code is malformed.
     #[error("the invite code is malformed")]
     BadInvite,
-    /// The scanned or typed safety number does not match.
-    #[error("safety number could not be computed")]
+    /// The safety number could not be computed, or a scanned code is not a safety number.
+    #[error("not a safety number code, or it could not be computed")]
     Fingerprint,
+    /// A QR code could not be drawn or read.
+    #[error(transparent)]
+    Qr(#[from] crate::qr::QrError),
 }
 
 /// Why one envelope was dropped (reported as [`Event::ReceiveFailed`], never fatal).
@@ -1513,6 +1516,20 @@ impl Engine {
         Ok(matches)
     }
 
+    /// Reads the QR codes in an image (screenshot, photo, pasted file) and verifies the
+    /// contact with the first one that is their safety number. Returns whether one matched.
+    ///
+    /// # Errors
+    /// [`ClientError::Qr`] when the image holds no readable code.
+    pub fn verify_image(&self, contact: ContactId, image: &[u8]) -> Result<bool, ClientError> {
+        for payload in crate::qr::decode_image(image)? {
+            if self.verify_scanned(contact, &payload).unwrap_or(false) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Accepts a contact's new identity key: secret chats release their held messages.
     ///
     /// # Errors
@@ -1677,6 +1694,24 @@ pub struct SafetyNumber {
     /// Whether the contact is verified.
     pub verified: bool,
     fingerprint: Fingerprint,
+}
+
+impl SafetyNumber {
+    /// The QR code's modules (`true` = dark), for the UI to draw.
+    ///
+    /// # Errors
+    /// [`crate::qr::QrError::TooLong`] (cannot happen for a safety number).
+    pub fn qr_modules(&self) -> Result<Vec<Vec<bool>>, crate::qr::QrError> {
+        crate::qr::modules(&self.qr_payload)
+    }
+
+    /// The digits in the 12 groups of 5 that both people read out.
+    pub fn groups(&self) -> Vec<&str> {
+        (0..self.digits.len())
+            .step_by(5)
+            .filter_map(|i| self.digits.get(i..i + 5))
+            .collect()
+    }
 }
 
 /// Drops the sessions of a contact's secret chats (after a key change they belong to the old

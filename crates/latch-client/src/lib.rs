@@ -7,6 +7,7 @@ mod fault;
 pub mod prekeys;
 pub mod profile;
 mod protocol_store;
+pub mod qr;
 pub mod relay;
 pub mod wire;
 

@@ -127,6 +127,32 @@ fn two_profiles_talk_with_receipts_a_secret_chat_a_timer_and_search() {
     );
 }
 
+/// A PNG of the QR modules as a screen shows them: 5 px per module, a 4-module margin.
+fn screenshot(modules: &serde_json::Value) -> Vec<u8> {
+    let rows: Vec<Vec<bool>> = modules
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_array().unwrap().iter().map(|m| m == true).collect())
+        .collect();
+    let (scale, margin) = (5u32, 4u32);
+    let side = (rows.len() as u32 + 2 * margin) * scale;
+    let img = image::GrayImage::from_fn(side, side, |x, y| {
+        let (mx, my) = (x / scale, y / scale);
+        let dark = mx >= margin
+            && my >= margin
+            && rows
+                .get((my - margin) as usize)
+                .and_then(|r| r.get((mx - margin) as usize))
+                .copied()
+                .unwrap_or(false);
+        image::Luma([if dark { 0 } else { 255 }])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
 #[test]
 #[ignore = "needs a Secret Service keyring; run by scripts/test"]
 fn safety_numbers_match_and_a_scanned_code_verifies() {
@@ -148,9 +174,22 @@ fn safety_numbers_match_and_a_scanned_code_verifies() {
     assert_eq!(sa["digits"].as_str().unwrap().len(), 60);
     assert_eq!(sa["verified"], false);
 
-    // Alice scans Bob's code: it matches. A code from someone else does not.
-    let ok = a.cmd(json!({"cmd": "verify", "handle": "bob", "payload": sb["qr_payload"]}));
+    assert_eq!(sa["groups"].as_array().unwrap().len(), 12);
+
+    // Alice takes a screenshot of the QR code Bob's screen shows and verifies from it.
+    let shot = t.home.path().join("bob-qr.png");
+    std::fs::write(&shot, screenshot(&sb["qr"])).unwrap();
+    let ok = a.cmd(json!({"cmd": "verify", "handle": "bob", "image": shot}));
     assert_eq!(ok["verified"], true);
+    // An image of Alice's own code does not verify Bob; one without a code is an error.
+    std::fs::write(&shot, screenshot(&sa["qr"])).unwrap();
+    let not_bob = a.cmd(json!({"cmd": "verify", "handle": "bob", "image": shot}));
+    assert_eq!(not_bob["verified"], false);
+    std::fs::write(&shot, screenshot(&json!([[false]]))).unwrap();
+    let err = a
+        .try_cmd(json!({"cmd": "verify", "handle": "bob", "image": shot}))
+        .unwrap_err();
+    assert!(err.contains("no QR code"), "{err}");
     assert_eq!(
         a.cmd(json!({"cmd": "safety_number", "handle": "bob"}))["verified"],
         true

@@ -144,13 +144,18 @@ enum Command {
         /// The contact's handle.
         handle: String,
     },
-    /// Compare a scanned QR payload (hex) with a contact's safety number; marks the contact
-    /// verified when it matches.
+    /// Compare a scanned QR code with a contact's safety number: the payload in hex, or an
+    /// image (PNG/JPEG screenshot or photo) with `--image`. Marks the contact verified when it
+    /// matches.
     Verify {
         /// The contact's handle.
         handle: String,
         /// The scanned payload, hex.
-        payload: String,
+        #[arg(required_unless_present = "image")]
+        payload: Option<String>,
+        /// An image holding the other side's QR code.
+        #[arg(long)]
+        image: Option<PathBuf>,
     },
     /// Accept a contact's new identity key (releases held secret-chat messages).
     AcceptKey {
@@ -274,7 +279,8 @@ enum Request {
     },
     Verify {
         handle: String,
-        payload: String,
+        payload: Option<String>,
+        image: Option<PathBuf>,
     },
     AcceptKey {
         handle: String,
@@ -377,14 +383,38 @@ async fn execute(engine: &Engine, req: Request) -> Result<Value, CliError> {
             let sn = engine.safety_number(contact(&handle)?)?;
             json!({
                 "digits": sn.digits,
+                "groups": sn.groups(),
                 "qr_payload": hex::encode(&sn.qr_payload),
+                "qr": sn.qr_modules().map_err(ClientError::from)?,
                 "verified": sn.verified,
             })
         }
-        Request::Verify { handle, payload } => {
-            let bytes = hex::decode(payload.trim())
-                .map_err(|_| CliError::Usage("the payload must be hex".into()))?;
-            json!({ "verified": engine.verify_scanned(contact(&handle)?, &bytes)? })
+        Request::Verify {
+            handle,
+            payload,
+            image,
+        } => {
+            let c = contact(&handle)?;
+            let verified = match (payload, image) {
+                (_, Some(path)) => {
+                    let too_big = std::fs::metadata(&path)
+                        .map(|m| m.len() > latch_client::qr::MAX_IMAGE_BYTES as u64)
+                        .unwrap_or(false);
+                    if too_big {
+                        return Err(ClientError::Qr(latch_client::qr::QrError::FileTooLarge).into());
+                    }
+                    let bytes = std::fs::read(&path)
+                        .map_err(|e| CliError::Usage(format!("cannot read the image: {e}")))?;
+                    engine.verify_image(c, &bytes)?
+                }
+                (Some(hex_payload), None) => {
+                    let bytes = hex::decode(hex_payload.trim())
+                        .map_err(|_| CliError::Usage("the payload must be hex".into()))?;
+                    engine.verify_scanned(c, &bytes)?
+                }
+                (None, None) => return Err(CliError::Usage("give a payload or --image".into())),
+            };
+            json!({ "verified": verified })
         }
         Request::AcceptKey { handle } => {
             engine.accept_key_change(contact(&handle)?).await?;
@@ -546,7 +576,15 @@ fn to_request(command: Command) -> Result<Request, Command> {
         Command::Edit { message, text } => Request::Edit { message, text },
         Command::Delete { message } => Request::Delete { message },
         Command::SafetyNumber { handle } => Request::SafetyNumber { handle },
-        Command::Verify { handle, payload } => Request::Verify { handle, payload },
+        Command::Verify {
+            handle,
+            payload,
+            image,
+        } => Request::Verify {
+            handle,
+            payload,
+            image,
+        },
         Command::AcceptKey { handle } => Request::AcceptKey { handle },
         Command::Search { query } => Request::Search { query },
         other => return Err(other),
