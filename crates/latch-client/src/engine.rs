@@ -7,6 +7,7 @@
 //! stored, and its id recorded as seen in one transaction, and acknowledged to the relay
 //! only after that commit; a redelivery after a crash is recognised by its id and dropped.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,6 +49,9 @@ const SEEN_ENVELOPE_RETENTION_MS: i64 = 31 * 24 * 3_600 * 1_000;
 /// Back-off between reconnects and between send retries.
 const BACKOFF_MIN: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// Outbox entries looked at per pass of the pump.
+const OUTBOX_BATCH: u32 = 256;
 
 /// Envelopes acknowledged in one `AckThrough` at most.
 const ACK_BATCH: u32 = 64;
@@ -107,6 +111,10 @@ pub enum ReceiveError {
     /// Decryption failed (wrong recipient, replay, tampering, missing session).
     #[error("could not decrypt: {0}")]
     Decrypt(session::SessionError),
+    /// The sender could not be checked right now (the directory did not answer); the
+    /// envelope is not acknowledged and comes again after reconnecting.
+    #[error("the sender could not be checked now; will retry")]
+    Retry,
     /// The store failed; the envelope is not acknowledged and will come again.
     #[error("store failed: {0}")]
     Store(#[from] StoreError),
@@ -118,9 +126,14 @@ enum Received {
     Stored(Vec<Event>),
     /// Processed before (a redelivery): dropped.
     Duplicate,
-    /// Unusable; its id is remembered so a replay is not tried again.
+    /// Unusable: acknowledged and dropped (undecryptable ones also have their id
+    /// remembered, so a replay is not tried again).
     Dropped(ReceiveError),
 }
+
+/// The reason a receiving transaction is rolled back on purpose: the message decrypted but
+/// must not count (altered thread tag, undecodable content), so the ratchet must not move.
+const REJECTED: &str = "envelope rejected after decryption";
 
 /// A running engine over one profile. Clone to share; [`Engine::shutdown`] stops its tasks.
 #[derive(Clone)]
@@ -144,6 +157,8 @@ struct Inner {
     outbox_progress: Notify,
     shutdown: watch::Sender<bool>,
     sweeper: tokio::sync::Mutex<Option<Sweeper>>,
+    /// One release of held messages at a time (each claims prekeys and encrypts).
+    releasing: tokio::sync::Mutex<()>,
 }
 
 /// Which way round a contact and thread map to a protocol session address.
@@ -206,6 +221,7 @@ impl Engine {
             outbox_progress: Notify::new(),
             shutdown: watch::channel(false).0,
             sweeper: tokio::sync::Mutex::new(Some(sweeper)),
+            releasing: tokio::sync::Mutex::new(()),
         });
         let engine = Self { inner };
         engine.forward_store_events();
@@ -295,7 +311,8 @@ impl Engine {
     // ---- registration --------------------------------------------------------------
 
     /// Registers this device with the relay, publishes its prekeys and claims `handle`.
-    /// Safe to repeat (e.g. to change the handle).
+    /// Safe to repeat (e.g. to change the handle). Call it before [`Engine::start`]: it uses
+    /// its own connection, and the relay keeps one connection per device.
     ///
     /// # Errors
     /// [`RelayError::Refused`] with `HandleTaken`/`HandleInvalid`, or a connection error.
@@ -306,10 +323,16 @@ impl Engine {
         let url = self.relay_url()?;
         let (relay, _inbound) =
             Relay::connect(&url, &self.inner.profile.identity, PRIMARY_DEVICE_ID, true).await?;
-        // Registering publishes every one-time prekey this device holds. A repeated
-        // registration may offer again a key someone claimed but has not used yet; the relay
-        // ignores ids it still stores, and a key used twice fails the second session cleanly.
-        let one_time = self.write(|tx| tx.prekey_ids(PreKeyKind::OneTime))?;
+        // A first registration publishes every one-time prekey this device holds; a repeated
+        // one only a fresh batch, since an earlier key may be claimed and not yet used.
+        let identity = self.inner.profile.identity.clone();
+        let one_time = self.write(|tx| {
+            if tx.profile()?.and_then(|p| p.handle).is_some() {
+                profile::generate_one_time_prekeys(tx, &identity, now_ms())
+            } else {
+                tx.prekey_ids(PreKeyKind::OneTime)
+            }
+        })?;
         self.publish_prekeys(&relay, true, &one_time).await?;
         let h = handle.clone();
         relay
@@ -469,7 +492,10 @@ impl Engine {
         loop {
             let item = tokio::select! {
                 item = inbound.recv() => item,
-                _ = stop.changed() => return Ok(()),
+                _ = stop.changed() => {
+                    relay.close().await;
+                    return Ok(());
+                }
             };
             match item {
                 Some(Inbound::Envelope(env)) => {
@@ -478,8 +504,13 @@ impl Engine {
                         unacked = Some(seq);
                         pending_acks += 1;
                     } else {
-                        // The store failed: do not acknowledge; reconnecting redelivers.
-                        return Err(ClientError::Invalid("store failed while receiving"));
+                        // Not processed (store failure, sender not checkable now): acknowledge
+                        // what came before, then reconnect so the relay delivers it again.
+                        self.ack(&relay, &mut unacked, &mut pending_acks).await?;
+                        relay.close().await;
+                        return Err(ClientError::Invalid(
+                            "an envelope could not be processed yet",
+                        ));
                     }
                 }
                 Some(Inbound::BacklogDone) => {
@@ -503,7 +534,7 @@ impl Engine {
     ) -> Result<(), ClientError> {
         if let Some(seq) = unacked.take() {
             relay
-                .request(|req| ClientFrame::AckThrough { req, seq })
+                .send_only(|req| ClientFrame::AckThrough { req, seq })
                 .await?;
         }
         *pending = 0;
@@ -512,8 +543,9 @@ impl Engine {
 
     // ---- receiving -----------------------------------------------------------------
 
-    /// Processes one envelope. Returns `false` only when the store failed (the envelope must
-    /// not be acknowledged); every other problem is reported and the envelope dropped.
+    /// Processes one envelope. Returns `false` when it must not be acknowledged (the store
+    /// failed, or the sender cannot be checked right now); every other problem is reported
+    /// and the envelope dropped.
     async fn receive(&self, relay: &Relay, env: DeliveredEnvelope) -> bool {
         let outcome = match self.receive_inner(relay, &env).await {
             Ok(o) => o,
@@ -533,6 +565,7 @@ impl Engine {
                 tracing::warn!(error = %e, "store failed while receiving");
                 false
             }
+            Received::Dropped(ReceiveError::Retry) => false,
             Received::Dropped(e) => {
                 tracing::warn!(error = %e, "dropped an envelope");
                 self.emit(Event::ReceiveFailed {
@@ -557,13 +590,17 @@ impl Engine {
                 .into_iter()
                 .find(|c| relay_key(c).is_ok_and(|k| k == *from)))
         })?;
+        // A prekey message carries the sender's whole identity: it must be the relay-checked
+        // sender's, whoever the sender is.
+        if let CiphertextMessage::PreKey(m) = &sealed.message
+            && m.identity.signing_key_bytes() != *from
+        {
+            return Err(ReceiveError::UnknownSender);
+        }
         if let Some(c) = known {
             return Ok(c.address);
         }
-        let CiphertextMessage::PreKey(m) = &sealed.message else {
-            return Err(ReceiveError::UnknownSender);
-        };
-        if m.identity.signing_key_bytes() != *from {
+        if !matches!(sealed.message, CiphertextMessage::PreKey(_)) {
             return Err(ReceiveError::UnknownSender);
         }
         let handle = sealed
@@ -577,8 +614,12 @@ impl Engine {
             .await
         {
             Ok(Response::Handle { identity_key, .. }) if identity_key.0 == *from => Ok(handle),
-            Ok(_) | Err(RelayError::Refused(_)) => Err(ReceiveError::HandleMismatch),
-            Err(_) => Err(ReceiveError::UnknownSender),
+            // A clear answer: the handle is someone else's, or nobody's.
+            Ok(Response::Handle { .. }) | Err(RelayError::Refused(ErrorCode::NotFound)) => {
+                Err(ReceiveError::HandleMismatch)
+            }
+            // Anything else (rate limit, timeout, lost connection) says nothing yet.
+            Ok(_) | Err(_) => Err(ReceiveError::Retry),
         }
     }
 
@@ -617,9 +658,10 @@ impl Engine {
                 Err(e) => return Ok(Received::Dropped(ReceiveError::Decrypt(e))),
             };
             let key_changes = std::mem::take(&mut store.key_changes);
-            let content = match Content::from_bytes(plaintext.expose()) {
-                Ok(c) => c,
-                Err(e) => return Ok(Received::Dropped(ReceiveError::Malformed(e))),
+            let content = match Content::from_plaintext(plaintext.expose()) {
+                Ok((thread, c)) if thread == sealed.thread => c,
+                // Roll back: the ratchet must not move for a message that does not count.
+                Ok(_) | Err(_) => return Err(StoreError::Invalid(REJECTED)),
             };
             let contact = tx
                 .contact_by_address(&address)?
@@ -635,8 +677,14 @@ impl Engine {
             }
             self.apply(tx, &contact, sealed.thread, content, now, &mut events)?;
             Ok(Received::Stored(events))
-        })?;
-        Ok(received)
+        });
+        match received {
+            Ok(r) => Ok(r),
+            Err(StoreError::Invalid(REJECTED)) => Ok(Received::Dropped(ReceiveError::Malformed(
+                WireError::ThreadMismatch,
+            ))),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The conversation a received message belongs to, created when the contact opened it.
@@ -800,7 +848,8 @@ impl Engine {
     }
 
     /// Encrypts `content` to every device of the conversation's session and queues it.
-    /// Returns `false` when there is no session yet (the caller holds the message).
+    /// Returns `false` when there is no session yet: a text message stays held (stored, not
+    /// queued) until one starts; control messages use [`Self::queue_control`].
     fn queue_content(
         &self,
         tx: &Tx<'_>,
@@ -817,7 +866,7 @@ impl Engine {
             return Ok(false);
         }
         let plaintext = content
-            .to_bytes()
+            .to_plaintext(thread)
             .map_err(|_| StoreError::Invalid("message could not be encoded"))?;
         let handle = tx.profile()?.and_then(|p| p.handle);
         let to = hex::encode(relay_key(contact)?);
@@ -852,6 +901,29 @@ impl Engine {
             tx.enqueue_outbox(message, &to, device, &envelope_id, &body, now)?;
         }
         Ok(true)
+    }
+
+    /// Queues a control message the user asked for (timer, edit, delete), refusing when it
+    /// cannot go now, so the transaction that changed local state rolls back with it.
+    fn queue_control(
+        &self,
+        tx: &Tx<'_>,
+        contact: &Contact,
+        conv: &Conversation,
+        content: &Content,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        if Self::is_held(tx, conv)? {
+            return Err(StoreError::Invalid(
+                "the contact's safety number changed: accept the new key first",
+            ));
+        }
+        if !self.queue_content(tx, contact, conv, content, None, now)? {
+            return Err(StoreError::Invalid(
+                "no session with the contact in this chat yet: send a message first",
+            ));
+        }
+        Ok(())
     }
 
     // ---- contacts ------------------------------------------------------------------
@@ -1217,7 +1289,9 @@ impl Engine {
                 body,
                 sent_at: now,
                 received_at: None,
-                expires_at: timer.map(|s| now + i64::from(s) * 1_000),
+                // Until the relay has it, a disappearing message may wait; its clock starts
+                // when the relay acknowledges it (see the outbox pump).
+                expires_at: timer.map(|_| now + UNREAD_DISAPPEARING_LIMIT_MS),
                 remote_id: Some(remote_id),
                 expire_after_secs: timer,
             })?;
@@ -1252,6 +1326,7 @@ impl Engine {
     /// Queues held messages of every conversation that may send now (a session exists or
     /// can be started, and no key change waits for acceptance).
     async fn release_all_held(&self) {
+        let _one_at_a_time = self.inner.releasing.lock().await;
         let convs = match self.write(|tx| tx.conversations()) {
             Ok(c) => c,
             Err(e) => {
@@ -1304,8 +1379,12 @@ impl Engine {
         }
         let now = now_ms();
         self.write(|tx| {
+            // Look again: a key change may have arrived while prekeys were claimed.
             let (conv, contact) = Self::conversation_and_contact(tx, conv.id)?;
-            for m in &held {
+            if Self::is_held(tx, &conv)? {
+                return Ok(());
+            }
+            for m in &tx.held_messages(conv.id)? {
                 let content = Content::Text {
                     id: m.remote_id.unwrap_or_default(),
                     sent_at: m.sent_at,
@@ -1338,7 +1417,7 @@ impl Engine {
             let (conv, contact) = Self::conversation_and_contact(tx, conversation)?;
             tx.set_disappearing_timer(conv.id, secs)?;
             tx.set_setting(&timer_setter_key(conv.id), TIMER_SET_BY_ME)?;
-            self.queue_content(tx, &contact, &conv, &Content::Timer { secs }, None, now)?;
+            self.queue_control(tx, &contact, &conv, &Content::Timer { secs }, now)?;
             Ok(())
         })?;
         self.inner.outbox_changed.notify_one();
@@ -1422,7 +1501,7 @@ impl Engine {
                     body: body.to_owned(),
                     edited_at: now,
                 };
-                self.queue_content(tx, &contact, &conv, &content, None, now)?;
+                self.queue_control(tx, &contact, &conv, &content, now)?;
             }
             tx.message(m.id)?.ok_or(StoreError::NotFound("message"))
         })?;
@@ -1443,14 +1522,7 @@ impl Engine {
         let view = self.write(|tx| {
             let (m, conv, contact) = Self::own_message(tx, id)?;
             if let Some(remote) = m.remote_id {
-                self.queue_content(
-                    tx,
-                    &contact,
-                    &conv,
-                    &Content::Delete { id: remote },
-                    None,
-                    now,
-                )?;
+                self.queue_control(tx, &contact, &conv, &Content::Delete { id: remote }, now)?;
             }
             tx.delete_message(m.id)?;
             Ok(m)
@@ -1490,6 +1562,7 @@ impl Engine {
             qr_payload: fp.scannable.to_bytes(),
             verified: c.verified,
             fingerprint: fp,
+            remote_key: c.identity_key,
         })
     }
 
@@ -1506,12 +1579,8 @@ impl Engine {
             .compare(scanned)
             .map_err(|_| ClientError::Fingerprint)?;
         if matches {
-            self.write(|tx| {
-                let c = tx
-                    .contact(contact)?
-                    .ok_or(StoreError::NotFound("contact"))?;
-                tx.set_verified(contact, &c.identity_key, true)
-            })?;
+            // Refused by the store if the key changed since the number was computed.
+            self.write(|tx| tx.set_verified(contact, &sn.remote_key, true))?;
         }
         Ok(matches)
     }
@@ -1596,18 +1665,32 @@ impl Engine {
         }
     }
 
-    /// Sends every due outbox entry, in order. Returns when the next entry falls due.
+    /// Sends due outbox entries in queue order, keeping each recipient device's order: once
+    /// one of its entries is not due or fails, its later entries wait too. Returns when the
+    /// next waiting entry falls due.
     async fn pump_once(&self) -> Result<Option<UnixMillis>, ClientError> {
         let Ok(relay) = self.current_relay().await else {
             // Offline: the connection watch wakes the loop.
             return Ok(None);
         };
         loop {
-            let due = self.write(|tx| tx.due_outbox(now_ms(), 32))?;
-            if due.is_empty() {
-                return Ok(self.write(|tx| tx.next_outbox_due())?);
-            }
-            for item in due {
+            let queue = self.write(|tx| tx.outbox_queue(OUTBOX_BATCH))?;
+            let now = now_ms();
+            let mut waiting: HashSet<(String, u32)> = HashSet::new();
+            let mut next_due: Option<UnixMillis> = None;
+            let mut progressed = false;
+            for item in queue {
+                let device = (item.recipient.clone(), item.device_id);
+                if waiting.contains(&device) {
+                    continue;
+                }
+                if item.next_attempt_at > now {
+                    next_due = Some(
+                        next_due.map_or(item.next_attempt_at, |d| d.min(item.next_attempt_at)),
+                    );
+                    waiting.insert(device);
+                    continue;
+                }
                 let to = hex::decode(&item.recipient)
                     .ok()
                     .and_then(|k| <[u8; 32]>::try_from(k).ok())
@@ -1626,6 +1709,7 @@ impl Engine {
                     .await;
                 match result {
                     Ok(_) => {
+                        progressed = true;
                         crate::fault::point("after-relay-ack");
                         let updated = self.write(|tx| {
                             tx.outbox_acked(item.id)?;
@@ -1637,6 +1721,9 @@ impl Engine {
                                 && m.status == MessageStatus::Pending
                             {
                                 tx.set_message_status(mid, MessageStatus::Sent)?;
+                                if let Some(secs) = m.expire_after_secs {
+                                    tx.set_message_expiry(mid, now_ms() + i64::from(secs) * 1_000)?;
+                                }
                                 return tx.message(mid);
                             }
                             Ok(None)
@@ -1651,6 +1738,7 @@ impl Engine {
                     Err(RelayError::Refused(
                         code @ (ErrorCode::UnknownRecipient | ErrorCode::EnvelopeTooLarge),
                     )) => {
+                        progressed = true;
                         tracing::warn!(?code, "the relay refused an envelope for good");
                         let failed = self.write(|tx| {
                             tx.outbox_acked(item.id)?;
@@ -1672,6 +1760,8 @@ impl Engine {
                         tracing::info!(?code, "the relay deferred an envelope; retrying later");
                         let at = now_ms() + backoff(item.attempts).as_millis() as i64;
                         self.write(|tx| tx.outbox_retry_at(item.id, at))?;
+                        next_due = Some(next_due.map_or(at, |d| d.min(at)));
+                        waiting.insert(device);
                     }
                     Err(e) => {
                         let at = now_ms() + backoff(item.attempts).as_millis() as i64;
@@ -1679,6 +1769,9 @@ impl Engine {
                         return Err(e.into());
                     }
                 }
+            }
+            if !progressed {
+                return Ok(next_due);
             }
         }
     }
@@ -1694,6 +1787,8 @@ pub struct SafetyNumber {
     /// Whether the contact is verified.
     pub verified: bool,
     fingerprint: Fingerprint,
+    /// The contact key this number was computed for: verification applies to it only.
+    remote_key: Vec<u8>,
 }
 
 impl SafetyNumber {

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -21,6 +21,12 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// Largest frame accepted from the relay: an envelope at the relay's cap plus framing, or a
 /// prekey answer (several devices' bundles).
 const MAX_SERVER_FRAME: usize = api::MIN_MESSAGE_LIMIT_BYTES + api::FRAME_OVERHEAD_BYTES;
+
+/// Envelope bytes received but not yet taken by the engine. The reader never waits for the
+/// engine (answers to requests must keep flowing while the engine works through a backlog);
+/// past this much it closes the connection instead, and the relay delivers the rest again
+/// after reconnecting, since nothing beyond what was processed is acknowledged.
+const MAX_BUFFERED_BYTES: usize = 64 * 1024 * 1024;
 
 /// What went wrong talking to the relay.
 #[derive(Debug, thiserror::Error)]
@@ -56,8 +62,29 @@ pub enum Inbound {
 
 type Pending = Arc<Mutex<HashMap<u32, oneshot::Sender<Result<Response, ErrorCode>>>>>;
 
-/// A live, authenticated connection. Cheap to clone; dropping the last clone (and the
-/// [`Inbound`] receiver) closes it.
+/// What the relay pushed, in order, as the engine takes it.
+#[derive(Debug)]
+pub struct InboundQueue {
+    rx: mpsc::UnboundedReceiver<(Inbound, usize)>,
+    buffered: Arc<AtomicUsize>,
+}
+
+impl InboundQueue {
+    /// The next pushed item; `None` once the connection is gone and everything was taken.
+    pub async fn recv(&mut self) -> Option<Inbound> {
+        let (item, size) = self.rx.recv().await?;
+        self.buffered.fetch_sub(size, Ordering::Relaxed);
+        Some(item)
+    }
+
+    /// Whether nothing is waiting right now.
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+}
+
+/// A live, authenticated connection. Cheap to clone; [`Relay::close`] ends it (the relay
+/// ending it, or a fatal error, ends it too, and [`InboundQueue::recv`] then returns `None`).
 #[derive(Clone)]
 pub struct Relay {
     out: mpsc::Sender<WsMessage>,
@@ -102,7 +129,7 @@ impl Relay {
         identity: &IdentityKeyPair,
         device_id: u32,
         register: bool,
-    ) -> Result<(Self, mpsc::Receiver<Inbound>), RelayError> {
+    ) -> Result<(Self, InboundQueue), RelayError> {
         if !(url.starts_with("ws://") || url.starts_with("wss://")) {
             return Err(RelayError::BadUrl);
         }
@@ -156,7 +183,9 @@ impl Relay {
 
         let (mut sink, mut stream) = ws.split();
         let (out, mut out_rx) = mpsc::channel::<WsMessage>(256);
-        let (inbound_tx, inbound_rx) = mpsc::channel::<Inbound>(1024);
+        let (inbound_tx, inbound_rx) = mpsc::unbounded_channel::<(Inbound, usize)>();
+        let buffered = Arc::new(AtomicUsize::new(0));
+        let reader_buffered = buffered.clone();
         let pending: Pending = Arc::default();
 
         tokio::spawn(async move {
@@ -185,9 +214,17 @@ impl Relay {
                     Err(_) => break,
                 };
                 let push = match frame {
-                    ServerFrame::Envelope(e) => Some(Inbound::Envelope(e)),
-                    ServerFrame::BacklogDone => Some(Inbound::BacklogDone),
-                    ServerFrame::PrekeysLow { .. } => Some(Inbound::PrekeysLow),
+                    ServerFrame::Envelope(e) => {
+                        let size = e.body.len();
+                        let total = reader_buffered.fetch_add(size, Ordering::Relaxed) + size;
+                        if total > MAX_BUFFERED_BYTES {
+                            tracing::warn!("too many envelopes waiting; reconnecting to resume");
+                            break;
+                        }
+                        Some((Inbound::Envelope(e), size))
+                    }
+                    ServerFrame::BacklogDone => Some((Inbound::BacklogDone, 0)),
+                    ServerFrame::PrekeysLow { .. } => Some((Inbound::PrekeysLow, 0)),
                     ServerFrame::Response { req, body } => {
                         if let Some(tx) = reader_pending.lock().await.remove(&req) {
                             let _ = tx.send(Ok(body));
@@ -214,7 +251,7 @@ impl Relay {
                     _ => None,
                 };
                 if let Some(p) = push
-                    && inbound_tx.send(p).await.is_err()
+                    && inbound_tx.send(p).is_err()
                 {
                     break;
                 }
@@ -231,7 +268,10 @@ impl Relay {
                 next_req: Arc::new(AtomicU32::new(1)),
                 replenish,
             },
-            inbound_rx,
+            InboundQueue {
+                rx: inbound_rx,
+                buffered,
+            },
         ))
     }
 
@@ -265,6 +305,25 @@ impl Relay {
                 Err(RelayError::Timeout)
             }
         }
+    }
+
+    /// Sends a request without waiting for its answer (acknowledgements: waiting would hold
+    /// up the envelopes behind them; a lost one only means a redelivery, which is dropped).
+    ///
+    /// # Errors
+    /// [`RelayError::Unreachable`] when the connection is gone.
+    pub async fn send_only(&self, make: impl FnOnce(u32) -> ClientFrame) -> Result<(), RelayError> {
+        let req = self.next_req.fetch_add(1, Ordering::Relaxed);
+        let bytes = make(req).encode().map_err(|_| RelayError::Protocol)?;
+        self.out
+            .send(WsMessage::Binary(bytes.into()))
+            .await
+            .map_err(|_| RelayError::Unreachable)
+    }
+
+    /// Closes the connection (the reader and writer tasks end with it).
+    pub async fn close(&self) {
+        let _ = self.out.send(WsMessage::Close(None)).await;
     }
 
     /// Whether the connection is still open.

@@ -67,6 +67,10 @@ pub enum WireError {
     /// The decrypted content did not decode (a bug or a hostile peer).
     #[error("decrypted content did not decode")]
     Content,
+    /// The thread inside the encrypted message differs from the envelope's clear tag: the
+    /// envelope was altered on the way.
+    #[error("the envelope's thread tag was altered")]
+    ThreadMismatch,
 }
 
 /// An envelope body: routing inside the client, around the protocol ciphertext.
@@ -222,6 +226,29 @@ impl Content {
             _ => Err(WireError::Content),
         }
     }
+
+    /// What is encrypted: the thread tag, then the content. The tag inside is authenticated
+    /// with the message, so a relay that changes the envelope's clear tag (to move a secret
+    /// message into the searchable standard chat, say) is caught when the two differ.
+    ///
+    /// # Errors
+    /// [`WireError::Content`] (cannot happen for these types).
+    pub fn to_plaintext(&self, thread: ThreadTag) -> Result<Vec<u8>, WireError> {
+        let mut out = thread.0.to_vec();
+        out.extend_from_slice(&self.to_bytes()?);
+        Ok(out)
+    }
+
+    /// Splits a decrypted plaintext into its thread tag and content.
+    ///
+    /// # Errors
+    /// [`WireError::Truncated`] or [`WireError::Content`].
+    pub fn from_plaintext(bytes: &[u8]) -> Result<(ThreadTag, Self), WireError> {
+        let (tag, rest) = bytes.split_at_checked(16).ok_or(WireError::Truncated)?;
+        let mut t = [0u8; 16];
+        t.copy_from_slice(tag);
+        Ok((ThreadTag(t), Self::from_bytes(rest)?))
+    }
 }
 
 #[cfg(test)]
@@ -237,7 +264,7 @@ mod tests {
             body: "\u{10FFFF}".repeat(MAX_TEXT_BYTES / 4),
             expire_after_secs: Some(u32::MAX),
         };
-        let plaintext = content.to_bytes().unwrap().len();
+        let plaintext = content.to_plaintext(STANDARD_THREAD).unwrap().len();
         // A prekey message adds its fixed fields and the AEAD tag to the plaintext.
         let prekey_overhead = MAX_PREKEY_MESSAGE_LEN - latch_protocol::wire::MAX_CIPHERTEXT_LEN;
         let sealed = 19 + MAX_HANDLE_LEN + prekey_overhead + plaintext + 16;
@@ -280,5 +307,9 @@ mod tests {
         let mut long = bytes.clone();
         long.push(0);
         assert!(Content::from_bytes(&long).is_err());
+        let tag = ThreadTag([3; 16]);
+        let (t, back) = Content::from_plaintext(&c.to_plaintext(tag).unwrap()).unwrap();
+        assert_eq!((t, back), (tag, c));
+        assert!(Content::from_plaintext(&[0; 15]).is_err());
     }
 }

@@ -177,7 +177,12 @@ async fn mallory_sends_bad_envelopes_to_bob(url: &str) {
                 body: text.into(),
                 expire_after_secs: None,
             };
-            let message = session::encrypt(&mut store, &to, &content.to_bytes().unwrap()).unwrap();
+            let message = session::encrypt(
+                &mut store,
+                &to,
+                &content.to_plaintext(STANDARD_THREAD).unwrap(),
+            )
+            .unwrap();
             Sealed {
                 thread: STANDARD_THREAD,
                 sender_handle: Some("mallory".into()),

@@ -266,16 +266,6 @@ impl Tx<'_> {
         u64::try_from(n).map_err(|_| StoreError::BadValue("outbox count"))
     }
 
-    /// When the earliest outbox entry falls due (`None`: the outbox is empty).
-    ///
-    /// # Errors
-    /// A database error.
-    pub fn next_outbox_due(&self) -> Result<Option<UnixMillis>, StoreError> {
-        Ok(self
-            .conn
-            .query_row("SELECT min(next_attempt_at) FROM outbox", [], |r| r.get(0))?)
-    }
-
     /// Drops every outbox entry of a message (it failed for good or was deleted).
     ///
     /// # Errors

@@ -886,12 +886,32 @@ impl Tx<'_> {
     /// # Errors
     /// A database error.
     pub fn due_outbox(&self, now: UnixMillis, limit: u32) -> Result<Vec<OutboxItem>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
+        self.outbox_where(
+            "next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2",
+            params![now, limit],
+        )
+    }
+
+    /// The first `limit` envelopes in queue order (oldest first), due or not: a sender that
+    /// keeps each recipient's order stops at that recipient's first entry not yet due.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn outbox_queue(&self, limit: u32) -> Result<Vec<OutboxItem>, StoreError> {
+        self.outbox_where("1 ORDER BY id LIMIT ?1", params![limit])
+    }
+
+    fn outbox_where(
+        &self,
+        cond: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT id, message_id, recipient, device_id, envelope, attempts, next_attempt_at,
                  envelope_id
-             FROM outbox WHERE next_attempt_at <= ?1 ORDER BY next_attempt_at, id LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![now, limit], |r| {
+             FROM outbox WHERE {cond}"
+        ))?;
+        let rows = stmt.query_map(params, |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, Option<i64>>(1)?,
