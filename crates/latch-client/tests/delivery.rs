@@ -100,6 +100,7 @@ fn a_relay_killed_mid_conversation_loses_nothing() {
         .chain((0..5).map(|i| format!("after {i}")))
         .collect();
     assert_eq!(bodies(&b.history(&chat_b)), expected);
+    assert_eq!(b.received, expected, "received in the order sent");
     // Bob answers through the restarted relay.
     b.send(&chat_b, "still here");
     a.wait_message("still here");
@@ -146,6 +147,11 @@ fn a_recipient_crashing_between_storing_and_acknowledging_shows_the_message_once
         Some(6),
         "the crash point must have fired (SIGABRT): {}",
         String::from_utf8_lossy(&crashed.stderr)
+    );
+    assert_eq!(
+        t.relay.queue_depth(),
+        1,
+        "the crash came after the commit and before the acknowledgement"
     );
 
     // The relay still holds the envelope (never acknowledged) and delivers it again: it is

@@ -7,7 +7,7 @@ mod common;
 
 use common::Testbed;
 use latch_client::relay::Relay;
-use latch_client::wire::{Content, STANDARD_THREAD, Sealed};
+use latch_client::wire::{Content, STANDARD_THREAD, Sealed, ThreadTag};
 use latch_protocol::{IdentityKeyPair, InMemoryStore, ProtocolAddress, session};
 use latch_relay::api::{ClientFrame, DeviceAddress, EnvelopeId, IdentityKey, Response};
 use latch_store::keystore::{load_database_key, load_identity_key};
@@ -90,6 +90,12 @@ fn a_changed_identity_key_warns_resets_verification_and_holds_secret_messages() 
     let still = a.history(&secret_a);
     assert_eq!(still.last().unwrap()["status"], "pending", "{still:?}");
 
+    // Control messages in the held chat are refused, not silently dropped.
+    let err = a
+        .try_cmd(json!({"cmd": "timer", "chat": secret_a, "seconds": 60}))
+        .unwrap_err();
+    assert!(err.contains("accept the new key"), "{err}");
+
     a.cmd(json!({"cmd": "accept_key", "handle": "bob"}));
     let got = b.wait_message("held until the new key is accepted");
     assert_ne!(
@@ -152,7 +158,7 @@ async fn mallory_sends_bad_envelopes_to_bob(url: &str) {
                 .unwrap();
         }
     };
-    let sealed_for = |key: IdentityKey, name: &'static str, text: &'static str| {
+    let sealed_for = |key: IdentityKey, name: &'static str, text: &'static str, inner: [u8; 16]| {
         let relay = relay.clone();
         let me = me.clone();
         async move {
@@ -180,7 +186,7 @@ async fn mallory_sends_bad_envelopes_to_bob(url: &str) {
             let message = session::encrypt(
                 &mut store,
                 &to,
-                &content.to_plaintext(STANDARD_THREAD).unwrap(),
+                &content.to_plaintext(ThreadTag(inner)).unwrap(),
             )
             .unwrap();
             Sealed {
@@ -194,13 +200,15 @@ async fn mallory_sends_bad_envelopes_to_bob(url: &str) {
     };
 
     send(b"not a latch envelope at all".to_vec()).await;
-    let real = sealed_for(bob_key, "bob", "hi bob, it is mallory").await;
+    let real = sealed_for(bob_key, "bob", "hi bob, it is mallory", [0; 16]).await;
     send(real[..real.len() / 2].to_vec()).await;
     send(real.clone()).await;
     // The same ciphertext again, under a new envelope id: a replay.
     send(real).await;
     // A message encrypted for Alice, delivered to Bob.
-    send(sealed_for(alice_key, "alice", "for alice only").await).await;
+    send(sealed_for(alice_key, "alice", "for alice only", [0; 16]).await).await;
+    // A message written for a secret thread, relabelled by the relay as standard.
+    send(sealed_for(bob_key, "bob", "moved between threads", [7; 16]).await).await;
 }
 
 #[test]
@@ -221,6 +229,10 @@ fn bad_input_from_the_relay_is_reported_and_the_conversation_goes_on() {
     b.wait_message("hi bob, it is mallory");
     failed(&mut b, "could not decrypt"); // replayed
     failed(&mut b, "could not decrypt"); // meant for Alice
+    failed(
+        &mut b,
+        "malformed envelope: the envelope's thread tag was altered",
+    );
     assert!(
         b.events
             .iter()

@@ -91,6 +91,19 @@ impl RelayProc {
         let _ = self.child.wait();
     }
 
+    /// Envelopes waiting in the relay's mailboxes, from its Prometheus metrics.
+    pub fn queue_depth(&self) -> u64 {
+        let mut conn = std::net::TcpStream::connect(&self.addr).unwrap();
+        conn.set_read_timeout(Some(WAIT)).unwrap();
+        write!(conn, "GET /metrics HTTP/1.0\r\nHost: relay\r\n\r\n").unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut conn, &mut text).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("latch_relay_queue_depth "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no queue depth in the relay's metrics: {text}"))
+    }
+
     /// Starts again on the same address and database.
     pub fn restart(&mut self) {
         self.kill();
@@ -171,6 +184,8 @@ pub struct Session {
     lines: mpsc::Receiver<Value>,
     /// Events seen but not yet waited for, in order.
     pub events: Vec<Value>,
+    /// The text of every incoming message event, in arrival order.
+    pub received: Vec<String>,
     pub name: String,
 }
 
@@ -207,6 +222,7 @@ impl Session {
             stdin,
             lines: rx,
             events: Vec::new(),
+            received: Vec::new(),
             name: profile.to_owned(),
         };
         s.wait_event("synced", |_| true);
@@ -215,7 +231,13 @@ impl Session {
 
     fn next_line(&mut self, deadline: Instant) -> Option<Value> {
         let left = deadline.saturating_duration_since(Instant::now());
-        self.lines.recv_timeout(left).ok()
+        let line = self.lines.recv_timeout(left).ok()?;
+        let e = &line["event"];
+        if e["type"] == "message" && e["message"]["direction"] == "incoming" {
+            self.received
+                .push(e["message"]["body"].as_str().unwrap_or_default().to_owned());
+        }
+        Some(line)
     }
 
     /// Sends a command; returns its result, or the error text.
