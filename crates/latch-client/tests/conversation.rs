@@ -157,13 +157,7 @@ fn screenshot(modules: &serde_json::Value) -> Vec<u8> {
 #[ignore = "needs a Secret Service keyring; run by scripts/test"]
 fn safety_numbers_match_and_a_scanned_code_verifies() {
     let t = Testbed::new();
-    t.profile("alice");
-    t.profile("bob");
-    let mut a = t.session("alice");
-    let mut b = t.session("bob");
-    let chat_a = a.cmd(json!({"cmd": "add", "handle": "bob"}))["chat"].clone();
-    a.send(&chat_a, "hi");
-    b.wait_message("hi");
+    let (mut a, mut b, _, _) = t.pair();
 
     let sa = a.cmd(json!({"cmd": "safety_number", "handle": "bob"}));
     let sb = b.cmd(json!({"cmd": "safety_number", "handle": "alice"}));

@@ -10,18 +10,6 @@ use std::os::unix::process::ExitStatusExt;
 use common::Testbed;
 use serde_json::{Value, json};
 
-/// Alice and Bob, each in a session, with a standard chat; returns the chat ids.
-fn pair(t: &Testbed) -> (common::Session, common::Session, Value, Value) {
-    t.profile("alice");
-    t.profile("bob");
-    let mut a = t.session("alice");
-    let mut b = t.session("bob");
-    let chat_a = a.cmd(json!({"cmd": "add", "handle": "bob"}))["chat"].clone();
-    a.send(&chat_a, "hello");
-    let chat_b = b.wait_message("hello")["conversation_id"].clone();
-    (a, b, chat_a, chat_b)
-}
-
 fn bodies(history: &[Value]) -> Vec<String> {
     history
         .iter()
@@ -81,7 +69,7 @@ fn an_offline_recipient_gets_all_100_messages_in_order_exactly_once() {
 #[ignore = "needs a Secret Service keyring; run by scripts/test"]
 fn a_relay_killed_mid_conversation_loses_nothing() {
     let mut t = Testbed::new();
-    let (mut a, mut b, chat_a, chat_b) = pair(&t);
+    let (mut a, mut b, chat_a, chat_b) = t.pair();
     for i in 0..5 {
         a.send(&chat_a, &format!("before {i}"));
     }
@@ -110,7 +98,7 @@ fn a_relay_killed_mid_conversation_loses_nothing() {
 #[ignore = "needs a Secret Service keyring; run by scripts/test"]
 fn a_sender_killed_after_queuing_sends_once_after_restart() {
     let mut t = Testbed::new();
-    let (mut a, mut b, chat_a, chat_b) = pair(&t);
+    let (mut a, mut b, chat_a, chat_b) = t.pair();
     t.relay.kill();
     a.wait_event("connection", |e| e["state"] == "offline");
     let queued = a.send(&chat_a, "queued while the relay was down");
@@ -128,7 +116,7 @@ fn a_sender_killed_after_queuing_sends_once_after_restart() {
 #[ignore = "needs a Secret Service keyring; run by scripts/test"]
 fn a_recipient_crashing_between_storing_and_acknowledging_shows_the_message_once() {
     let t = Testbed::new();
-    let (mut a, b, chat_a, chat_b) = pair(&t);
+    let (mut a, b, chat_a, chat_b) = t.pair();
     b.close();
     a.send(&chat_a, "crash test");
     assert_eq!(a.cmd(json!({"cmd": "flush"}))["flushed"], true);

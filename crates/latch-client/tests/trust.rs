@@ -15,29 +15,11 @@ use latch_store::{KeyStoreError, OsKeyring, ProfileId};
 use rand_core::{OsRng, RngCore};
 use serde_json::json;
 
-fn standard_pair(
-    t: &Testbed,
-) -> (
-    common::Session,
-    common::Session,
-    serde_json::Value,
-    serde_json::Value,
-) {
-    t.profile("alice");
-    t.profile("bob");
-    let mut a = t.session("alice");
-    let mut b = t.session("bob");
-    let chat_a = a.cmd(json!({"cmd": "add", "handle": "bob"}))["chat"].clone();
-    a.send(&chat_a, "hello");
-    let chat_b = b.wait_message("hello")["conversation_id"].clone();
-    (a, b, chat_a, chat_b)
-}
-
 #[test]
 #[ignore = "needs a Secret Service keyring; run by scripts/test"]
 fn a_changed_identity_key_warns_resets_verification_and_holds_secret_messages() {
     let t = Testbed::new();
-    let (mut a, mut b, chat_a, _) = standard_pair(&t);
+    let (mut a, mut b, chat_a, _) = t.pair();
     let theirs = b.cmd(json!({"cmd": "safety_number", "handle": "alice"}));
     let verified =
         a.cmd(json!({"cmd": "verify", "handle": "bob", "payload": theirs["qr_payload"]}));
@@ -215,7 +197,7 @@ async fn mallory_sends_bad_envelopes_to_bob(url: &str) {
 #[ignore = "needs a Secret Service keyring; run by scripts/test"]
 fn bad_input_from_the_relay_is_reported_and_the_conversation_goes_on() {
     let t = Testbed::new();
-    let (mut a, mut b, chat_a, chat_b) = standard_pair(&t);
+    let (mut a, mut b, chat_a, chat_b) = t.pair();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(mallory_sends_bad_envelopes_to_bob(&t.relay.url()));
 

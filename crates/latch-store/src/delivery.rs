@@ -5,7 +5,7 @@ use rusqlite::{OptionalExtension, params};
 
 use crate::model::*;
 use crate::store::StoreError;
-use crate::tx::{MESSAGE_COLUMNS, Tx, message_from_row, message_row};
+use crate::tx::{CONTACT_COLUMNS, MESSAGE_COLUMNS, Tx, contact_row, message_from_row, message_row};
 
 /// How many rows a list query returns at most: the lists below are per-profile and small
 /// (contacts, conversations, one conversation's unread or held messages).
@@ -23,20 +23,10 @@ impl Tx<'_> {
     /// # Errors
     /// A database error.
     pub fn contacts(&self) -> Result<Vec<Contact>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT id, address, display_name, identity_key, verified, added_at
-             FROM contacts ORDER BY id LIMIT ?1",
-        )?;
-        let rows = stmt.query_map([LIST_LIMIT], |r| {
-            Ok(Contact {
-                id: ContactId(r.get(0)?),
-                address: r.get(1)?,
-                display_name: r.get(2)?,
-                identity_key: r.get(3)?,
-                verified: r.get(4)?,
-                added_at: r.get(5)?,
-            })
-        })?;
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {CONTACT_COLUMNS} FROM contacts ORDER BY id LIMIT ?1"
+        ))?;
+        let rows = stmt.query_map([LIST_LIMIT], contact_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

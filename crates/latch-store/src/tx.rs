@@ -139,6 +139,22 @@ pub(crate) fn message_from_row(row: MessageRow) -> Result<Message, StoreError> {
     })
 }
 
+/// The columns of a contact, in the order [`contact_row`] reads them.
+pub(crate) const CONTACT_COLUMNS: &str =
+    "id, address, display_name, identity_key, verified, added_at";
+
+/// Reads a contact selected with [`CONTACT_COLUMNS`].
+pub(crate) fn contact_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Contact> {
+    Ok(Contact {
+        id: ContactId(r.get(0)?),
+        address: r.get(1)?,
+        display_name: r.get(2)?,
+        identity_key: r.get(3)?,
+        verified: r.get(4)?,
+        added_at: r.get(5)?,
+    })
+}
+
 /// Turns user text into an FTS5 phrase query, so search input can never be FTS syntax.
 fn fts_phrase(query: &str) -> String {
     format!("\"{}\"", query.replace('"', "\"\""))
@@ -320,21 +336,9 @@ impl Tx<'_> {
         Ok(self
             .conn
             .query_row(
-                &format!(
-                    "SELECT id, address, display_name, identity_key, verified, added_at
-                     FROM contacts WHERE {cond}"
-                ),
+                &format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE {cond}"),
                 [value],
-                |r| {
-                    Ok(Contact {
-                        id: ContactId(r.get(0)?),
-                        address: r.get(1)?,
-                        display_name: r.get(2)?,
-                        identity_key: r.get(3)?,
-                        verified: r.get(4)?,
-                        added_at: r.get(5)?,
-                    })
-                },
+                contact_row,
             )
             .optional()?)
     }

@@ -168,6 +168,19 @@ impl Testbed {
         assert_eq!(r["registered"], name);
     }
 
+    /// Alice and Bob registered, in sessions, with a standard chat that carried "hello";
+    /// returns the sessions and each side's chat id.
+    pub fn pair(&self) -> (Session, Session, Value, Value) {
+        self.profile("alice");
+        self.profile("bob");
+        let mut a = self.session("alice");
+        let mut b = self.session("bob");
+        let chat_a = a.cmd(json!({"cmd": "add", "handle": "bob"}))["chat"].clone();
+        a.send(&chat_a, "hello");
+        let chat_b = b.wait_message("hello")["conversation_id"].clone();
+        (a, b, chat_a, chat_b)
+    }
+
     pub fn session(&self, profile: &str) -> Session {
         self.session_with_env(profile, &[])
     }
