@@ -53,6 +53,9 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// Outbox entries looked at per pass of the pump.
 const OUTBOX_BATCH: u32 = 256;
 
+/// Envelopes the pump has in flight at once.
+const SEND_WINDOW: usize = 64;
+
 /// Envelopes acknowledged in one `AckThrough` at most.
 const ACK_BATCH: u32 = 64;
 
@@ -1666,7 +1669,9 @@ impl Engine {
     }
 
     /// Sends due outbox entries in queue order, keeping each recipient device's order: once
-    /// one of its entries is not due or fails, its later entries wait too. Returns when the
+    /// one of its entries is not due, its later entries wait too. Up to [`SEND_WINDOW`]
+    /// envelopes are in flight at once (the relay commits one connection's envelopes in the
+    /// order it reads them); their outcomes are recorded in one transaction. Returns when the
     /// next waiting entry falls due.
     async fn pump_once(&self) -> Result<Option<UnixMillis>, ClientError> {
         let Ok(relay) = self.current_relay().await else {
@@ -1678,7 +1683,7 @@ impl Engine {
             let now = now_ms();
             let mut waiting: HashSet<(String, u32)> = HashSet::new();
             let mut next_due: Option<UnixMillis> = None;
-            let mut progressed = false;
+            let mut sendable = Vec::new();
             for item in queue {
                 let device = (item.recipient.clone(), item.device_id);
                 if waiting.contains(&device) {
@@ -1691,87 +1696,90 @@ impl Engine {
                     waiting.insert(device);
                     continue;
                 }
-                let to = hex::decode(&item.recipient)
-                    .ok()
-                    .and_then(|k| <[u8; 32]>::try_from(k).ok())
-                    .ok_or(StoreError::BadValue("outbox.recipient"))?;
-                let frame_item = item.clone();
-                let result = relay
-                    .request(move |req| ClientFrame::Send {
-                        req,
-                        id: api::EnvelopeId(frame_item.envelope_id),
-                        to: api::DeviceAddress {
-                            identity_key: api::IdentityKey(to),
-                            device_id: frame_item.device_id,
-                        },
-                        body: frame_item.envelope,
-                    })
-                    .await;
-                match result {
-                    Ok(_) => {
-                        progressed = true;
-                        crate::fault::point("after-relay-ack");
-                        let updated = self.write(|tx| {
+                sendable.push(item);
+                if sendable.len() >= SEND_WINDOW {
+                    break;
+                }
+            }
+            if sendable.is_empty() {
+                return Ok(next_due);
+            }
+            let sends = sendable.iter().map(|item| {
+                let relay = relay.clone();
+                let item = item.clone();
+                async move {
+                    let to = hex::decode(&item.recipient)
+                        .ok()
+                        .and_then(|k| <[u8; 32]>::try_from(k).ok())
+                        .ok_or(StoreError::BadValue("outbox.recipient"))?;
+                    Ok::<_, StoreError>(
+                        relay
+                            .request(move |req| ClientFrame::Send {
+                                req,
+                                id: api::EnvelopeId(item.envelope_id),
+                                to: api::DeviceAddress {
+                                    identity_key: api::IdentityKey(to),
+                                    device_id: item.device_id,
+                                },
+                                body: item.envelope,
+                            })
+                            .await,
+                    )
+                }
+            });
+            let results = futures_util::future::join_all(sends).await;
+            crate::fault::point("after-relay-ack");
+            let (updated, lost) = self.write(|tx| {
+                let mut updated = Vec::new();
+                let mut lost = None;
+                for (item, result) in sendable.iter().zip(results) {
+                    match result? {
+                        Ok(_) => {
                             tx.outbox_acked(item.id)?;
-                            let Some(mid) = item.message_id else {
-                                return Ok(None);
-                            };
-                            let m = tx.message(mid)?;
-                            if let Some(m) = &m
+                            let Some(mid) = item.message_id else { continue };
+                            if let Some(m) = tx.message(mid)?
                                 && m.status == MessageStatus::Pending
                             {
                                 tx.set_message_status(mid, MessageStatus::Sent)?;
                                 if let Some(secs) = m.expire_after_secs {
+                                    // The sender's clock starts now that the relay has it.
                                     tx.set_message_expiry(mid, now_ms() + i64::from(secs) * 1_000)?;
                                 }
-                                return tx.message(mid);
+                                updated.extend(tx.message(mid)?);
                             }
-                            Ok(None)
-                        })?;
-                        self.inner.outbox_progress.notify_waiters();
-                        if let Some(m) = updated {
-                            self.emit(Event::MessageUpdated {
-                                message: MessageView::from(&m),
-                            });
                         }
-                    }
-                    Err(RelayError::Refused(
-                        code @ (ErrorCode::UnknownRecipient | ErrorCode::EnvelopeTooLarge),
-                    )) => {
-                        progressed = true;
-                        tracing::warn!(?code, "the relay refused an envelope for good");
-                        let failed = self.write(|tx| {
+                        Err(RelayError::Refused(
+                            code @ (ErrorCode::UnknownRecipient | ErrorCode::EnvelopeTooLarge),
+                        )) => {
+                            tracing::warn!(?code, "the relay refused an envelope for good");
                             tx.outbox_acked(item.id)?;
-                            let Some(mid) = item.message_id else {
-                                return Ok(None);
-                            };
+                            let Some(mid) = item.message_id else { continue };
                             tx.drop_outbox_of(mid)?;
                             tx.set_message_status(mid, MessageStatus::Failed)?;
-                            tx.message(mid)
-                        })?;
-                        self.inner.outbox_progress.notify_waiters();
-                        if let Some(m) = failed {
-                            self.emit(Event::MessageUpdated {
-                                message: MessageView::from(&m),
-                            });
+                            updated.extend(tx.message(mid)?);
+                        }
+                        Err(e) => {
+                            // Deferred (rate limit, full queue) or the connection is gone:
+                            // try again later; later entries may overtake it, which the
+                            // ratchet and the display order (by sending time) absorb.
+                            let at = now_ms() + backoff(item.attempts).as_millis() as i64;
+                            tx.outbox_retry_at(item.id, at)?;
+                            if !matches!(e, RelayError::Refused(_)) {
+                                lost = Some(e);
+                            }
                         }
                     }
-                    Err(RelayError::Refused(code)) => {
-                        tracing::info!(?code, "the relay deferred an envelope; retrying later");
-                        let at = now_ms() + backoff(item.attempts).as_millis() as i64;
-                        self.write(|tx| tx.outbox_retry_at(item.id, at))?;
-                        next_due = Some(next_due.map_or(at, |d| d.min(at)));
-                        waiting.insert(device);
-                    }
-                    Err(e) => {
-                        let at = now_ms() + backoff(item.attempts).as_millis() as i64;
-                        self.write(|tx| tx.outbox_retry_at(item.id, at))?;
-                        return Err(e.into());
-                    }
                 }
+                Ok((updated, lost))
+            })?;
+            self.inner.outbox_progress.notify_waiters();
+            for m in &updated {
+                self.emit(Event::MessageUpdated {
+                    message: MessageView::from(m),
+                });
             }
-            if !progressed {
-                return Ok(next_due);
+            if let Some(e) = lost {
+                return Err(e.into());
             }
         }
     }
