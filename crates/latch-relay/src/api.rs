@@ -44,7 +44,8 @@ pub const MAX_HANDLE_LEN: usize = 32;
 /// Shortest handle: fewer characters make handles trivially enumerable.
 pub const MIN_HANDLE_LEN: usize = 3;
 
-/// Most envelope ids in one [`ClientFrame::AckIds`]: bounds the work of one frame.
+/// Most envelopes named in one [`ClientFrame::AckIds`] or [`ClientFrame::AckEnvelopes`]:
+/// bounds the work of one frame.
 pub const MAX_ACK_IDS: usize = 1024;
 
 /// Most one-time prekeys in one upload: bounds one frame's work and a device's storage.
@@ -202,7 +203,13 @@ pub enum ClientFrame {
         #[serde(with = "serde_bytes")]
         body: Vec<u8>,
     },
-    /// Delete these envelopes from the caller's own mailbox.
+    /// Delete these envelopes from the caller's own mailbox, matching by id alone.
+    ///
+    /// **Deprecated**: ids are unique only per (recipient, sender) since schema migration 2,
+    /// so this deletes every envelope with a listed id whatever its sender, including another
+    /// sender's envelope that reused the id and was not yet processed. Use
+    /// [`ClientFrame::AckEnvelopes`] (or [`ClientFrame::AckThrough`]); this frame stays for
+    /// clients that predate it.
     AckIds {
         /// Request number.
         req: u32,
@@ -252,6 +259,23 @@ pub enum ClientFrame {
         /// Request number.
         req: u32,
     },
+    /// Delete the caller's device everywhere: its registration, its mailbox and its prekeys,
+    /// and the identity's handle once the identity has no device left (so a person can
+    /// recreate a profile under the same handle, or another identity can claim it).
+    /// Answered with [`Response::Unregistered`], after which the relay closes the connection;
+    /// frames sent after this one on the same connection are not read.
+    Unregister {
+        /// Request number.
+        req: u32,
+    },
+    /// Delete these envelopes from the caller's own mailbox, each named by its sender and id
+    /// (the pair that is unique in a mailbox). Replaces [`ClientFrame::AckIds`].
+    AckEnvelopes {
+        /// Request number.
+        req: u32,
+        /// (sender, id) pairs to delete; at most [`MAX_ACK_IDS`].
+        envelopes: Vec<(DeviceAddress, EnvelopeId)>,
+    },
 }
 
 /// Successful answers to requests.
@@ -289,6 +313,9 @@ pub enum Response {
     },
     /// Answer to [`ClientFrame::Ping`].
     Pong,
+    /// The device, its mailbox and its prekeys are deleted (and the handle released if the
+    /// identity has no device left); the relay closes the connection next.
+    Unregistered,
 }
 
 /// Frames the relay sends.
@@ -546,6 +573,25 @@ mod tests {
             retry_after_ms: 5,
         };
         assert_eq!(e.encode().unwrap(), vec![6, 0, 10, 5]);
+        // Appended variants keep every older index.
+        assert_eq!(
+            ClientFrame::Unregister { req: 1 }.encode().unwrap(),
+            vec![10, 1]
+        );
+        assert_eq!(
+            ClientFrame::AckEnvelopes {
+                req: 2,
+                envelopes: vec![]
+            }
+            .encode()
+            .unwrap(),
+            vec![11, 2, 0]
+        );
+        let u = ServerFrame::Response {
+            req: 3,
+            body: Response::Unregistered,
+        };
+        assert_eq!(u.encode().unwrap(), vec![5, 3, 7]);
     }
 
     #[test]

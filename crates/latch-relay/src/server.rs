@@ -69,6 +69,8 @@ const OUTBOUND_FRAMES: usize = 1024;
 /// Close code sent with fatal errors (1008: policy violation; 1001: going away).
 const CLOSE_POLICY: u16 = 1008;
 const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close code after `Unregistered` (1000: normal closure).
+const CLOSE_NORMAL: u16 = 1000;
 /// Close code for `DeliveryFailed` (1011: internal error).
 const CLOSE_INTERNAL: u16 = 1011;
 
@@ -400,6 +402,8 @@ struct Connection {
     device: Option<DeviceAddress>,
     challenge: Option<Challenge>,
     cancel: CancellationToken,
+    /// The `req` of an `Unregister` in flight: reading stops until it is answered.
+    unregistering: Option<u32>,
 }
 
 fn encode(frame: &ServerFrame) -> Option<Message> {
@@ -429,7 +433,9 @@ fn req_of(frame: &ClientFrame) -> Option<u32> {
         | ClientFrame::LookupHandle { req, .. }
         | ClientFrame::PublishPrekeys { req, .. }
         | ClientFrame::ClaimPrekeys { req, .. }
-        | ClientFrame::Ping { req } => Some(*req),
+        | ClientFrame::Ping { req }
+        | ClientFrame::Unregister { req }
+        | ClientFrame::AckEnvelopes { req, .. } => Some(*req),
         _ => None,
     }
 }
@@ -493,6 +499,7 @@ impl Connection {
             out,
             device: None,
             challenge: None,
+            unregistering: None,
         };
         conn.send_challenge();
 
@@ -504,6 +511,7 @@ impl Connection {
         let mut pending: FuturesUnordered<Pending> = FuturesUnordered::new();
         let max_inflight = conn.shared.config.max_inflight_per_connection;
         let mut fatal: Option<ErrorCode> = None;
+        let mut unregistered = false;
 
         loop {
             tokio::select! {
@@ -519,9 +527,22 @@ impl Connection {
                     break;
                 }
                 Some(frame) = pending.next(), if !pending.is_empty() => {
+                    match (&frame, conn.unregistering) {
+                        (ServerFrame::Response { body: Response::Unregistered, .. }, _) => {
+                            unregistered = true;
+                        }
+                        // It failed: the device still exists, so the connection carries on.
+                        (ServerFrame::Error { req: Some(r), .. }, Some(u)) if *r == u => {
+                            conn.unregistering = None;
+                        }
+                        _ => {}
+                    }
                     conn.send(&frame);
+                    if unregistered {
+                        break;
+                    }
                 }
-                msg = stream.next(), if pending.len() < max_inflight => {
+                msg = stream.next(), if pending.len() < max_inflight && conn.unregistering.is_none() => {
                     let Some(Ok(msg)) = msg else { break };
                     if conn.device.is_some() {
                         deadline.as_mut().reset(tokio::time::Instant::now() + idle);
@@ -575,6 +596,11 @@ impl Connection {
             conn.out.push(Message::Close(Some(CloseFrame {
                 code: close_code,
                 reason: format!("{code:?}").into(),
+            })));
+        } else if unregistered {
+            conn.out.push(Message::Close(Some(CloseFrame {
+                code: CLOSE_NORMAL,
+                reason: "Unregistered".into(),
             })));
         }
         conn.cancel.cancel();
@@ -835,6 +861,37 @@ impl Connection {
                 }
                 let fut = shared.mailboxes.ack_ids(me, ids);
                 Some(Box::pin(async move { acked(&shared, req, fut.await) }))
+            }
+            ClientFrame::AckEnvelopes { req, envelopes } => {
+                if envelopes.len() > api::MAX_ACK_IDS {
+                    self.reply_error(Some(req), ErrorCode::Malformed, 0);
+                    return None;
+                }
+                let fut = shared.mailboxes.ack_envelopes(me, envelopes);
+                Some(Box::pin(async move { acked(&shared, req, fut.await) }))
+            }
+            ClientFrame::Unregister { req } => {
+                // Nothing more is read from this connection (a request after this one could
+                // otherwise recreate state for the deleted device, e.g. prekeys).
+                self.unregistering = Some(req);
+                let fut = shared.directory.unregister_device(me);
+                Some(Box::pin(async move {
+                    match fut.await {
+                        Ok(u) => {
+                            tracing::info!(
+                                device = %me,
+                                envelopes = u.envelopes_deleted,
+                                handle_released = u.handle_released,
+                                "device unregistered"
+                            );
+                            ServerFrame::Response {
+                                req,
+                                body: Response::Unregistered,
+                            }
+                        }
+                        Err(e) => store_error(req, &e),
+                    }
+                }))
             }
             ClientFrame::AckThrough { req, seq } => {
                 let fut = shared.mailboxes.ack_through(me, seq);

@@ -804,3 +804,200 @@ async fn two_senders_reusing_an_id_are_both_delivered() {
     );
     r.relay.shutdown().await.unwrap();
 }
+
+async fn claim_handle(c: &mut Client, handle: &str) -> Result<Response, ErrorCode> {
+    let req = c.req();
+    c.call(ClientFrame::ClaimHandle {
+        req,
+        handle: handle.into(),
+    })
+    .await
+}
+
+async fn unregister(c: &mut Client) {
+    let req = c.req();
+    assert_eq!(
+        c.call(ClientFrame::Unregister { req }).await,
+        Ok(Response::Unregistered)
+    );
+    // The relay closes the connection after the answer.
+    loop {
+        match c.recv_wire().await {
+            None => break,
+            Some(ServerFrame::Envelope(_) | ServerFrame::BacklogDone) => continue,
+            Some(other) => panic!("unexpected {other:?} after Unregistered"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn unregister_deletes_the_device_its_mailbox_prekeys_and_finally_its_handle() {
+    let r = start(|_| {}).await;
+    let (bob_key, alice_key, mallory_key) = (key(2), key(1), key(3));
+    let mut alice = Client::login(r.addr, &alice_key, 1, true).await;
+    alice.backlog().await;
+    let mut bob1 = Client::login(r.addr, &bob_key, 1, true).await;
+    bob1.backlog().await;
+    let mut bob2 = Client::login(r.addr, &bob_key, 2, true).await;
+    bob2.backlog().await;
+    assert_eq!(
+        claim_handle(&mut bob1, "bob").await,
+        Ok(Response::HandleClaimed)
+    );
+    let req = bob1.req();
+    assert!(
+        bob1.call(ClientFrame::PublishPrekeys {
+            req,
+            upload: prekeys(1..4)
+        })
+        .await
+        .is_ok()
+    );
+    // Queued for device 1 while it is offline: the mailbox must go with the device.
+    drop(bob1);
+    let bob1_addr = address(&bob_key, 1);
+    for _ in 0..3 {
+        assert!(alice.send_to(bob1_addr, random_id(), b"x").await.is_ok());
+    }
+    let mut bob1 = Client::login(r.addr, &bob_key, 1, false).await;
+    assert_eq!(bob1.backlog().await.len(), 3);
+    unregister(&mut bob1).await;
+
+    // Device 1 is gone everywhere; device 2 still holds the handle.
+    let mut again = Client::connect(r.addr).await;
+    again.authenticate(&bob_key, 1, false).await;
+    assert_eq!(again.error().await.1, ErrorCode::UnknownDevice);
+    assert_eq!(
+        alice.send_to(bob1_addr, random_id(), b"x").await,
+        Err(ErrorCode::UnknownRecipient)
+    );
+    let req = alice.req();
+    assert_eq!(
+        alice
+            .call(ClientFrame::ClaimPrekeys {
+                req,
+                identity_key: bob1_addr.identity_key,
+                device_id: Some(1),
+            })
+            .await,
+        Err(ErrorCode::NotFound)
+    );
+    let req = alice.req();
+    assert_eq!(
+        alice
+            .call(ClientFrame::LookupHandle {
+                req,
+                handle: "bob".into()
+            })
+            .await,
+        Ok(Response::Handle {
+            identity_key: bob1_addr.identity_key,
+            devices: vec![2]
+        })
+    );
+    let mut mallory = Client::login(r.addr, &mallory_key, 1, true).await;
+    mallory.backlog().await;
+    assert_eq!(
+        claim_handle(&mut mallory, "bob").await,
+        Err(ErrorCode::HandleTaken)
+    );
+
+    // The last device goes: the handle is free for a new identity.
+    unregister(&mut bob2).await;
+    let req = alice.req();
+    assert_eq!(
+        alice
+            .call(ClientFrame::LookupHandle {
+                req,
+                handle: "bob".into()
+            })
+            .await,
+        Err(ErrorCode::NotFound)
+    );
+    assert_eq!(
+        claim_handle(&mut mallory, "bob").await,
+        Ok(Response::HandleClaimed)
+    );
+
+    // Registering device 1 again starts from an empty mailbox and no prekeys.
+    let mut bob1 = Client::connect(r.addr).await;
+    bob1.authenticate(&bob_key, 1, true).await;
+    match bob1.recv().await {
+        ServerFrame::Authenticated {
+            one_time_prekeys, ..
+        } => assert_eq!(one_time_prekeys, 0),
+        other => panic!("expected Authenticated, got {other:?}"),
+    }
+    assert_eq!(bob1.backlog().await, vec![]);
+    let (status, body) = http_get(r.addr, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("latch_relay_queue_depth 0"), "{body}");
+    r.relay.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn ack_envelopes_deletes_only_the_named_senders_envelope() {
+    let r = start(|_| {}).await;
+    let (alice_key, carol_key, bob_key) = (key(1), key(3), key(2));
+    let mut alice = Client::login(r.addr, &alice_key, 1, true).await;
+    let mut carol = Client::login(r.addr, &carol_key, 1, true).await;
+    let mut bob = Client::login(r.addr, &bob_key, 1, true).await;
+    assert_eq!(bob.backlog().await, vec![]);
+    let bob_addr = address(&bob_key, 1);
+    let id = random_id();
+    assert!(alice.send_to(bob_addr, id, b"from alice").await.is_ok());
+    assert!(carol.send_to(bob_addr, id, b"from carol").await.is_ok());
+    assert_eq!(bob.envelope().await.from, address(&alice_key, 1));
+    assert_eq!(bob.envelope().await.from, address(&carol_key, 1));
+
+    // Bob processed Alice's only: acking (alice, id) must leave Carol's.
+    let req = bob.req();
+    assert_eq!(
+        bob.call(ClientFrame::AckEnvelopes {
+            req,
+            envelopes: vec![(address(&alice_key, 1), id)]
+        })
+        .await,
+        Ok(Response::Acked { deleted: 1 })
+    );
+    // Another device acking Carol's envelope in Bob's mailbox deletes nothing.
+    let req = alice.req();
+    assert_eq!(
+        alice
+            .call(ClientFrame::AckEnvelopes {
+                req,
+                envelopes: vec![(address(&carol_key, 1), id)]
+            })
+            .await,
+        Ok(Response::Acked { deleted: 0 })
+    );
+    // Too many pairs: a typed error, the connection stays usable.
+    let req = bob.req();
+    assert_eq!(
+        bob.call(ClientFrame::AckEnvelopes {
+            req,
+            envelopes: vec![(address(&carol_key, 1), id); latch_relay::api::MAX_ACK_IDS + 1]
+        })
+        .await,
+        Err(ErrorCode::Malformed)
+    );
+    drop(bob);
+    let mut bob = Client::login(r.addr, &bob_key, 1, false).await;
+    let left = bob.backlog().await;
+    assert_eq!(
+        left.iter()
+            .map(|e| (e.from, e.id, e.body.clone()))
+            .collect::<Vec<_>>(),
+        vec![(address(&carol_key, 1), id, b"from carol".to_vec())]
+    );
+    let req = bob.req();
+    assert_eq!(
+        bob.call(ClientFrame::AckEnvelopes {
+            req,
+            envelopes: vec![(address(&carol_key, 1), id)]
+        })
+        .await,
+        Ok(Response::Acked { deleted: 1 })
+    );
+    r.relay.shutdown().await.unwrap();
+}

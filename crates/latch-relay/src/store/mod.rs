@@ -93,6 +93,15 @@ pub trait MailboxStore: Send + Sync + 'static {
     /// Delete these ids from `device`'s mailbox only; returns how many were deleted.
     fn ack_ids(&self, device: DeviceAddress, ids: Vec<EnvelopeId>) -> StoreFuture<u64>;
 
+    /// Delete these (sender, id) envelopes from `device`'s mailbox only; returns how many were
+    /// deleted. The pair is what is unique in a mailbox, so another sender's envelope that
+    /// reused an id is never touched.
+    fn ack_envelopes(
+        &self,
+        device: DeviceAddress,
+        envelopes: Vec<(DeviceAddress, EnvelopeId)>,
+    ) -> StoreFuture<u64>;
+
     /// Delete `device`'s envelopes with `seq <= through`; returns how many were deleted.
     fn ack_through(&self, device: DeviceAddress, through: u64) -> StoreFuture<u64>;
 
@@ -141,6 +150,22 @@ pub trait DirectoryStore: Send + Sync + 'static {
 
     /// One-time prekeys stored for `device`.
     fn one_time_prekey_count(&self, device: DeviceAddress) -> StoreFuture<u32>;
+
+    /// Delete `device` everywhere, atomically: its registration, its mailbox (envelopes are
+    /// dropped undelivered) and its prekeys; when its identity has no device left, its handle
+    /// is released too. Later sends to it get [`EnqueueOutcome::UnknownRecipient`].
+    fn unregister_device(&self, device: DeviceAddress) -> StoreFuture<Unregistered>;
+}
+
+/// What [`DirectoryStore::unregister_device`] removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unregistered {
+    /// Whether the device was registered at all.
+    pub device_existed: bool,
+    /// Envelopes dropped from its mailbox.
+    pub envelopes_deleted: u64,
+    /// Whether the identity's handle was released (it had no device left).
+    pub handle_released: bool,
 }
 
 /// A live feed of one device's newly committed envelopes.

@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 
 use super::{
     DirectoryStore, EnqueueOutcome, MailboxStore, NewEnvelope, StoreError, StoreFuture,
-    StoredEnvelope, SubscriberRegistry, Subscription,
+    StoredEnvelope, SubscriberRegistry, Subscription, Unregistered,
 };
 use crate::api::{DeviceAddress, EnvelopeId, IdentityKey, Prekey, PrekeyBundle, PrekeyUpload};
 
@@ -67,7 +67,16 @@ enum Command {
         Vec<EnvelopeId>,
         oneshot::Sender<Result<u64, StoreError>>,
     ),
+    AckEnvelopes(
+        DeviceAddress,
+        Vec<(DeviceAddress, EnvelopeId)>,
+        oneshot::Sender<Result<u64, StoreError>>,
+    ),
     AckThrough(DeviceAddress, u64, oneshot::Sender<Result<u64, StoreError>>),
+    Unregister(
+        DeviceAddress,
+        oneshot::Sender<Result<Unregistered, StoreError>>,
+    ),
     Purge(u64, oneshot::Sender<Result<u64, StoreError>>),
     Register(
         DeviceAddress,
@@ -263,7 +272,8 @@ struct Writer {
     conn: Connection,
     shared: Arc<Shared>,
     depth: HashMap<DeviceAddress, u64>,
-    /// Devices seen registered (devices are never deleted, so this only grows).
+    /// Devices seen registered; an unregistered device is removed from it in the same
+    /// command that deletes its row (both run on this thread).
     known: HashSet<DeviceAddress>,
     queue_cap: u64,
 }
@@ -414,6 +424,32 @@ impl Writer {
                 }
                 defer(replies, reply, r)
             }
+            Command::AckEnvelopes(d, envelopes, reply) => {
+                let mut deleted = 0u64;
+                let r = (|| -> Result<u64, rusqlite::Error> {
+                    let mut stmt = self.conn.prepare_cached(
+                        "DELETE FROM envelopes WHERE recipient_key = ?1 AND recipient_device = ?2 AND sender_key = ?3 AND sender_device = ?4 AND id = ?5",
+                    )?;
+                    for (from, id) in &envelopes {
+                        deleted += stmt.execute(params![
+                            &d.identity_key.0[..],
+                            d.device_id,
+                            &from.identity_key.0[..],
+                            from.device_id,
+                            &id.0[..]
+                        ])? as u64;
+                    }
+                    Ok(deleted)
+                })();
+                if let Ok(n) = r {
+                    self.adjust_depth(d, n);
+                }
+                defer(replies, reply, r)
+            }
+            Command::Unregister(d, reply) => {
+                let r = self.unregister(d);
+                defer(replies, reply, r)
+            }
             Command::AckThrough(d, through, reply) => {
                 let r = self
                     .conn
@@ -561,6 +597,46 @@ impl Writer {
         Ok(EnqueueOutcome::Stored)
     }
 
+    fn unregister(&mut self, d: DeviceAddress) -> Result<Unregistered, rusqlite::Error> {
+        let k = &d.identity_key.0[..];
+        let device_existed = self
+            .conn
+            .prepare_cached("DELETE FROM devices WHERE identity_key = ?1 AND device_id = ?2")?
+            .execute(params![k, d.device_id])?
+            == 1;
+        let envelopes_deleted = self
+            .conn
+            .prepare_cached(
+                "DELETE FROM envelopes WHERE recipient_key = ?1 AND recipient_device = ?2",
+            )?
+            .execute(params![k, d.device_id])? as u64;
+        for table in ["signed_prekeys", "one_time_prekeys"] {
+            self.conn
+                .prepare_cached(&format!(
+                    "DELETE FROM {table} WHERE identity_key = ?1 AND device_id = ?2"
+                ))?
+                .execute(params![k, d.device_id])?;
+        }
+        let handle_released = if devices(&self.conn, d.identity_key)?.is_empty() {
+            self.conn
+                .prepare_cached("DELETE FROM handles WHERE identity_key = ?1")?
+                .execute(params![k])?
+                > 0
+        } else {
+            false
+        };
+        // Caches: a failing later statement rolls back this command and clears `depth` (see
+        // `commit_batch`), and `known` only ever lets the writer skip a lookup.
+        self.known.remove(&d);
+        self.adjust_depth(d, envelopes_deleted);
+        self.depth.insert(d, 0);
+        Ok(Unregistered {
+            device_existed,
+            envelopes_deleted,
+            handle_released,
+        })
+    }
+
     fn publish(&mut self, d: DeviceAddress, upload: PrekeyUpload) -> Result<u32, rusqlite::Error> {
         let k = &d.identity_key.0[..];
         for (kind, key) in [(0u8, &upload.signed), (1u8, &upload.last_resort)] {
@@ -669,9 +745,11 @@ fn fail(cmd: Command, replies: &mut Vec<Reply>) {
     }
     match cmd {
         Command::Enqueue(_, r) => f(replies, r),
-        Command::AckIds(_, _, r) | Command::AckThrough(_, _, r) | Command::Purge(_, r) => {
-            f(replies, r)
-        }
+        Command::AckIds(_, _, r)
+        | Command::AckEnvelopes(_, _, r)
+        | Command::AckThrough(_, _, r)
+        | Command::Purge(_, r) => f(replies, r),
+        Command::Unregister(_, r) => f(replies, r),
         Command::Register(_, _, r) | Command::ClaimHandle(_, _, r) => f(replies, r),
         Command::Publish(_, _, r) => f(replies, r),
         Command::Claim(_, _, r) => f(replies, r),
@@ -764,6 +842,14 @@ impl MailboxStore for SqliteStore {
         self.submit(|r| Command::AckIds(device, ids, r))
     }
 
+    fn ack_envelopes(
+        &self,
+        device: DeviceAddress,
+        envelopes: Vec<(DeviceAddress, EnvelopeId)>,
+    ) -> StoreFuture<u64> {
+        self.submit(|r| Command::AckEnvelopes(device, envelopes, r))
+    }
+
     fn ack_through(&self, device: DeviceAddress, through: u64) -> StoreFuture<u64> {
         self.submit(|r| Command::AckThrough(device, through, r))
     }
@@ -834,6 +920,10 @@ impl DirectoryStore for SqliteStore {
 
     fn one_time_prekey_count(&self, device: DeviceAddress) -> StoreFuture<u32> {
         self.read(move |c| one_time_count(c, device))
+    }
+
+    fn unregister_device(&self, device: DeviceAddress) -> StoreFuture<Unregistered> {
+        self.submit(|r| Command::Unregister(device, r))
     }
 }
 

@@ -194,7 +194,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
             | ClientFrame::LookupHandle { req, .. }
             | ClientFrame::PublishPrekeys { req, .. }
             | ClientFrame::ClaimPrekeys { req, .. }
-            | ClientFrame::Ping { req } => *req,
+            | ClientFrame::Ping { req }
+            | ClientFrame::Unregister { req }
+            | ClientFrame::AckEnvelopes { req, .. } => *req,
             _ => panic!("not a request"),
         };
         self.send(&f).await;
