@@ -59,6 +59,10 @@ struct Args {
     /// Echo connections for the reference measurement.
     #[arg(long, default_value_t = 100)]
     echo_connections: u32,
+    /// `--durability` of the spawned relay: `full` fsyncs every group commit, `normal`
+    /// survives a relay crash but not a power loss.
+    #[arg(long, default_value = "full")]
+    durability: String,
 }
 
 /// WebSocket settings for every socket of this tool (the relay uses the same read buffer):
@@ -149,7 +153,7 @@ async fn run(args: Args) {
             let mut c = tokio::process::Command::new(bin)
                 .args(["--listen", "127.0.0.1:0", "--database"])
                 .arg(dir.join("relay.db"))
-                .args(["--durability", "full"])
+                .args(["--durability", args.durability.as_str()])
                 .args(["--device-rate", "1e9", "--device-burst", "1e9"])
                 .args(["--ip-rate", "1e9", "--ip-burst", "1e9"])
                 .env("RUST_LOG", "warn")

@@ -1131,6 +1131,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn committed_envelopes_reach_the_database_file_without_a_writer_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        let s = SqliteStore::open(&path, Durability::Full, 10_000).unwrap();
+        let to = dev(1, 1);
+        assert!(s.register_device(to, 1).await.unwrap());
+        let before = std::fs::metadata(&path).unwrap().len();
+        // Far below the writer's own auto-checkpoint threshold: only the checkpoint thread
+        // can copy these pages from the WAL into the database file.
+        for n in 0..200u8 {
+            let mut e = env(n, to);
+            e.body = vec![n; 2048];
+            assert_eq!(s.enqueue(e).await.unwrap(), EnqueueOutcome::Stored);
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::fs::metadata(&path).unwrap().len() < before + 200 * 2048 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the WAL was never checkpointed"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        s.shutdown();
+    }
+
+    #[tokio::test]
     async fn the_same_id_from_two_senders_is_two_envelopes() {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStore::open(&dir.path().join("r.db"), Durability::Normal, 2).unwrap();
