@@ -3,9 +3,10 @@
 //! All writes go through one dedicated writer thread that commits in groups: it takes every
 //! command waiting in its queue (up to [`MAX_BATCH`]), applies them in one transaction, commits
 //! once, and only then answers each caller. Under load one fsync covers hundreds of envelopes;
-//! idle, a lone envelope commits at once. Reads use a small pool of read-only connections,
-//! which WAL lets run beside the writer. The database is unkeyed: it only ever holds ciphertext
-//! and public keys.
+//! idle, a lone envelope commits at once. A separate thread checkpoints the WAL, so copying
+//! pages back into the database file is rarely part of a commit. Reads use a small
+//! pool of read-only connections, which WAL lets run beside the writer. The database is
+//! unkeyed: it only ever holds ciphertext and public keys.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -124,8 +125,9 @@ fn db_err(e: rusqlite::Error) -> StoreError {
 const WRITER_CACHE_KIB: u32 = 64 * 1024;
 
 /// WAL size (pages) at which the writer checkpoints by itself. The checkpoint thread normally
-/// keeps the WAL copied back long before, but under continuous writes the WAL is only reset
-/// by a checkpoint that catches up completely, which this one does (no commit runs during it).
+/// copies the WAL back long before, but under continuous writes the WAL is only reset by a
+/// checkpoint that catches up completely, which this one does (no commit runs during it), and
+/// a long WAL slows every page lookup (one more hash block to search per 4,096 frames).
 const WRITER_AUTOCHECKPOINT_PAGES: u32 = 4096;
 
 /// Least time between two background checkpoints.
