@@ -62,6 +62,11 @@ pub enum RelayError {
 /// delivering at once.
 const BACKLOG_PAGE: usize = 256;
 
+/// Bytes one socket read asks for. tungstenite zero-fills this much before *every* read
+/// (also the ones that find nothing), so its 128 KiB default cost more CPU than everything
+/// else the relay does per envelope; a frame larger than this is simply read in several calls.
+const WS_READ_BUFFER_BYTES: usize = 8 * 1024;
+
 /// Most frames queued for one connection's socket writer (bytes are bounded separately by
 /// `Config::outbound_queue_bytes`).
 const OUTBOUND_FRAMES: usize = 1024;
@@ -207,11 +212,17 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningRelay
     let server = match (&shared.config.tls_cert, &shared.config.tls_key) {
         (Some(cert), Some(key)) => {
             let tls = tls_config(cert, key)?;
-            let server = axum_server::from_tcp_rustls(listener, tls).handle(handle.clone());
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls)
+                .acceptor(axum_server::accept::NoDelayAcceptor);
+            let server = axum_server::from_tcp(listener)
+                .acceptor(acceptor)
+                .handle(handle.clone());
             tokio::spawn(async move { server.serve(make).await.map_err(RelayError::Serve) })
         }
         _ => {
-            let server = axum_server::from_tcp(listener).handle(handle.clone());
+            let server = axum_server::from_tcp(listener)
+                .acceptor(axum_server::accept::NoDelayAcceptor)
+                .handle(handle.clone());
             tokio::spawn(async move { server.serve(make).await.map_err(RelayError::Serve) })
         }
     };
@@ -312,6 +323,7 @@ async fn ws_upgrade(
     let tasks = shared.tasks.clone();
     ws.max_message_size(ws_limit)
         .max_frame_size(ws_limit)
+        .read_buffer_size(WS_READ_BUFFER_BYTES)
         .on_upgrade(move |socket| {
             tasks.track_future(async move { Connection::run(shared, socket, ip).await })
         })

@@ -59,6 +59,17 @@ struct Args {
     /// Echo connections for the reference measurement.
     #[arg(long, default_value_t = 100)]
     echo_connections: u32,
+    /// `--durability` of the spawned relay: `full` fsyncs every group commit, `normal`
+    /// survives a relay crash but not a power loss.
+    #[arg(long, default_value = "full")]
+    durability: String,
+}
+
+/// WebSocket settings for every socket of this tool (the relay uses the same read buffer):
+/// tungstenite zero-fills its whole read buffer (128 KiB by default) before each read, which
+/// would make the generator, not the relay, the bottleneck. Nagle is off on both ends.
+fn ws_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(8 * 1024)
 }
 
 fn now_ns() -> u64 {
@@ -142,7 +153,7 @@ async fn run(args: Args) {
             let mut c = tokio::process::Command::new(bin)
                 .args(["--listen", "127.0.0.1:0", "--database"])
                 .arg(dir.join("relay.db"))
-                .args(["--durability", "full"])
+                .args(["--durability", args.durability.as_str()])
                 .args(["--device-rate", "1e9", "--device-burst", "1e9"])
                 .args(["--ip-rate", "1e9", "--ip-burst", "1e9"])
                 .env("RUST_LOG", "warn")
@@ -291,7 +302,9 @@ async fn device(
     window: usize,
 ) {
     let url = format!("ws://{addr}/v1/ws");
-    let Ok((ws, _)) = tokio_tungstenite::connect_async(url).await else {
+    let Ok((ws, _)) =
+        tokio_tungstenite::connect_async_with_config(url, Some(ws_config()), true).await
+    else {
         stats.errors.fetch_add(1, Ordering::SeqCst);
         return;
     };
@@ -505,7 +518,10 @@ async fn echo_reference(args: &Args) -> (f64, f64, f64) {
     let server = tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             tokio::spawn(async move {
-                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                let _ = tcp.set_nodelay(true);
+                let Ok(mut ws) =
+                    tokio_tungstenite::accept_async_with_config(tcp, Some(ws_config())).await
+                else {
                     return;
                 };
                 while let Some(Ok(m)) = ws.next().await {
@@ -522,7 +538,12 @@ async fn echo_reference(args: &Args) -> (f64, f64, f64) {
         let body = vec![0u8; args.body_bytes];
         clients.push(tokio::spawn(async move {
             let mut lat = Vec::new();
-            let Ok((mut ws, _)) = tokio_tungstenite::connect_async(format!("ws://{addr}/")).await
+            let Ok((mut ws, _)) = tokio_tungstenite::connect_async_with_config(
+                format!("ws://{addr}/"),
+                Some(ws_config()),
+                true,
+            )
+            .await
             else {
                 return lat;
             };

@@ -3,9 +3,10 @@
 //! All writes go through one dedicated writer thread that commits in groups: it takes every
 //! command waiting in its queue (up to [`MAX_BATCH`]), applies them in one transaction, commits
 //! once, and only then answers each caller. Under load one fsync covers hundreds of envelopes;
-//! idle, a lone envelope commits at once. Reads use a small pool of read-only connections,
-//! which WAL lets run beside the writer. The database is unkeyed: it only ever holds ciphertext
-//! and public keys.
+//! idle, a lone envelope commits at once. A separate thread checkpoints the WAL, so copying
+//! pages back into the database file is rarely part of a commit. Reads use a small
+//! pool of read-only connections, which WAL lets run beside the writer. The database is
+//! unkeyed: it only ever holds ciphertext and public keys.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -54,8 +55,6 @@ impl Durability {
         }
     }
 }
-
-type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 
 enum Command {
     Enqueue(
@@ -120,15 +119,40 @@ fn db_err(e: rusqlite::Error) -> StoreError {
     StoreError::Database(e.to_string())
 }
 
+/// Page cache of the writer connection, in KiB. SQLite's 2 MiB default is smaller than the
+/// hot part of the mailbox indexes, so every commit re-read pages from the OS and spilled
+/// dirty pages to the WAL in mid-transaction.
+const WRITER_CACHE_KIB: u32 = 64 * 1024;
+
+/// WAL size (pages) at which the writer checkpoints by itself. The checkpoint thread normally
+/// copies the WAL back long before, but under continuous writes the WAL is only reset by a
+/// checkpoint that catches up completely, which this one does (no commit runs during it), and
+/// a long WAL slows every page lookup (one more hash block to search per 4,096 frames).
+const WRITER_AUTOCHECKPOINT_PAGES: u32 = 4096;
+
+/// Least time between two background checkpoints.
+const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Page cache of each read-only connection, in KiB (backlog reads touch fewer pages).
+const READER_CACHE_KIB: u32 = 16 * 1024;
+
 fn open(path: &Path, durability: Durability, read_only: bool) -> Result<Connection, StoreError> {
     let conn = Connection::open(path).map_err(db_err)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))
         .map_err(db_err)?;
+    let cache_kib = if read_only {
+        READER_CACHE_KIB
+    } else {
+        WRITER_CACHE_KIB
+    };
     conn.execute_batch(&format!(
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous={}; PRAGMA temp_store=MEMORY;",
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous={}; PRAGMA temp_store=MEMORY; \
+         PRAGMA cache_size=-{cache_kib};",
         durability.pragma()
     ))
     .map_err(db_err)?;
+    // Every statement the writer runs stays prepared (transaction control included).
+    conn.set_prepared_statement_cache_capacity(64);
     if read_only {
         conn.execute_batch("PRAGMA query_only=1;").map_err(db_err)?;
     }
@@ -183,6 +207,23 @@ impl SqliteStore {
             queued_total: AtomicU64::new(to_u64(total)),
             closed: AtomicBool::new(false),
         });
+        // Checkpoints (copying the WAL back into the database file, with its fsync) run on
+        // their own thread and connection, beside the writer instead of inside its commits;
+        // the writer's own auto-checkpoint stays as a backstop that bounds the WAL.
+        writer_conn
+            .execute_batch(&format!(
+                "PRAGMA wal_autocheckpoint={WRITER_AUTOCHECKPOINT_PAGES};"
+            ))
+            .map_err(db_err)?;
+        let checkpoint_conn = open(path, durability, false)?;
+        checkpoint_conn
+            .execute_batch("PRAGMA wal_autocheckpoint=0;")
+            .map_err(db_err)?;
+        let (ckpt_tx, ckpt_rx) = mpsc::sync_channel(1);
+        let checkpointer = std::thread::Builder::new()
+            .name("latch-relay-ckpt".into())
+            .spawn(move || checkpoint_loop(&checkpoint_conn, &ckpt_rx))
+            .map_err(|e| StoreError::Database(format!("cannot start checkpoint thread: {e}")))?;
         let (tx, rx) = mpsc::channel();
         let writer_shared = shared.clone();
         let writer = std::thread::Builder::new()
@@ -194,6 +235,7 @@ impl SqliteStore {
                     depth: HashMap::new(),
                     known: HashSet::new(),
                     queue_cap,
+                    checkpoint: Some((ckpt_tx, checkpointer)),
                 }
                 .run(rx)
             })
@@ -276,6 +318,37 @@ struct Writer {
     /// command that deletes its row (both run on this thread).
     known: HashSet<DeviceAddress>,
     queue_cap: u64,
+    /// Wakes the checkpoint thread after commits; dropping the sender stops it.
+    checkpoint: Option<(mpsc::SyncSender<()>, JoinHandle<()>)>,
+}
+
+/// Copy committed WAL frames into the database file, at most once per
+/// [`CHECKPOINT_INTERVAL`], whenever the writer has committed since the last time. `PASSIVE`
+/// never blocks the writer or readers; it stops when the writer's sender is dropped.
+fn checkpoint_loop(conn: &Connection, wake: &mpsc::Receiver<()>) {
+    let mut committed_since = false;
+    loop {
+        if !committed_since && wake.recv().is_err() {
+            return;
+        }
+        if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
+            tracing::warn!(error = %e, "background checkpoint failed");
+        }
+        // Let commits accumulate: one checkpoint (and fsync) covers many of them.
+        committed_since = false;
+        let until = std::time::Instant::now() + CHECKPOINT_INTERVAL;
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match wake.recv_timeout(left) {
+                Ok(()) => committed_since = true,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
 }
 
 impl Writer {
@@ -290,69 +363,100 @@ impl Writer {
                 }
             }
             self.commit_batch(batch);
+            if let Some((tx, _)) = &self.checkpoint {
+                // Full means a checkpoint is already requested: nothing to add.
+                let _ = tx.try_send(());
+            }
+        }
+        if let Some((tx, thread)) = self.checkpoint.take() {
+            drop(tx);
+            let _ = thread.join();
         }
         let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
     }
 
     fn commit_batch(&mut self, batch: Vec<Command>) {
-        let mut replies: Vec<Reply> = Vec::with_capacity(batch.len());
-        let mut committed: Vec<Arc<StoredEnvelope>> = Vec::new();
-        let mut result = self.conn.execute_batch("BEGIN IMMEDIATE").map_err(db_err);
-        let mut commands = batch.into_iter();
-        if result.is_ok() {
-            for cmd in commands.by_ref() {
-                // One savepoint per command: a command that fails is undone alone (its caller
-                // gets the error) and the rest of the group still commits.
-                if let Err(e) = self.conn.execute_batch("SAVEPOINT cmd") {
-                    fail(cmd, &mut replies);
-                    result = Err(db_err(e));
-                    break;
+        // Fast path: the whole group in one plain transaction. A savepoint per command would
+        // cost two statements and a statement journal copy of every page each command
+        // touches; failures are rare, so only a group in which some command fails pays for
+        // isolation: it is rolled back and run again with one savepoint per command, so the
+        // failing command is undone alone and the rest still commits.
+        let mut attempt = self.run_group(&batch, false);
+        if matches!(attempt, Err(GroupError::CommandFailed)) {
+            let _ = self.exec("ROLLBACK");
+            self.reset_caches();
+            attempt = self.run_group(&batch, true);
+        }
+        let attempt = match attempt {
+            Ok(done) => self.exec("COMMIT").map(|()| done),
+            Err(GroupError::Fatal(e)) => Err(e),
+            Err(GroupError::CommandFailed) => Err(rusqlite::Error::InvalidQuery),
+        };
+        match attempt {
+            Ok((results, committed)) => {
+                self.shared.registry.publish(&committed);
+                for (cmd, r) in batch.into_iter().zip(results) {
+                    answer(cmd, r.map_err(StoreError::Database));
                 }
-                let published = committed.len();
-                match self.apply(cmd, &mut committed, &mut replies) {
-                    Ok(()) => {
-                        if let Err(e) = self.conn.execute_batch("RELEASE cmd") {
-                            result = Err(db_err(e));
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "store command failed; undone alone");
-                        committed.truncate(published);
-                        if let Err(e) = self.conn.execute_batch("ROLLBACK TO cmd; RELEASE cmd") {
-                            result = Err(db_err(e));
-                            break;
-                        }
-                        // The caches may have seen the undone command's effects.
-                        self.forget_counts();
-                    }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "mailbox batch failed; rolled back");
+                let _ = self.exec("ROLLBACK");
+                // The caches may hold rolled-back state (depth of undone rows; devices
+                // registered in this batch): drop them, they refill from the database.
+                self.reset_caches();
+                let msg = e.to_string();
+                for cmd in batch {
+                    answer(cmd, Err(StoreError::Database(msg.clone())));
                 }
             }
         }
-        // Not applied (the batch failed): these callers still need an answer.
-        for cmd in commands {
-            fail(cmd, &mut replies);
+    }
+
+    /// Run one prepared statement without parameters (transaction control), cached.
+    fn exec(&self, sql: &str) -> Result<(), rusqlite::Error> {
+        self.conn.prepare_cached(sql)?.execute([]).map(|_| ())
+    }
+
+    /// Apply every command of a group inside one open transaction (left open for the caller
+    /// to commit). Without `isolate`, the first failing command aborts the attempt with
+    /// [`GroupError::CommandFailed`]; with it, each command runs under its own savepoint and
+    /// a failure is recorded as that command's result.
+    fn run_group(&mut self, batch: &[Command], isolate: bool) -> Result<GroupDone, GroupError> {
+        let mut results = Vec::with_capacity(batch.len());
+        let mut committed: Vec<Arc<StoredEnvelope>> = Vec::new();
+        self.exec("BEGIN IMMEDIATE").map_err(GroupError::Fatal)?;
+        for cmd in batch {
+            if isolate {
+                self.exec("SAVEPOINT cmd").map_err(GroupError::Fatal)?;
+            }
+            let published = committed.len();
+            match self.apply(cmd, &mut committed) {
+                Ok(out) => {
+                    if isolate {
+                        self.exec("RELEASE cmd").map_err(GroupError::Fatal)?;
+                    }
+                    results.push(Ok(out));
+                }
+                Err(_) if !isolate => return Err(GroupError::CommandFailed),
+                Err(e) => {
+                    tracing::warn!(error = %e, "store command failed; undone alone");
+                    committed.truncate(published);
+                    self.exec("ROLLBACK TO cmd").map_err(GroupError::Fatal)?;
+                    self.exec("RELEASE cmd").map_err(GroupError::Fatal)?;
+                    // The caches may have seen the undone command's effects.
+                    self.forget_counts();
+                    results.push(Err(e.to_string()));
+                }
+            }
         }
-        let result = match result {
-            Ok(()) => self.conn.execute_batch("COMMIT").map_err(db_err),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "mailbox batch failed; rolled back");
-            let _ = self.conn.execute_batch("ROLLBACK");
-            // The caches may hold rolled-back state (depth of undone rows; devices registered
-            // in this batch): drop them, they refill from the database.
-            self.known.clear();
-            self.forget_counts();
-            committed.clear();
-        }
-        self.shared.registry.publish(&committed);
-        for reply in replies {
-            reply(match &result {
-                Ok(()) => Ok(()),
-                Err(e) => Err(StoreError::Database(e.to_string())),
-            });
-        }
+        Ok((results, committed))
+    }
+
+    /// Forget everything cached from the database (after a rollback).
+    fn reset_caches(&mut self) {
+        self.known.clear();
+        self.forget_counts();
     }
 
     /// Drop cached mailbox depths and recount the total from the database.
@@ -397,22 +501,19 @@ impl Writer {
 
     fn apply(
         &mut self,
-        cmd: Command,
+        cmd: &Command,
         committed: &mut Vec<Arc<StoredEnvelope>>,
-        replies: &mut Vec<Reply>,
-    ) -> Result<(), rusqlite::Error> {
+    ) -> Result<Output, rusqlite::Error> {
         match cmd {
-            Command::Enqueue(env, reply) => {
-                let outcome = self.enqueue(env, committed);
-                defer(replies, reply, outcome)
-            }
-            Command::AckIds(d, ids, reply) => {
+            Command::Enqueue(env, _) => self.enqueue(env, committed).map(Output::Enqueued),
+            Command::AckIds(d, ids, _) => {
+                let d = *d;
                 let mut deleted = 0u64;
                 let r = (|| -> Result<u64, rusqlite::Error> {
                     let mut stmt = self.conn.prepare_cached(
                         "DELETE FROM envelopes WHERE recipient_key = ?1 AND recipient_device = ?2 AND id = ?3",
                     )?;
-                    for id in &ids {
+                    for id in ids {
                         deleted +=
                             stmt.execute(params![&d.identity_key.0[..], d.device_id, &id.0[..]])?
                                 as u64;
@@ -422,15 +523,16 @@ impl Writer {
                 if let Ok(n) = r {
                     self.adjust_depth(d, n);
                 }
-                defer(replies, reply, r)
+                r.map(Output::Count)
             }
-            Command::AckEnvelopes(d, envelopes, reply) => {
+            Command::AckEnvelopes(d, envelopes, _) => {
+                let d = *d;
                 let mut deleted = 0u64;
                 let r = (|| -> Result<u64, rusqlite::Error> {
                     let mut stmt = self.conn.prepare_cached(
                         "DELETE FROM envelopes WHERE recipient_key = ?1 AND recipient_device = ?2 AND sender_key = ?3 AND sender_device = ?4 AND id = ?5",
                     )?;
-                    for (from, id) in &envelopes {
+                    for (from, id) in envelopes {
                         deleted += stmt.execute(params![
                             &d.identity_key.0[..],
                             d.device_id,
@@ -444,31 +546,29 @@ impl Writer {
                 if let Ok(n) = r {
                     self.adjust_depth(d, n);
                 }
-                defer(replies, reply, r)
+                r.map(Output::Count)
             }
-            Command::Unregister(d, reply) => {
-                let r = self.unregister(d);
-                defer(replies, reply, r)
-            }
-            Command::AckThrough(d, through, reply) => {
+            Command::Unregister(d, _) => self.unregister(*d).map(Output::Unregistered),
+            Command::AckThrough(d, through, _) => {
+                let d = *d;
                 let r = self
                     .conn
                     .prepare_cached(
                         "DELETE FROM envelopes WHERE recipient_key = ?1 AND recipient_device = ?2 AND seq <= ?3",
                     )
-                    .and_then(|mut s| s.execute(params![&d.identity_key.0[..], d.device_id, to_i64(through)]))
+                    .and_then(|mut s| s.execute(params![&d.identity_key.0[..], d.device_id, to_i64(*through)]))
                     .map(|n| n as u64);
                 if let Ok(n) = r {
                     self.adjust_depth(d, n);
                 }
-                defer(replies, reply, r)
+                r.map(Output::Count)
             }
-            Command::Purge(now, reply) => {
+            Command::Purge(now, _) => {
                 let r = (|| -> Result<Vec<DeviceAddress>, rusqlite::Error> {
                     let mut stmt = self.conn.prepare_cached(
                         "DELETE FROM envelopes WHERE expires_at <= ?1 RETURNING recipient_key, recipient_device",
                     )?;
-                    let rows = stmt.query_map(params![to_i64(now)], |r| {
+                    let rows = stmt.query_map(params![to_i64(*now)], |r| {
                         Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, u32>(1)?))
                     })?;
                     let mut gone: Vec<DeviceAddress> = Vec::new();
@@ -487,19 +587,19 @@ impl Writer {
                     }
                     gone.len() as u64
                 });
-                defer(replies, reply, r)
+                r.map(Output::Count)
             }
-            Command::Register(d, now, reply) => {
+            Command::Register(d, now, _) => {
                 let r = self
                     .conn
                     .prepare_cached(
                         "INSERT OR IGNORE INTO devices (identity_key, device_id, registered_at) VALUES (?1, ?2, ?3)",
                     )
-                    .and_then(|mut s| s.execute(params![&d.identity_key.0[..], d.device_id, to_i64(now)]))
+                    .and_then(|mut s| s.execute(params![&d.identity_key.0[..], d.device_id, to_i64(*now)]))
                     .map(|n| n == 1);
-                defer(replies, reply, r)
+                r.map(Output::Flag)
             }
-            Command::ClaimHandle(handle, owner, reply) => {
+            Command::ClaimHandle(handle, owner, _) => {
                 let r = (|| -> Result<bool, rusqlite::Error> {
                     let current: Option<Vec<u8>> = self
                         .conn
@@ -522,23 +622,19 @@ impl Writer {
                         }
                     }
                 })();
-                defer(replies, reply, r)
+                r.map(Output::Flag)
             }
-            Command::Publish(d, upload, reply) => {
-                let r = self.publish(d, upload);
-                defer(replies, reply, r)
+            Command::Publish(d, upload, _) => self.publish(*d, upload).map(Output::Count32),
+            Command::Claim(identity, device_id, _) => {
+                self.claim(*identity, *device_id).map(Output::Claimed)
             }
-            Command::Claim(identity, device_id, reply) => {
-                let r = self.claim(identity, device_id);
-                defer(replies, reply, r)
-            }
-            Command::Flush(reply) => defer(replies, reply, Ok(())),
+            Command::Flush(_) => Ok(Output::Done),
         }
     }
 
     fn enqueue(
         &mut self,
-        env: NewEnvelope,
+        env: &NewEnvelope,
         committed: &mut Vec<Arc<StoredEnvelope>>,
     ) -> Result<EnqueueOutcome, rusqlite::Error> {
         let to = env.to;
@@ -593,7 +689,10 @@ impl Writer {
         let seq = to_u64(self.conn.last_insert_rowid());
         self.depth.insert(to, depth + 1);
         self.shared.queued_total.fetch_add(1, Ordering::Relaxed);
-        committed.push(Arc::new(StoredEnvelope { seq, envelope: env }));
+        committed.push(Arc::new(StoredEnvelope {
+            seq,
+            envelope: env.clone(),
+        }));
         Ok(EnqueueOutcome::Stored)
     }
 
@@ -637,7 +736,7 @@ impl Writer {
         })
     }
 
-    fn publish(&mut self, d: DeviceAddress, upload: PrekeyUpload) -> Result<u32, rusqlite::Error> {
+    fn publish(&mut self, d: DeviceAddress, upload: &PrekeyUpload) -> Result<u32, rusqlite::Error> {
         let k = &d.identity_key.0[..];
         for (kind, key) in [(0u8, &upload.signed), (1u8, &upload.last_resort)] {
             if let Some(p) = key {
@@ -714,47 +813,87 @@ impl Writer {
     }
 }
 
-fn defer<T: Send + 'static>(
-    replies: &mut Vec<Reply>,
-    reply: oneshot::Sender<Result<T, StoreError>>,
-    value: Result<T, rusqlite::Error>,
-) -> Result<(), rusqlite::Error> {
-    match value {
-        Ok(v) => {
-            replies.push(Box::new(move |committed: Result<(), StoreError>| {
-                let _ = reply.send(committed.map(|()| v));
+/// What one command produced, held until its group commits.
+enum Output {
+    Enqueued(EnqueueOutcome),
+    Count(u64),
+    Count32(u32),
+    Flag(bool),
+    Claimed(Vec<(PrekeyBundle, u32)>),
+    Unregistered(Unregistered),
+    Done,
+}
+
+/// Answer a command's caller once its group has committed (or failed).
+fn answer(cmd: Command, result: Result<Output, StoreError>) {
+    /// The output of the expected kind; anything else is a bug reported as a store error.
+    fn take<T>(
+        result: Result<Output, StoreError>,
+        pick: impl FnOnce(Output) -> Option<T>,
+    ) -> Result<T, StoreError> {
+        result.and_then(|o| {
+            pick(o).ok_or_else(|| StoreError::Database("internal: mismatched result".into()))
+        })
+    }
+    let r = result;
+    match cmd {
+        Command::Enqueue(_, tx) => {
+            let _ = tx.send(take(r, |o| match o {
+                Output::Enqueued(v) => Some(v),
+                _ => None,
             }));
-            Ok(())
         }
-        Err(e) => {
-            // This command's own failure, whatever happens to the rest of the group.
-            let own = e.to_string();
-            replies.push(Box::new(move |_: Result<(), StoreError>| {
-                let _ = reply.send(Err(StoreError::Database(own)));
+        Command::AckIds(_, _, tx)
+        | Command::AckEnvelopes(_, _, tx)
+        | Command::AckThrough(_, _, tx)
+        | Command::Purge(_, tx) => {
+            let _ = tx.send(take(r, |o| match o {
+                Output::Count(v) => Some(v),
+                _ => None,
             }));
-            Err(e)
+        }
+        Command::Register(_, _, tx) | Command::ClaimHandle(_, _, tx) => {
+            let _ = tx.send(take(r, |o| match o {
+                Output::Flag(v) => Some(v),
+                _ => None,
+            }));
+        }
+        Command::Publish(_, _, tx) => {
+            let _ = tx.send(take(r, |o| match o {
+                Output::Count32(v) => Some(v),
+                _ => None,
+            }));
+        }
+        Command::Claim(_, _, tx) => {
+            let _ = tx.send(take(r, |o| match o {
+                Output::Claimed(v) => Some(v),
+                _ => None,
+            }));
+        }
+        Command::Unregister(_, tx) => {
+            let _ = tx.send(take(r, |o| match o {
+                Output::Unregistered(v) => Some(v),
+                _ => None,
+            }));
+        }
+        Command::Flush(tx) => {
+            let _ = tx.send(take(r, |o| match o {
+                Output::Done => Some(()),
+                _ => None,
+            }));
         }
     }
 }
 
-fn fail(cmd: Command, replies: &mut Vec<Reply>) {
-    fn f<T: Send + 'static>(r: &mut Vec<Reply>, reply: oneshot::Sender<Result<T, StoreError>>) {
-        r.push(Box::new(move |res: Result<(), StoreError>| {
-            let _ = reply.send(Err(res.err().unwrap_or(StoreError::Closed)));
-        }));
-    }
-    match cmd {
-        Command::Enqueue(_, r) => f(replies, r),
-        Command::AckIds(_, _, r)
-        | Command::AckEnvelopes(_, _, r)
-        | Command::AckThrough(_, _, r)
-        | Command::Purge(_, r) => f(replies, r),
-        Command::Unregister(_, r) => f(replies, r),
-        Command::Register(_, _, r) | Command::ClaimHandle(_, _, r) => f(replies, r),
-        Command::Publish(_, _, r) => f(replies, r),
-        Command::Claim(_, _, r) => f(replies, r),
-        Command::Flush(r) => f(replies, r),
-    }
+/// Per-command results of a group, and the envelopes it stored (published after commit).
+type GroupDone = (Vec<Result<Output, String>>, Vec<Arc<StoredEnvelope>>);
+
+/// Why a group attempt stopped.
+enum GroupError {
+    /// A command failed in a fast (unisolated) attempt: redo the group with savepoints.
+    CommandFailed,
+    /// The transaction itself failed: every caller gets the error.
+    Fatal(rusqlite::Error),
 }
 
 fn one_time_count(conn: &Connection, d: DeviceAddress) -> Result<u32, rusqlite::Error> {
@@ -990,6 +1129,32 @@ mod tests {
             .collect();
         assert_eq!(got, vec![4, 6, 7]);
         assert_eq!(s.queued_total(), 3);
+        s.shutdown();
+    }
+
+    #[tokio::test]
+    async fn committed_envelopes_reach_the_database_file_without_a_writer_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        let s = SqliteStore::open(&path, Durability::Full, 10_000).unwrap();
+        let to = dev(1, 1);
+        assert!(s.register_device(to, 1).await.unwrap());
+        let before = std::fs::metadata(&path).unwrap().len();
+        // Far below the writer's own auto-checkpoint threshold: only the checkpoint thread
+        // can copy these pages from the WAL into the database file.
+        for n in 0..200u8 {
+            let mut e = env(n, to);
+            e.body = vec![n; 2048];
+            assert_eq!(s.enqueue(e).await.unwrap(), EnqueueOutcome::Stored);
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::fs::metadata(&path).unwrap().len() < before + 200 * 2048 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the WAL was never checkpointed"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         s.shutdown();
     }
 
