@@ -38,7 +38,7 @@ fn a_changed_identity_key_warns_resets_verification_and_holds_secret_messages() 
     let keyring = OsKeyring::new("app.latch.desktop");
     assert!(load_identity_key(&keyring, &keyring_id, "main").is_ok());
     let deleted = t.latch(&["profile", "delete", "bob"]);
-    assert_eq!(deleted["unregistered"], true);
+    assert_eq!(deleted["unregistered"], true, "{deleted}");
     assert!(!bob_dir.exists(), "the profile's files are gone");
     for result in [
         load_identity_key(&keyring, &keyring_id, "main").map(|_| ()),

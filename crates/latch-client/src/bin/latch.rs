@@ -642,15 +642,21 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Profile(ProfileCommand::Delete { name }) => {
             let engine = Engine::new(profiles.open(&name)?)?;
             engine.start();
+            // Best effort: without the relay, the profile still goes here, and the relay
+            // keeps the device (its mailbox expires after 30 days).
             let unregistered = match wait_online(&engine).await {
-                Ok(()) => engine.unregister().await.is_ok(),
-                Err(_) => false,
+                Ok(()) => engine.unregister().await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
             };
             engine.shutdown().await;
             drop(engine);
             profiles.delete(&name)?;
             print(
-                &json!({ "deleted": name, "unregistered": unregistered }),
+                &json!({
+                    "deleted": name,
+                    "unregistered": unregistered.is_ok(),
+                    "relay_error": unregistered.err(),
+                }),
                 as_json,
             );
             return Ok(());
