@@ -162,6 +162,9 @@ struct Inner {
     sweeper: tokio::sync::Mutex<Option<Sweeper>>,
     /// One release of held messages at a time (each claims prekeys and encrypts).
     releasing: tokio::sync::Mutex<()>,
+    /// The engine's tasks, awaited by [`Engine::shutdown`]: each holds the engine (and so the
+    /// profile's lock) until it ends.
+    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 /// Which way round a contact and thread map to a protocol session address.
@@ -225,6 +228,7 @@ impl Engine {
             shutdown: watch::channel(false).0,
             sweeper: tokio::sync::Mutex::new(Some(sweeper)),
             releasing: tokio::sync::Mutex::new(()),
+            tasks: std::sync::Mutex::new(Vec::new()),
         });
         let engine = Self { inner };
         engine.forward_store_events();
@@ -259,7 +263,7 @@ impl Engine {
         let mut rx = self.inner.profile.store.subscribe();
         let engine = self.clone();
         let mut stop = self.inner.shutdown.subscribe();
-        tokio::spawn(async move {
+        self.spawn(async move {
             loop {
                 tokio::select! {
                     ev = rx.recv() => match ev {
@@ -425,18 +429,37 @@ impl Engine {
     /// Starts the relay connection (reconnecting with back-off) and the outbox pump.
     pub fn start(&self) {
         let engine = self.clone();
-        tokio::spawn(async move { engine.connection_loop().await });
+        self.spawn(async move { engine.connection_loop().await });
         let engine = self.clone();
-        tokio::spawn(async move { engine.outbox_loop().await });
+        self.spawn(async move { engine.outbox_loop().await });
     }
 
-    /// Stops the engine's tasks and the sweeper. Committed work stays committed; the outbox
-    /// resumes on the next start.
+    /// Spawns one of the engine's tasks; [`Engine::shutdown`] waits for it.
+    fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        let handle = tokio::spawn(task);
+        if let Ok(mut tasks) = self.inner.tasks.lock() {
+            tasks.retain(|t| !t.is_finished());
+            tasks.push(handle);
+        }
+    }
+
+    /// Stops the engine's tasks and the sweeper and waits for them, so that once the caller
+    /// drops its last `Engine` the profile is closed (and its lock free). Committed work stays
+    /// committed; the outbox resumes on the next start.
     pub async fn shutdown(&self) {
         let _ = self.inner.shutdown.send(true);
-        *self.inner.relay.write().await = None;
+        if let Some(relay) = self.inner.relay.write().await.take() {
+            relay.close().await;
+        }
         if let Some(s) = self.inner.sweeper.lock().await.take() {
             s.stop().await;
+        }
+        let tasks = match self.inner.tasks.lock() {
+            Ok(mut t) => std::mem::take(&mut *t),
+            Err(_) => Vec::new(),
+        };
+        for task in tasks {
+            let _ = task.await;
         }
     }
 
@@ -1316,7 +1339,7 @@ impl Engine {
         if needs_session {
             // No session with the contact's (new) key yet: start one when the relay answers.
             let engine = self.clone();
-            tokio::spawn(async move { engine.release_all_held().await });
+            self.spawn(async move { engine.release_all_held().await });
         }
         let view = MessageView::from(&view);
         self.inner.outbox_changed.notify_one();
