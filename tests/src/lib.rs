@@ -19,6 +19,9 @@ use std::time::{Duration, Instant};
 /// Xvfb on this 2-core machine takes well under a second; the margin absorbs a loaded CI host.
 const DRIVER_START_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How many times a driver that exits before listening (its ports taken) is started again.
+const DRIVER_START_ATTEMPTS: u32 = 3;
+
 /// How long `tauri-driver` gets to stop WebKitWebDriver and the app before they are killed.
 const DRIVER_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -41,6 +44,9 @@ pub enum HarnessError {
     /// `tauri-driver` did not accept connections in time.
     #[error("tauri-driver did not start within {0:?}; see its log in the artifacts directory")]
     DriverStart(Duration),
+    /// `tauri-driver` exited before it listened (every attempt; e.g. its ports were taken).
+    #[error("tauri-driver exited before listening; see its log in the artifacts directory")]
+    DriverExited,
     /// The app binary has not been built.
     #[error(
         "{0} does not exist: build the app first (`cargo build -p latch-desktop`, as scripts/test does)"
@@ -159,51 +165,65 @@ impl TauriDriver {
         let app = app_binary()?;
         let program =
             std::env::var_os("LATCH_TAURI_DRIVER").unwrap_or_else(|| "tauri-driver".into());
-        let [port, native_port] = free_ports()?;
         let log = artifacts.dir().join("driver.log");
         let out = File::create(&log).map_err(io_error(format!("creating {}", log.display())))?;
-        let err = out
-            .try_clone()
-            .map_err(io_error("duplicating the log handle"))?;
         for sub in ["data", "config", "cache"] {
             fs::create_dir_all(home.join(sub)).map_err(io_error("creating the test home"))?;
         }
-        let child = Command::new(&program)
-            .arg("--port")
-            .arg(port.to_string())
-            .arg("--native-port")
-            .arg(native_port.to_string())
-            .env("XDG_DATA_HOME", home.join("data"))
-            .env("XDG_CONFIG_HOME", home.join("config"))
-            .env("XDG_CACHE_HOME", home.join("cache"))
-            // Its own process group, so teardown reaches WebKitWebDriver and the app too.
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .map_err(io_error(format!(
-                "starting {}",
-                Path::new(&program).display()
-            )))?;
-        let driver = Self {
-            child,
-            port,
-            log,
-            app,
-            home: home.to_path_buf(),
-        };
-        driver.wait_until_ready()?;
-        Ok(driver)
+        // A port found free can be taken by someone else before the driver binds it (other
+        // tests start drivers, apps and relays at the same time); the driver then exits at
+        // once, and a new pair of ports is tried.
+        for _ in 0..DRIVER_START_ATTEMPTS {
+            let [port, native_port] = free_ports()?;
+            let stdout = out
+                .try_clone()
+                .map_err(io_error("duplicating the log handle"))?;
+            let stderr = out
+                .try_clone()
+                .map_err(io_error("duplicating the log handle"))?;
+            let child = Command::new(&program)
+                .arg("--port")
+                .arg(port.to_string())
+                .arg("--native-port")
+                .arg(native_port.to_string())
+                .env("XDG_DATA_HOME", home.join("data"))
+                .env("XDG_CONFIG_HOME", home.join("config"))
+                .env("XDG_CACHE_HOME", home.join("cache"))
+                // Its own process group, so teardown reaches WebKitWebDriver and the app too.
+                .process_group(0)
+                .stdin(Stdio::null())
+                .stdout(stdout)
+                .stderr(stderr)
+                .spawn()
+                .map_err(io_error(format!(
+                    "starting {}",
+                    Path::new(&program).display()
+                )))?;
+            let mut driver = Self {
+                child,
+                port,
+                log: log.clone(),
+                app: app.clone(),
+                home: home.to_path_buf(),
+            };
+            match driver.wait_until_ready() {
+                Err(HarnessError::DriverExited) => continue,
+                result => return result.map(|()| driver),
+            }
+        }
+        Err(HarnessError::DriverExited)
     }
 
     /// Ready means WebDriver's `/status` answers through `tauri-driver`, which proxies it to
     /// WebKitWebDriver: `tauri-driver` listens before the native driver it starts does.
-    fn wait_until_ready(&self) -> Result<(), HarnessError> {
+    fn wait_until_ready(&mut self) -> Result<(), HarnessError> {
         let deadline = Instant::now() + DRIVER_START_TIMEOUT;
         while Instant::now() < deadline {
             if webdriver::is_ready(self.port) {
                 return Ok(());
+            }
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return Err(HarnessError::DriverExited);
             }
             thread::sleep(POLL_INTERVAL);
         }
