@@ -167,19 +167,20 @@ struct Inner {
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
-/// Which way round a contact and thread map to a protocol session address.
-fn session_address(contact: &Contact, thread: ThreadTag) -> String {
+/// The protocol session address of a contact's thread: the contact address for the standard
+/// chat, `address#tag` for a secret one.
+fn session_address(contact_address: &str, thread: ThreadTag) -> String {
     if thread.is_standard() {
-        contact.address.clone()
+        contact_address.to_owned()
     } else {
-        format!("{}#{}", contact.address, hex::encode(thread.0))
+        format!("{contact_address}#{}", hex::encode(thread.0))
     }
 }
 
-/// The relay key (Ed25519) of a stored protocol identity key.
+/// The relay key (Ed25519) of a contact. The stored identity was verified when it arrived, so
+/// its certificate is not checked again: this runs for every contact on every envelope.
 fn relay_key(contact: &Contact) -> Result<[u8; 32], StoreError> {
-    IdentityKey::from_bytes(&contact.identity_key)
-        .map(|k| k.signing_key_bytes())
+    latch_protocol::identity::signing_key_of(&contact.identity_key)
         .map_err(|_| StoreError::BadValue("contacts.identity_key"))
 }
 
@@ -663,12 +664,8 @@ impl Engine {
             if !tx.mark_envelope_seen(&from, &env.id.0, now)? {
                 return Ok(Received::Duplicate);
             }
-            let session_addr = if sealed.thread.is_standard() {
-                address.clone()
-            } else {
-                format!("{address}#{}", hex::encode(sealed.thread.0))
-            };
-            let protocol_address = ProtocolAddress::new(session_addr, env.from.device_id);
+            let protocol_address =
+                ProtocolAddress::new(session_address(&address, sealed.thread), env.from.device_id);
             let mut store = TxProtocolStore::new(tx, &identity, now);
             // A failed decrypt writes nothing; only the seen id commits.
             let plaintext = match session::decrypt(
@@ -886,7 +883,7 @@ impl Engine {
         now: UnixMillis,
     ) -> Result<bool, StoreError> {
         let thread = thread_of(tx, conv)?;
-        let address = session_address(contact, thread);
+        let address = session_address(&contact.address, thread);
         let devices = tx.session_devices(&address)?;
         if devices.is_empty() {
             return Ok(false);
@@ -1095,7 +1092,7 @@ impl Engine {
                 });
             }
             let c = tx.contact(id)?.ok_or(StoreError::NotFound("contact"))?;
-            let address = ProtocolAddress::new(session_address(&c, thread), b.device_id);
+            let address = ProtocolAddress::new(session_address(&c.address, thread), b.device_id);
             let mut store = TxProtocolStore::new(tx, identity, now);
             if let Err(e) =
                 session::process_prekey_bundle(&mut store, &address, &bundle, &mut OsRng)
@@ -1380,7 +1377,7 @@ impl Engine {
             return Ok(());
         }
         let thread = self.write(|tx| thread_of(tx, conv))?;
-        let address = session_address(&contact, thread);
+        let address = session_address(&contact.address, thread);
         if self.write(|tx| tx.session_devices(&address))?.is_empty() {
             let relay = self.current_relay().await?;
             let key = relay_key(&contact)?;
@@ -1847,7 +1844,7 @@ fn forget_secret_sessions(tx: &Tx<'_>, contact: &Contact) -> Result<(), StoreErr
         if conv.contact_id == contact.id
             && let Some(tag) = tx.secret_thread(conv.id)?
         {
-            tx.delete_sessions(&session_address(contact, ThreadTag(tag)), None)?;
+            tx.delete_sessions(&session_address(&contact.address, ThreadTag(tag)), None)?;
         }
     }
     Ok(())

@@ -114,6 +114,16 @@ impl IdentityKey {
     }
 }
 
+/// The Ed25519 key (the relay address) inside an encoded identity key, without checking the
+/// certificate: only for identities verified when they were first stored (an app's contacts),
+/// where matching a sender against every contact must not cost a signature check each.
+///
+/// # Errors
+/// [`DecodeError`] if the bytes are not an encoded identity key.
+pub fn signing_key_of(encoded: &[u8]) -> Result<[u8; 32], DecodeError> {
+    Ok(IdentityKey::decode_unverified(encoded)?.signing_key_bytes())
+}
+
 impl fmt::Debug for IdentityKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.signing.as_bytes();
