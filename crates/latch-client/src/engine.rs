@@ -1211,6 +1211,7 @@ impl Engine {
                         .setting(&timer_setter_key(conv.id))?
                         .map(|who| who == TIMER_SET_BY_ME),
                     unread: tx.unread_messages(conv.id)?.len(),
+                    key_change_pending: tx.key_change_pending(contact.id)?,
                     last_message: tx
                         .conversation_page(conv.id, None, 1)?
                         .first()
@@ -1606,6 +1607,36 @@ impl Engine {
             self.write(|tx| tx.set_verified(contact, &sn.remote_key, true))?;
         }
         Ok(matches)
+    }
+
+    /// Marks a contact verified after the user compared the 60 digits (or clears it). Like a
+    /// scan, it binds to the key the number was computed for.
+    ///
+    /// # Errors
+    /// `NotFound`, or a store error if the key changed in between.
+    pub fn set_verified(&self, contact: ContactId, verified: bool) -> Result<(), ClientError> {
+        let sn = self.safety_number(contact)?;
+        self.write(|tx| tx.set_verified(contact, &sn.remote_key, verified))?;
+        Ok(())
+    }
+
+    /// Whether the contact's identity key changed and the user has not accepted it yet.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn key_change_pending(&self, contact: ContactId) -> Result<bool, ClientError> {
+        Ok(self.write(|tx| tx.key_change_pending(contact))?)
+    }
+
+    /// One conversation as the list shows it.
+    ///
+    /// # Errors
+    /// `NotFound`, or a database error.
+    pub fn conversation(&self, id: ConversationId) -> Result<ConversationView, ClientError> {
+        self.conversations()?
+            .into_iter()
+            .find(|c| c.id == id.0)
+            .ok_or(ClientError::NotFound("conversation"))
     }
 
     /// Reads the QR codes in an image (screenshot, photo, pasted file) and verifies the

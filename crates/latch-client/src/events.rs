@@ -101,6 +101,8 @@ pub struct ConversationView {
     pub timer_set_by_me: Option<bool>,
     /// Unread incoming messages.
     pub unread: usize,
+    /// Whether the contact's key changed and the user has not accepted the new one yet.
+    pub key_change_pending: bool,
     /// The newest message, if any.
     pub last_message: Option<MessageView>,
 }

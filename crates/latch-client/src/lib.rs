@@ -13,4 +13,4 @@ pub mod wire;
 
 pub use engine::{ClientError, Engine, ReceiveError, SafetyNumber, TIMER_PRESETS, TIMER_RANGE};
 pub use events::{ConnectionState, ConversationView, Event, MessageView};
-pub use profile::{OpenProfile, ProfileError, ProfileInfo, Profiles};
+pub use profile::{OpenProfile, ProfileError, ProfileInfo, Profiles, Protection};

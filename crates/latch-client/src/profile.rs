@@ -15,14 +15,31 @@ use std::path::{Path, PathBuf};
 use latch_protocol::{IdentityKeyPair, KemPreKeyRecord, OneTimePreKeyRecord, SignedPreKeyRecord};
 use latch_store::keystore::{KeyName, load_identity_key, store_identity_key};
 use latch_store::{
-    KeyStore, KeyStoreError, OpenError, PreKeyKind, Profile, ProfileId, SecretBytes, Store,
-    StoreError, StoreOptions, UnixMillis,
+    KdfParams, KeyStore, KeyStoreError, OpenError, PassphraseError, PreKeyKind, Profile, ProfileId,
+    SecretBytes, Store, StoreError, StoreOptions, UnixMillis,
 };
 use rand_core::OsRng;
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
 /// The label of the identity key in the keyring.
 const IDENTITY_LABEL: &str = "main";
+
+/// The keyring service under which every profile's entries are filed. The CLI and the
+/// desktop app share it, so they share profiles.
+pub const KEYRING_SERVICE: &str = "app.latch.desktop";
+
+/// The relay a new profile uses unless told otherwise: the local one `scripts/run` starts.
+pub const DEFAULT_RELAY: &str = "ws://127.0.0.1:7878";
+
+/// Where profiles live unless the user says otherwise (`LATCH_HOME`, `--home`):
+/// `$XDG_DATA_HOME/latch`, else `~/.local/share/latch`. `None` without either variable.
+pub fn default_home() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(d).join("latch"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/latch"))
+}
 
 /// This device's number. Linked devices will get others.
 pub const PRIMARY_DEVICE_ID: u32 = 1;
@@ -33,6 +50,9 @@ pub const ONE_TIME_PREKEY_BATCH: u32 = 50;
 /// Settings keys.
 pub(crate) const SETTING_RELAY_URL: &str = "relay_url";
 pub(crate) const SETTING_NEXT_PREKEY_ID: &str = "next_prekey_id";
+/// Where a passphrase-protected profile keeps its identity key: inside the encrypted
+/// database, whose own key is wrapped under the passphrase. Keyring profiles never set it.
+const SETTING_IDENTITY_KEY: &str = "identity_key";
 
 /// What can go wrong with profiles.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +82,13 @@ pub enum ProfileError {
     /// The identity key in the keyring is not a Latch identity.
     #[error("the identity key in the keyring is malformed")]
     BadIdentity,
+    /// The profile is protected by a passphrase; open it with
+    /// [`Profiles::open_with_passphrase`].
+    #[error("profile {0:?} is protected by a passphrase")]
+    NeedsPassphrase(String),
+    /// The passphrase does not open this profile.
+    #[error("wrong passphrase")]
+    WrongPassphrase,
     /// `profile.json` is unreadable.
     #[error("profile.json is unreadable: {0}")]
     BadInfo(String),
@@ -79,6 +106,28 @@ pub struct ProfileInfo {
     pub keyring_id: String,
     /// The relay it registers with.
     pub relay_url: String,
+    /// Where its keys are kept (profiles from before passphrases existed used the keyring).
+    #[serde(default)]
+    pub protection: Protection,
+}
+
+/// Where a profile's keys are kept.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protection {
+    /// The identity key and the database key are in the OS keyring; opening needs nothing
+    /// from the user.
+    #[default]
+    Keyring,
+    /// The database key is wrapped under an Argon2id passphrase and the identity key is
+    /// inside the encrypted database: for machines without a keyring, or as an app lock.
+    Passphrase,
+}
+
+/// The secret that protects a profile being created or opened.
+enum Unlock<'a> {
+    Keyring,
+    Passphrase(&'a str),
 }
 
 /// All profiles under one home directory.
@@ -176,6 +225,29 @@ impl Profiles {
     /// [`ProfileError::Exists`], a keyring error (no keyring: the message says so), or a
     /// database error.
     pub fn create(&self, name: &str, relay_url: &str) -> Result<OpenProfile, ProfileError> {
+        self.create_protected(name, relay_url, Unlock::Keyring)
+    }
+
+    /// Creates a profile that needs no keyring: its database key is wrapped under
+    /// `passphrase` (Argon2id) and its identity key is kept inside the encrypted database.
+    ///
+    /// # Errors
+    /// As [`Profiles::create`]; an empty passphrase is refused.
+    pub fn create_with_passphrase(
+        &self,
+        name: &str,
+        relay_url: &str,
+        passphrase: &str,
+    ) -> Result<OpenProfile, ProfileError> {
+        self.create_protected(name, relay_url, Unlock::Passphrase(passphrase))
+    }
+
+    fn create_protected(
+        &self,
+        name: &str,
+        relay_url: &str,
+        unlock: Unlock<'_>,
+    ) -> Result<OpenProfile, ProfileError> {
         let dir = self.dir(name)?;
         if dir.exists() {
             return Err(ProfileError::Exists(name.to_owned()));
@@ -186,8 +258,12 @@ impl Profiles {
             name: name.to_owned(),
             keyring_id: format!("{name}-{}", hex::encode(suffix)),
             relay_url: relay_url.to_owned(),
+            protection: match unlock {
+                Unlock::Keyring => Protection::Keyring,
+                Unlock::Passphrase(_) => Protection::Passphrase,
+            },
         };
-        let result = self.create_in(&dir, &info);
+        let result = self.create_in(&dir, &info, &unlock);
         if result.is_err() {
             let _ = self.forget_keys(&info);
             let _ = fs::remove_dir_all(&dir);
@@ -195,25 +271,45 @@ impl Profiles {
         result
     }
 
-    fn create_in(&self, dir: &Path, info: &ProfileInfo) -> Result<OpenProfile, ProfileError> {
+    fn create_in(
+        &self,
+        dir: &Path,
+        info: &ProfileInfo,
+        unlock: &Unlock<'_>,
+    ) -> Result<OpenProfile, ProfileError> {
         fs::create_dir_all(dir)?;
         let lock = lock(dir, &info.name)?;
         let keyring_id = ProfileId::new(&info.keyring_id)?;
         let identity = IdentityKeyPair::generate(&mut OsRng);
-        store_identity_key(
-            self.keys.as_ref(),
-            &keyring_id,
-            IDENTITY_LABEL,
-            &SecretBytes::new(identity.to_secret_bytes().expose().to_vec()),
-        )?;
-        let store = Store::create_with_keyring(
-            &dir.join("db"),
-            &keyring_id,
-            self.keys.as_ref(),
-            &StoreOptions::default(),
-        )?;
+        let identity_secret = SecretBytes::new(identity.to_secret_bytes().expose().to_vec());
+        let store = match unlock {
+            Unlock::Keyring => {
+                store_identity_key(
+                    self.keys.as_ref(),
+                    &keyring_id,
+                    IDENTITY_LABEL,
+                    &identity_secret,
+                )?;
+                Store::create_with_keyring(
+                    &dir.join("db"),
+                    &keyring_id,
+                    self.keys.as_ref(),
+                    &StoreOptions::default(),
+                )?
+            }
+            Unlock::Passphrase(passphrase) => Store::create_with_passphrase(
+                &dir.join("db"),
+                passphrase,
+                KdfParams::default(),
+                &StoreOptions::default(),
+            )?,
+        };
         let now = now_ms();
         store.write(|tx| {
+            if let Unlock::Passphrase(_) = unlock {
+                let hex = Zeroizing::new(hex::encode(identity_secret.expose()));
+                tx.set_setting(SETTING_IDENTITY_KEY, &hex)?;
+            }
             tx.set_profile(&Profile {
                 device_id: PRIMARY_DEVICE_ID,
                 handle: None,
@@ -257,6 +353,9 @@ impl Profiles {
     pub fn open(&self, name: &str) -> Result<OpenProfile, ProfileError> {
         let dir = self.dir(name)?;
         let info = read_info(&dir, name)?;
+        if info.protection == Protection::Passphrase {
+            return Err(ProfileError::NeedsPassphrase(name.to_owned()));
+        }
         let lock = lock(&dir, name)?;
         let keyring_id = ProfileId::new(&info.keyring_id)?;
         let secret = load_identity_key(self.keys.as_ref(), &keyring_id, IDENTITY_LABEL)?;
@@ -274,6 +373,54 @@ impl Profiles {
             identity,
             _lock: lock,
         })
+    }
+
+    /// Opens a passphrase-protected profile. Expired messages are deleted before it returns.
+    ///
+    /// # Errors
+    /// [`ProfileError::WrongPassphrase`], [`ProfileError::NotFound`],
+    /// [`ProfileError::InUse`], or a database error.
+    pub fn open_with_passphrase(
+        &self,
+        name: &str,
+        passphrase: &str,
+    ) -> Result<OpenProfile, ProfileError> {
+        let dir = self.dir(name)?;
+        let info = read_info(&dir, name)?;
+        let lock = lock(&dir, name)?;
+        let store = match Store::open_with_passphrase(
+            &dir.join("db"),
+            passphrase,
+            &StoreOptions::default(),
+        ) {
+            Ok(store) => store,
+            Err(OpenError::Passphrase(
+                PassphraseError::WrongPassphrase | PassphraseError::EmptyPassphrase,
+            )) => return Err(ProfileError::WrongPassphrase),
+            Err(e) => return Err(e.into()),
+        };
+        let hex = store
+            .write(|tx| tx.setting(SETTING_IDENTITY_KEY))?
+            .map(Zeroizing::new)
+            .ok_or(ProfileError::BadIdentity)?;
+        let secret =
+            Zeroizing::new(hex::decode(hex.as_str()).map_err(|_| ProfileError::BadIdentity)?);
+        let identity =
+            IdentityKeyPair::from_secret_bytes(&secret).map_err(|_| ProfileError::BadIdentity)?;
+        Ok(OpenProfile {
+            info,
+            store,
+            identity,
+            _lock: lock,
+        })
+    }
+
+    /// The description of profile `name` (its relay and how it is protected).
+    ///
+    /// # Errors
+    /// [`ProfileError::NotFound`] or an unreadable `profile.json`.
+    pub fn info(&self, name: &str) -> Result<ProfileInfo, ProfileError> {
+        read_info(&self.dir(name)?, name)
     }
 
     /// Deletes a profile: its keyring entries first (without them the files are unreadable),
@@ -361,4 +508,63 @@ pub(crate) fn generate_one_time_prekeys(
         &first.saturating_add(ONE_TIME_PREKEY_BATCH).to_string(),
     )?;
     Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use latch_store::MemoryKeyStore;
+
+    use super::*;
+
+    const RELAY: &str = "ws://127.0.0.1:7878";
+
+    fn profiles(home: &Path) -> Profiles {
+        Profiles::new(home, Box::new(MemoryKeyStore::new()))
+    }
+
+    #[test]
+    fn a_passphrase_profile_needs_no_keyring_and_opens_only_with_its_passphrase() {
+        let home = tempfile::tempdir().unwrap();
+        // A key store that holds nothing: a passphrase profile must not touch it.
+        let profiles = profiles(home.path());
+        let created = profiles
+            .create_with_passphrase("ada", RELAY, "correct horse")
+            .unwrap();
+        let identity = created.identity.public().to_bytes();
+        drop(created);
+
+        assert_eq!(
+            profiles.info("ada").unwrap().protection,
+            Protection::Passphrase
+        );
+        assert!(matches!(
+            profiles.open("ada"),
+            Err(ProfileError::NeedsPassphrase(_))
+        ));
+        assert!(matches!(
+            profiles.open_with_passphrase("ada", "wrong horse"),
+            Err(ProfileError::WrongPassphrase)
+        ));
+        let opened = profiles
+            .open_with_passphrase("ada", "correct horse")
+            .unwrap();
+        assert_eq!(opened.identity.public().to_bytes(), identity);
+    }
+
+    #[test]
+    fn a_keyring_profile_says_so_and_older_profile_files_default_to_the_keyring() {
+        let home = tempfile::tempdir().unwrap();
+        let profiles = profiles(home.path());
+        drop(profiles.create("bob", RELAY).unwrap());
+        assert_eq!(
+            profiles.info("bob").unwrap().protection,
+            Protection::Keyring
+        );
+
+        let old: ProfileInfo = serde_json::from_str(
+            r#"{"name":"old","keyring_id":"old-0011","relay_url":"ws://127.0.0.1:7878"}"#,
+        )
+        .unwrap();
+        assert_eq!(old.protection, Protection::Keyring);
+    }
 }

@@ -9,10 +9,12 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use latch_protocol::IdentityKeyPair;
 use latch_relay::api::{
-    self, ClientFrame, DeliveredEnvelope, DeviceAddress, ErrorCode, IdentityKey, Response,
-    ServerFrame,
+    self, ClientFrame, DeliveredEnvelope, DeviceAddress, IdentityKey, Response, ServerFrame,
 };
 use tokio::sync::{Mutex, mpsc, oneshot};
+
+/// Why the relay refused a request, as the relay's wire types name it.
+pub use latch_relay::api::ErrorCode;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 /// How long a connection attempt, the handshake, or one request may take.

@@ -15,11 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt;
 
-/// The keyring service every Latch profile's entries live under.
-const KEYRING_SERVICE: &str = "app.latch.desktop";
-
-/// The relay a new profile uses unless told otherwise (the one `scripts/run` starts).
-const DEFAULT_RELAY: &str = "ws://127.0.0.1:7878";
+use latch_client::profile::DEFAULT_RELAY;
 
 /// How long a one-shot command waits for the relay and for its outbox to empty.
 const WAIT: Duration = Duration::from_secs(15);
@@ -452,14 +448,8 @@ fn print(value: &Value, as_json: bool) {
 }
 
 fn home(cli_home: Option<PathBuf>) -> Result<PathBuf, CliError> {
-    if let Some(h) = cli_home {
-        return Ok(h);
-    }
-    if let Some(d) = std::env::var_os("XDG_DATA_HOME") {
-        return Ok(PathBuf::from(d).join("latch"));
-    }
-    std::env::var_os("HOME")
-        .map(|h| PathBuf::from(h).join(".local/share/latch"))
+    cli_home
+        .or_else(latch_client::profile::default_home)
         .ok_or_else(|| CliError::Usage("set --home, LATCH_HOME or HOME".into()))
 }
 
@@ -620,7 +610,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         );
         return Ok(());
     }
-    let profiles = Profiles::new(&home(cli.home)?, Box::new(OsKeyring::new(KEYRING_SERVICE)));
+    let profiles = Profiles::new(
+        &home(cli.home)?,
+        Box::new(OsKeyring::new(latch_client::profile::KEYRING_SERVICE)),
+    );
     let profile_name = || {
         cli.profile.clone().ok_or_else(|| {
             CliError::Usage("choose a profile with --profile or LATCH_PROFILE".into())
