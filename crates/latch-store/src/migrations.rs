@@ -10,6 +10,7 @@ use rusqlite::Connection;
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_initial.sql"),
     include_str!("../migrations/0002_delivery.sql"),
+    include_str!("../migrations/0003_lookup_indexes.sql"),
 ];
 
 /// The schema version this build writes and understands.
@@ -98,6 +99,7 @@ mod tests {
     const SNAPSHOTS: &[&str] = &[
         include_str!("../migrations/snapshots/0001.sql"),
         include_str!("../migrations/snapshots/0002.sql"),
+        include_str!("../migrations/snapshots/0003.sql"),
     ];
 
     fn schema_at(version: usize) -> String {
@@ -136,6 +138,33 @@ mod tests {
                 &actual, expected,
                 "schema version {version} differs from its snapshot: add a migration instead \
                  of editing a released one"
+            );
+        }
+    }
+
+    /// The conversation list asks every conversation for its unread and its held messages;
+    /// both lookups must use their partial index, not walk the whole history.
+    #[test]
+    fn unread_and_pending_lookups_use_their_partial_indexes() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        for (cond, index) in [
+            ("direction = 0 AND status = 5", "messages_unread"),
+            ("direction = 1 AND status = 0", "messages_pending"),
+        ] {
+            let sql = format!(
+                "EXPLAIN QUERY PLAN SELECT id FROM messages \
+                 WHERE conversation_id = ?1 AND {cond} ORDER BY sent_at, id LIMIT 10"
+            );
+            let mut stmt = conn.prepare(&sql).unwrap();
+            let plan: Vec<String> = stmt
+                .query_map([1], |r| r.get::<_, String>(3))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            assert!(
+                plan.iter().any(|step| step.contains(index)),
+                "{cond}: {plan:?}"
             );
         }
     }
