@@ -1,0 +1,248 @@
+//! Desktop integration: notifications, the tray icon with the unread count, a single
+//! instance per data directory, the remembered window size, and the system browser.
+
+pub(crate) mod instance;
+pub(crate) mod notify;
+pub(crate) mod window_state;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use latch_client::{Engine, Event};
+use tauri::menu::{Menu, MenuItem};
+use tauri::tray::{TrayIcon, TrayIconBuilder};
+use tauri::{AppHandle, Manager, Wry};
+use tokio::sync::broadcast::error::RecvError;
+
+use notify::{Notice, Notifier};
+
+/// The label of the app's one window.
+pub(crate) const MAIN_WINDOW: &str = "main";
+
+/// Desktop integration state, managed by Tauri.
+#[derive(Clone)]
+pub(crate) struct Desktop {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    app: AppHandle<Wry>,
+    notifier: Notifier,
+    /// The conversation on screen in a focused window.
+    active: Mutex<Option<i64>>,
+    tray: Mutex<Option<TrayIcon<Wry>>>,
+    watching: AtomicBool,
+}
+
+impl Desktop {
+    /// Sets up the tray icon and the notification sender.
+    pub(crate) fn new(app: &AppHandle<Wry>) -> Self {
+        let tray = build_tray(app).ok();
+        Self {
+            inner: Arc::new(Inner {
+                app: app.clone(),
+                notifier: Notifier::start(),
+                active: Mutex::new(None),
+                tray: Mutex::new(tray),
+                watching: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Follows the engine's events for notifications and the unread count (once).
+    pub(crate) fn watch(&self, engine: &Engine) {
+        if self.inner.watching.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let mut events = engine.subscribe();
+        let engine = engine.clone();
+        let desktop = self.clone();
+        tauri::async_runtime::spawn(async move {
+            desktop.refresh_unread(&engine).await;
+            loop {
+                match events.recv().await {
+                    Ok(event) => desktop.on_event(&engine, event).await,
+                    Err(RecvError::Lagged(_)) => desktop.refresh_unread(&engine).await,
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        });
+    }
+
+    async fn on_event(&self, engine: &Engine, event: Event) {
+        match event {
+            Event::Message { message } if message.direction == "incoming" => {
+                let active = *self
+                    .inner
+                    .active
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if active != Some(message.conversation_id) {
+                    let e = engine.clone();
+                    let conversation = message.conversation_id;
+                    let found = tauri::async_runtime::spawn_blocking(move || {
+                        e.conversation(latch_store::ConversationId(conversation))
+                    })
+                    .await;
+                    if let Ok(Ok(view)) = found {
+                        self.inner.notifier.show(
+                            conversation,
+                            message.id,
+                            Notice::for_message(&view, &message),
+                        );
+                    }
+                }
+                self.refresh_unread(engine).await;
+            }
+            Event::MessagesExpired { message_ids, .. } => {
+                self.inner.notifier.withdraw(message_ids);
+                self.refresh_unread(engine).await;
+            }
+            Event::MessageUpdated { message } if message.deleted => {
+                self.inner.notifier.withdraw(vec![message.id]);
+                self.refresh_unread(engine).await;
+            }
+            Event::ConversationStarted { .. } | Event::Synced => {
+                self.refresh_unread(engine).await;
+            }
+            _ => {}
+        }
+    }
+
+    /// The user opened `conversation`: its notifications have done their job.
+    pub(crate) fn conversation_read(&self, conversation: i64) {
+        self.inner.notifier.withdraw_conversation(conversation);
+        if let Ok(engine) = self
+            .inner
+            .app
+            .state::<crate::session::SharedLatch>()
+            .engine()
+        {
+            let desktop = self.clone();
+            tauri::async_runtime::spawn(async move { desktop.refresh_unread(&engine).await });
+        }
+    }
+
+    /// Which conversation is on screen in a focused window (`None`: none).
+    pub(crate) fn set_active(&self, conversation: Option<i64>) {
+        *self
+            .inner
+            .active
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = conversation;
+        if let Some(c) = conversation {
+            self.inner.notifier.withdraw_conversation(c);
+        }
+    }
+
+    /// Withdraws every notification before the app exits (they would point at nothing).
+    pub(crate) fn before_exit(&self) {
+        self.inner.notifier.withdraw_all_and_wait();
+    }
+
+    async fn refresh_unread(&self, engine: &Engine) {
+        let e = engine.clone();
+        let total = tauri::async_runtime::spawn_blocking(move || {
+            e.conversations()
+                .map(|list| list.iter().map(|c| c.unread).sum::<usize>())
+        })
+        .await;
+        if let Ok(Ok(total)) = total {
+            self.show_unread(total);
+        }
+    }
+
+    fn show_unread(&self, total: usize) {
+        let label = unread_label(total);
+        if let Some(tray) = self
+            .inner
+            .tray
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            let _ = tray.set_tooltip(Some(&label));
+            let _ = tray.set_title((total > 0).then(|| total.to_string()));
+        }
+        if let Some(window) = self.inner.app.get_webview_window(MAIN_WINDOW) {
+            let title = if total > 0 {
+                format!("Latch ({total})")
+            } else {
+                "Latch".to_owned()
+            };
+            let _ = window.set_title(&title);
+        }
+    }
+}
+
+/// The tray's tooltip for `total` unread messages.
+pub(crate) fn unread_label(total: usize) -> String {
+    match total {
+        0 => "Latch: no unread messages".to_owned(),
+        1 => "Latch: 1 unread message".to_owned(),
+        n => format!("Latch: {n} unread messages"),
+    }
+}
+
+fn build_tray(app: &AppHandle<Wry>) -> tauri::Result<TrayIcon<Wry>> {
+    let show = MenuItem::with_id(app, "show", "Show Latch", true, None::<&str>)?;
+    let quit = MenuItem::with_id(app, "quit", "Quit Latch", true, None::<&str>)?;
+    let menu = Menu::with_items(app, &[&show, &quit])?;
+    let mut builder = TrayIconBuilder::with_id("latch")
+        .tooltip(unread_label(0))
+        .menu(&menu)
+        .on_menu_event(|app, event| match event.id.as_ref() {
+            "show" => show_main_window(app),
+            "quit" => app.exit(0),
+            _ => {}
+        });
+    if let Some(icon) = app.default_window_icon() {
+        builder = builder.icon(icon.clone());
+    }
+    builder.build(app)
+}
+
+/// Brings the main window to the front (tray menu, second launch).
+pub(crate) fn show_main_window(app: &AppHandle<Wry>) {
+    if let Some(window) = app.get_webview_window(MAIN_WINDOW) {
+        let _ = window.unminimize();
+        let _ = window.show();
+        let _ = window.set_focus();
+    }
+}
+
+/// Opens a checked http(s) link in the user's browser.
+pub(crate) fn open_in_browser(url: &str) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    let mut command = std::process::Command::new("xdg-open");
+    #[cfg(target_os = "macos")]
+    let mut command = std::process::Command::new("open");
+    #[cfg(target_os = "windows")]
+    let mut command = {
+        let mut c = std::process::Command::new("rundll32");
+        c.arg("url.dll,FileProtocolHandler");
+        c
+    };
+    command
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map(|mut child| {
+            // Reaped in the background so no zombie stays behind.
+            std::thread::spawn(move || child.wait());
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_unread_label_counts_in_words() {
+        assert_eq!(unread_label(0), "Latch: no unread messages");
+        assert_eq!(unread_label(1), "Latch: 1 unread message");
+        assert_eq!(unread_label(12), "Latch: 12 unread messages");
+    }
+}
