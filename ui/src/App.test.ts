@@ -1,8 +1,12 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { cleanup, fireEvent, render, screen } from "@testing-library/svelte";
-import { clearMocks, mockIPC } from "@tauri-apps/api/mocks";
+import { clearMocks } from "@tauri-apps/api/mocks";
 import App from "./App.svelte";
 import { COMMAND_TIMEOUT_MS } from "./lib/api";
+import { FakeCore, ME } from "./test/fakeCore";
+import { withViewportHeight } from "./test/layout";
+
+withViewportHeight();
 
 afterEach(() => {
   cleanup();
@@ -10,66 +14,58 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-describe("storage check", () => {
-  it("shows the SQLCipher version the core reports", async () => {
-    const calls: string[] = [];
-    mockIPC((cmd) => {
-      calls.push(cmd);
-      if (cmd === "storage_check") {
-        return { cipher_version: "4.6.1 community", sqlite_version: "3.46.1" };
-      }
-      throw new Error(`unexpected command ${cmd}`);
-    });
+describe("App", () => {
+  it("shows first run for a new install, then the messenger once created", async () => {
+    const core = new FakeCore().install();
+    core.startup = { state: "new", default_relay_url: "wss://relay.test", keyring: true };
     render(App);
-
-    await fireEvent.click(screen.getByRole("button", { name: "Check encrypted storage" }));
-
-    expect(await screen.findByText("4.6.1 community")).toBeTruthy();
-    expect(screen.getByText("3.46.1")).toBeTruthy();
-    expect(calls).toEqual(["storage_check"]);
+    const name = (await screen.findByLabelText("Profile name")) as HTMLInputElement;
+    await fireEvent.input(name, { target: { value: "ada" } });
+    await fireEvent.input(screen.getByLabelText("Handle"), { target: { value: "ada" } });
+    await fireEvent.click(screen.getByRole("button", { name: "Create profile" }));
+    await vi.waitFor(() => expect(document.getElementById("me-handle")?.textContent).toBe("ada"));
+    expect(core.callsOf("subscribe")).toHaveLength(1);
   });
 
-  it("shows a failure as text, never as markup", async () => {
-    const hostile = '<img src=x onerror="alert(1)"> wrong key';
-    mockIPC(() => {
-      throw { kind: "storage", message: hostile };
+  it("asks a locked profile for its passphrase", async () => {
+    const core = new FakeCore().install();
+    core.startup = { state: "locked", name: "ada" };
+    render(App);
+    expect(await screen.findByLabelText("Passphrase")).toBeTruthy();
+    expect(document.getElementById("me-handle")).toBeNull();
+  });
+
+  it("opens a ready profile straight into the messenger", async () => {
+    new FakeCore().install();
+    render(App);
+    await vi.waitFor(() => expect(document.getElementById("me-handle")?.textContent).toBe(ME.handle));
+    expect(document.getElementById("connection-state")?.textContent).toBe("connecting");
+  });
+
+  it("says why it could not start, as text, and tries again", async () => {
+    const hostile = '<img src=x onerror="alert(1)"> no keyring';
+    const core = new FakeCore().install();
+    core.on("startup", () => {
+      throw { kind: "keyring", message: hostile };
     });
     render(App);
-
-    await fireEvent.click(screen.getByRole("button", { name: "Check encrypted storage" }));
-
-    const error = await screen.findByText(/Encrypted storage is not working/);
-    expect(error.textContent).toContain(hostile);
-    expect(error.querySelector("img")).toBeNull();
+    const error = await screen.findByRole("alert");
+    expect(error.textContent).toBe(hostile);
     expect(document.querySelector("img")).toBeNull();
+
+    core.on("startup", () => ({ state: "locked", name: "ada" }));
+    await fireEvent.click(screen.getByRole("button", { name: "Try again" }));
+    expect(await screen.findByLabelText("Passphrase")).toBeTruthy();
   });
 
-  it("disables the button while the check runs", async () => {
-    let release: (value: unknown) => void = () => {};
-    mockIPC(() => new Promise((resolve) => (release = resolve)));
-    render(App);
-    const button = screen.getByRole("button", { name: "Check encrypted storage" });
-
-    await fireEvent.click(button);
-    expect((screen.getByRole("button") as HTMLButtonElement).disabled).toBe(true);
-    expect(screen.getByRole("button").textContent).toContain("Checking");
-
-    release({ cipher_version: "4.6.1 community", sqlite_version: "3.46.1" });
-    expect(await screen.findByText("4.6.1 community")).toBeTruthy();
-    expect((screen.getByRole("button") as HTMLButtonElement).disabled).toBe(false);
-  });
-
-  it("gives up with a clear message when the core never answers", async () => {
+  it("gives up on a core that never answers, with a clear message", async () => {
     vi.useFakeTimers();
-    mockIPC(() => new Promise(() => {}));
+    const core = new FakeCore().install();
+    core.on("startup", () => new Promise(() => {}));
     render(App);
-
-    await fireEvent.click(screen.getByRole("button", { name: "Check encrypted storage" }));
     await vi.advanceTimersByTimeAsync(COMMAND_TIMEOUT_MS - 1);
     expect(screen.queryByText(/did not answer/)).toBeNull();
     await vi.advanceTimersByTimeAsync(1);
-
-    expect(screen.getByText(/did not answer in time/)).toBeTruthy();
-    expect((screen.getByRole("button") as HTMLButtonElement).disabled).toBe(false);
+    expect(screen.getByRole("alert").textContent).toBe("Latch's core did not answer in time.");
   });
 });

@@ -30,6 +30,7 @@ const loaded = loadMessages(
       disappear_after_secs: null,
       unread: 0,
       last_message: null,
+      key_change_pending: false,
     },
   ]),
   1,

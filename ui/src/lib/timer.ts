@@ -110,3 +110,17 @@ export function countdownChangesIn(ms: number): number {
   const nextLabelAt = total < 3_600 ? total - 1 : Math.floor(total / 60) * 60 - 1;
   return ms - nextLabelAt * 1000;
 }
+
+/** A timer for the chat header's button: "Off", "5 s", "1 min", "8 h", "1 h 30 min". */
+export function formatTimerBadge(seconds: number | null): string {
+  if (seconds === null) return "Off";
+  const whole = Math.max(0, Math.round(seconds));
+  const hours = Math.floor(whole / 3_600);
+  const minutes = Math.floor((whole % 3_600) / 60);
+  const rest = whole % 60;
+  const parts: string[] = [];
+  if (hours > 0) parts.push(`${hours} h`);
+  if (minutes > 0) parts.push(`${minutes} min`);
+  if (rest > 0 || parts.length === 0) parts.push(`${rest} s`);
+  return parts.join(" ");
+}

@@ -25,13 +25,49 @@ export interface ConversationView {
   disappear_after_secs: number | null;
   timer_set_by_me?: boolean | null; // who last changed the timer (null: nobody since the start)
   unread: number;
-  last_message: { body: string; sent_at: number } | null;
+  /** The newest message, for the list's preview; null when the chat is empty. */
+  last_message: MessageView | null;
+  /** The contact's identity key changed and the user has not accepted the new one yet. */
+  key_change_pending: boolean;
 }
+
+/** A contact as `contacts` lists them. */
+export interface ContactView {
+  id: number;
+  handle: string;
+  verified: boolean;
+  key_change_pending: boolean;
+}
+
+/** The profile this device runs as. */
+export interface Me {
+  name: string;
+  /** The relay handle; null until one is registered. */
+  handle: string | null;
+  relay_url: string;
+}
+
+/** What the shell finds at start-up: no profile yet, a passphrase-locked one, or one ready. */
+export type Startup =
+  | { state: "new"; default_relay_url: string; keyring: boolean }
+  | { state: "locked"; name: string }
+  | { state: "ready"; me: Me };
 
 export interface SafetyNumberView {
   digits: string /* 60 digits */;
   qr: boolean[][] /* modules, true = dark */;
 }
+
+/** `safety_number`'s answer: the number with whom it is shared and its verification state. */
+export interface SafetyNumberReport extends SafetyNumberView {
+  contact_id: number;
+  contact_name: string;
+  verified: boolean;
+  key_change_pending: boolean;
+}
+
+/** What a scanned safety-number QR code said. */
+export type QrVerifyResult = "verified" | "mismatch" | "no_code";
 
 export type EngineEvent =
   | { type: "message"; message: MessageView }
@@ -48,3 +84,9 @@ export type EngineEvent =
   | { type: "prekeys_replenished"; count: number }
   // An envelope from the relay was unusable and dropped (the reason never holds content).
   | { type: "receive_failed"; reason: string };
+
+/**
+ * What the `subscribe` channel carries: engine events, and `resync` when the shell dropped
+ * events (its buffer overflowed), after which the UI reloads what it shows.
+ */
+export type UiEvent = EngineEvent | { type: "resync" };

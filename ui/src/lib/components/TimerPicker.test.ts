@@ -135,4 +135,33 @@ describe("TimerPicker", () => {
     expect(radio("1 hour").checked).toBe(true);
     expect(screen.queryByLabelText("Custom time")).toBeNull();
   });
+
+  it("leaves Off out when allowOff is false (secret chats) and refuses to apply nothing", async () => {
+    const onchange = vi.fn();
+    render(TimerPicker, { props: { value: 3_600, onchange, allowOff: false, applyId: "timer-apply" } });
+    expect(screen.queryByRole("radio", { name: "Off" })).toBeNull();
+    const values = Array.from(document.querySelectorAll<HTMLInputElement>("input[type=radio]"), (r) => r.value);
+    expect(values).toEqual(["5", "30", "60", "300", "3600", "28800", "86400", "custom"]);
+    expect(radio("1 hour").checked).toBe(true);
+
+    await fireEvent.click(radio("30 seconds"));
+    await fireEvent.click(document.getElementById("timer-apply") as HTMLButtonElement);
+    expect(onchange).toHaveBeenCalledExactlyOnceWith(30);
+  });
+
+  it("a secret chat's picker shown with no timer selects nothing and sends nothing", async () => {
+    const onchange = vi.fn();
+    render(TimerPicker, { props: { value: null, onchange, allowOff: false } });
+    expect(document.querySelectorAll("input[type=radio]:checked")).toHaveLength(0);
+    await fireEvent.click(setButton());
+    expect(onchange).not.toHaveBeenCalled();
+    expect(screen.getByRole("alert").textContent).toBe("Choose how long messages last.");
+  });
+
+  it("offers Off by default, with value attributes the end-to-end tests use", () => {
+    render(TimerPicker, { props: { value: null } });
+    expect(radio("Off").value).toBe("off");
+    expect(radio("5 seconds").value).toBe("5");
+    expect(radio("Custom").value).toBe("custom");
+  });
 });

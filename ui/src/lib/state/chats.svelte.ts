@@ -4,6 +4,7 @@
 
 import type { ConversationView, EngineEvent, MessageView } from "../types";
 import {
+  acceptKeyChange,
   applyEvent,
   conversationList,
   dismissKeyChange,
@@ -11,8 +12,11 @@ import {
   loadConversations,
   loadMessages,
   openConversation,
+  resetMessages,
   setDraft,
+  setVerified,
   totalUnread,
+  upsertConversation,
   type ChatsState,
 } from "./chats";
 
@@ -36,9 +40,34 @@ export class ChatStore {
     this.state = loadConversations(this.state, list);
   }
 
+  /** Adds or replaces one conversation. */
+  upsertConversation(conversation: ConversationView): void {
+    this.state = upsertConversation(this.state, conversation);
+  }
+
+  /** Records a contact's verification state in every chat with them. */
+  setVerified(contactId: number, verified: boolean): void {
+    this.state = setVerified(this.state, contactId, verified);
+  }
+
+  /** A contact's new key was accepted: no banner, no held chats. */
+  acceptKeyChange(contactId: number): void {
+    this.state = acceptKeyChange(this.state, contactId);
+  }
+
+  /** A conversation by id. */
+  conversation(conversationId: number | null): ConversationView | undefined {
+    return conversationId === null ? undefined : this.state.conversations.get(conversationId);
+  }
+
   /** Merges a page of a conversation's messages. */
   loadMessages(conversationId: number, page: readonly MessageView[]): void {
     this.state = loadMessages(this.state, conversationId, page);
+  }
+
+  /** Replaces every loaded message with `page` for `conversationId` (after a resync). */
+  resetMessages(conversationId: number | null, page: readonly MessageView[]): void {
+    this.state = resetMessages(this.state, conversationId, page);
   }
 
   /** Shows a conversation (or none) and clears its unread count. */

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { ConversationView, EngineEvent, MessageView } from "../types";
 import {
+  acceptKeyChange,
   applyEvent,
   conversationList,
   dismissKeyChange,
@@ -9,7 +10,9 @@ import {
   loadMessages,
   openConversation,
   setDraft,
+  setVerified,
   totalUnread,
+  upsertConversation,
   type ChatsState,
 } from "./chats";
 import { ChatStore } from "./chats.svelte";
@@ -24,6 +27,7 @@ function conversation(id: number, extra: Partial<ConversationView> = {}): Conver
     disappear_after_secs: null,
     unread: 0,
     last_message: null,
+    key_change_pending: false,
     ...extra,
   };
 }
@@ -76,7 +80,7 @@ describe("message events", () => {
     const state = apply(base(), { type: "message", message: message(10, 1, 1000) });
     expect(state.messages.get(1)?.map((m) => m.id)).toEqual([10]);
     expect(state.conversations.get(1)?.unread).toBe(1);
-    expect(state.conversations.get(1)?.last_message).toEqual({ body: "message 10", sent_at: 1000 });
+    expect(state.conversations.get(1)?.last_message).toEqual(message(10, 1, 1000));
     expect(totalUnread(state)).toBe(1);
   });
 
@@ -102,7 +106,7 @@ describe("message events", () => {
       { type: "message", message: message(3, 1, 2000) },
     );
     expect(state.messages.get(1)?.map((m) => m.id)).toEqual([2, 3, 1]);
-    expect(state.conversations.get(1)?.last_message).toEqual({ body: "message 1", sent_at: 3000 });
+    expect(state.conversations.get(1)?.last_message?.id).toBe(1);
     expect(state.conversations.get(1)?.unread).toBe(3);
   });
 
@@ -123,7 +127,7 @@ describe("message_updated", () => {
     expect(state.conversations.get(1)?.last_message?.body).toBe("fixed");
     state = apply(state, { type: "message_updated", message: message(1, 1, 1000, { body: "", deleted: true }) });
     expect(state.messages.get(1)?.[0]?.deleted).toBe(true);
-    expect(state.conversations.get(1)?.last_message?.body).toBe("");
+    expect(state.conversations.get(1)?.last_message?.deleted).toBe(true);
   });
 
   it("ignores messages that are not loaded and never changes unread", () => {
@@ -152,7 +156,7 @@ describe("messages_expired", () => {
     state = apply(state, { type: "messages_expired", conversation_id: 1, message_ids: [3] });
     expect(state.messages.get(1)?.map((m) => m.id)).toEqual([1, 2]);
     expect(state.conversations.get(1)?.unread).toBe(1);
-    expect(state.conversations.get(1)?.last_message).toEqual({ body: "message 2", sent_at: 2000 });
+    expect(state.conversations.get(1)?.last_message).toEqual(message(2, 1, 2000));
 
     state = apply(state, { type: "messages_expired", conversation_id: 1, message_ids: [1, 2] });
     expect(state.messages.get(1)).toEqual([]);
@@ -166,12 +170,14 @@ describe("messages_expired", () => {
     expect(state.conversations.get(1)?.last_message?.body).toBe("message 2");
   });
 
-  it("drops a preview it cannot prove is still there when unloaded messages expire", () => {
+  it("drops the preview of an unloaded message when it expires, and only then", () => {
     // The list came from the engine with a preview, but the chat was never opened.
     let state = loadConversations(emptyChats(), [
-      conversation(1, { kind: "secret", unread: 1, last_message: { body: "secret text", sent_at: 5000 } }),
+      conversation(1, { kind: "secret", unread: 1, last_message: message(5, 1, 5000, { body: "secret text" }) }),
     ]);
     state = apply(state, { type: "messages_expired", conversation_id: 1, message_ids: [77] });
+    expect(state.conversations.get(1)?.last_message?.body).toBe("secret text");
+    state = apply(state, { type: "messages_expired", conversation_id: 1, message_ids: [5] });
     expect(state.conversations.get(1)?.last_message).toBeNull();
   });
 
@@ -197,6 +203,45 @@ describe("other events", () => {
     expect(state.keyChanges.get(7)).toEqual({ was_verified: true });
     state = dismissKeyChange(state, 7);
     expect(state.keyChanges.size).toBe(0);
+  });
+
+  it("key_changed un-verifies the contact's chats and marks them pending until accepted", () => {
+    let state = loadConversations(emptyChats(), [
+      conversation(1, { contact_id: 7, verified: true }),
+      conversation(2, { contact_id: 7, kind: "secret", verified: true }),
+      conversation(3, { contact_id: 8, verified: true }),
+    ]);
+    state = apply(state, { type: "key_changed", contact_id: 7, contact: "eve", was_verified: true });
+    expect([1, 2, 3].map((id) => state.conversations.get(id)?.verified)).toEqual([false, false, true]);
+    expect(state.conversations.get(2)?.key_change_pending).toBe(true);
+    state = acceptKeyChange(frozen(state), 7);
+    expect(state.keyChanges.has(7)).toBe(false);
+    expect([1, 2, 3].map((id) => state.conversations.get(id)?.key_change_pending)).toEqual([false, false, false]);
+  });
+
+  it("a key change still pending at start-up raises its banner", () => {
+    const state = loadConversations(emptyChats(), [
+      conversation(1, { contact_id: 7, key_change_pending: true, verified: false }),
+      conversation(2, { contact_id: 8 }),
+    ]);
+    expect(Array.from(state.keyChanges.keys())).toEqual([7]);
+    // A banner raised by an event survives a reload of the list.
+    const again = loadConversations(apply(state, { type: "key_changed", contact_id: 8, contact: "x", was_verified: false }), [
+      conversation(1, { contact_id: 7, key_change_pending: true }),
+      conversation(2, { contact_id: 8 }),
+    ]);
+    expect(Array.from(again.keyChanges.keys()).sort()).toEqual([7, 8]);
+  });
+
+  it("setVerified and upsertConversation change only what they name", () => {
+    let state = loadConversations(emptyChats(), [conversation(1, { contact_id: 7 }), conversation(2, { contact_id: 8 })]);
+    state = setVerified(frozen(state), 7, true);
+    expect(state.conversations.get(1)?.verified).toBe(true);
+    expect(state.conversations.get(2)?.verified).toBe(false);
+    state = upsertConversation(frozen(state), conversation(3, { contact_name: "New", key_change_pending: true, contact_id: 9 }));
+    expect(state.conversations.get(3)?.contact_name).toBe("New");
+    expect(state.conversations.size).toBe(3);
+    expect(state.keyChanges.has(9)).toBe(true);
   });
 
   it("connection follows the engine and unknown events change nothing", () => {
@@ -232,10 +277,10 @@ describe("drafts, opening and the list", () => {
 
   it("lists conversations newest first and searches secret chats by name only", () => {
     let state = loadConversations(emptyChats(), [
-      conversation(1, { contact_name: "Ada", last_message: { body: "lunch?", sent_at: 100 } }),
-      conversation(2, { contact_name: "Bob", kind: "secret", last_message: { body: "lunch plans", sent_at: 300 } }),
+      conversation(1, { contact_name: "Ada", last_message: message(11, 1, 100, { body: "lunch?" }) }),
+      conversation(2, { contact_name: "Bob", kind: "secret", last_message: message(12, 2, 300, { body: "lunch plans" }) }),
       conversation(3, { contact_name: "Cy", last_message: null }),
-      conversation(4, { contact_name: "Dee", last_message: { body: "hi", sent_at: 200 } }),
+      conversation(4, { contact_name: "Dee", last_message: message(14, 4, 200, { body: "hi" }) }),
     ]);
     expect(conversationList(state).map((c) => c.id)).toEqual([2, 4, 1, 3]);
     expect(conversationList(state, "LUNCH").map((c) => c.id)).toEqual([1]);

@@ -89,13 +89,70 @@ function upsert(list: readonly MessageView[], message: MessageView): MessageView
   return rest;
 }
 
-function preview(message: MessageView): { body: string; sent_at: number } {
-  return { body: message.deleted ? "" : message.body, sent_at: message.sent_at };
+/** The list preview of a conversation is its newest message, shown as the list decides. */
+function preview(message: MessageView): MessageView {
+  return message;
 }
 
-/** Replaces the conversation list (e.g. at start-up), keeping drafts and loaded messages. */
+/** Contacts with a pending key change in `list`, added to the banners already raised. */
+function withPendingKeyChanges(
+  keyChanges: ReadonlyMap<number, { was_verified: boolean }>,
+  list: readonly ConversationView[],
+): ReadonlyMap<number, { was_verified: boolean }> {
+  let next = keyChanges;
+  for (const c of list) {
+    if (c.key_change_pending && !next.has(c.contact_id)) {
+      next = withEntry(next, c.contact_id, { was_verified: c.verified });
+    }
+  }
+  return next;
+}
+
+/**
+ * Replaces the conversation list (e.g. at start-up), keeping drafts and loaded messages. A
+ * conversation whose contact's key change is still pending raises that contact's banner.
+ */
 export function loadConversations(state: ChatsState, list: readonly ConversationView[]): ChatsState {
-  return { ...state, conversations: new Map(list.map((c) => [c.id, c])) };
+  return {
+    ...state,
+    conversations: new Map(list.map((c) => [c.id, c])),
+    keyChanges: withPendingKeyChanges(state.keyChanges, list),
+  };
+}
+
+/** Adds or replaces one conversation (e.g. the one `start_chat` answered with). */
+export function upsertConversation(state: ChatsState, conversation: ConversationView): ChatsState {
+  return {
+    ...state,
+    conversations: withEntry(state.conversations, conversation.id, conversation),
+    keyChanges: withPendingKeyChanges(state.keyChanges, [conversation]),
+  };
+}
+
+/** Every conversation with `contactId`, changed by `change`. */
+function updateContact(
+  state: ChatsState,
+  contactId: number,
+  change: Partial<ConversationView>,
+): ReadonlyMap<number, ConversationView> {
+  let conversations = state.conversations;
+  for (const c of state.conversations.values()) {
+    if (c.contact_id === contactId) conversations = withEntry(conversations, c.id, { ...c, ...change });
+  }
+  return conversations;
+}
+
+/** Records that the user verified a contact's safety number (or cleared it). */
+export function setVerified(state: ChatsState, contactId: number, verified: boolean): ChatsState {
+  return { ...state, conversations: updateContact(state, contactId, { verified }) };
+}
+
+/** The user accepted a contact's new key: the banner goes and the chats are no longer held. */
+export function acceptKeyChange(state: ChatsState, contactId: number): ChatsState {
+  return {
+    ...dismissKeyChange(state, contactId),
+    conversations: updateContact(state, contactId, { key_change_pending: false }),
+  };
 }
 
 /** Adds a page of messages for a conversation (older history or a first load). */
@@ -189,7 +246,6 @@ function onMessagesExpired(state: ChatsState, conversationId: number, ids: reado
   const list = state.messages.get(conversationId) ?? [];
   const removed = list.filter((m) => gone.has(m.id));
   const kept = removed.length === 0 ? list : list.filter((m) => !gone.has(m.id));
-  const unknownRemoved = gone.size > removed.length;
   let next: ChatsState =
     kept === list ? state : { ...state, messages: withEntry(state.messages, conversationId, kept) };
 
@@ -203,18 +259,12 @@ function onMessagesExpired(state: ChatsState, conversationId: number, ids: reado
 
   const conversation = state.conversations.get(conversationId);
   if (!conversation) return next;
-  // The list preview must not outlive a message that disappeared. Keep it only if a message
-  // still loaded shows it, or if every removed message is loaded and none of them was it.
+  // The list preview must not outlive a message that disappeared: the newest loaded message
+  // takes its place, or nothing when none is loaded.
   let lastMessage = conversation.last_message;
-  if (lastMessage !== null) {
-    const shown = lastMessage;
-    const matches = (m: MessageView) => m.sent_at === shown.sent_at && preview(m).body === shown.body;
-    const stillThere = kept.some(matches);
-    const mayBeGone = unknownRemoved || removed.some(matches);
-    if (mayBeGone && !stillThere) {
-      const newest = kept[kept.length - 1];
-      lastMessage = newest ? preview(newest) : null;
-    }
+  if (lastMessage !== null && gone.has(lastMessage.id)) {
+    const newest = kept[kept.length - 1];
+    lastMessage = newest ? preview(newest) : null;
   }
   if (lastMessage === conversation.last_message && unreadGone === 0) return next;
   return {
@@ -251,8 +301,10 @@ export function applyEvent(state: ChatsState, event: EngineEvent): ChatsState {
       };
     }
     case "key_changed":
+      // The old verification was of the old key; it no longer says anything.
       return {
         ...state,
+        conversations: updateContact(state, event.contact_id, { verified: false, key_change_pending: true }),
         keyChanges: withEntry(state.keyChanges, event.contact_id, { was_verified: event.was_verified }),
       };
     case "connection":
@@ -272,7 +324,10 @@ export function conversationList(state: ChatsState, query = ""): ConversationVie
   const matches = (c: ConversationView) =>
     needle === "" ||
     c.contact_name.toLocaleLowerCase().includes(needle) ||
-    (c.kind === "standard" && (c.last_message?.body.toLocaleLowerCase().includes(needle) ?? false));
+    (c.kind === "standard" &&
+      c.last_message !== null &&
+      !c.last_message.deleted &&
+      c.last_message.body.toLocaleLowerCase().includes(needle));
   return Array.from(state.conversations.values())
     .filter(matches)
     .sort(
@@ -287,4 +342,21 @@ export function totalUnread(state: ChatsState): number {
   let total = 0;
   for (const c of state.conversations.values()) total += c.unread;
   return total;
+}
+
+/**
+ * Replaces what is loaded after the shell dropped events: `conversationId`'s messages become
+ * `page` (its newest), other conversations' loaded messages are forgotten and load again when
+ * opened, since anything in them may have expired or changed meanwhile.
+ */
+export function resetMessages(
+  state: ChatsState,
+  conversationId: number | null,
+  page: readonly MessageView[],
+): ChatsState {
+  const messages = new Map<number, readonly MessageView[]>();
+  if (conversationId !== null) {
+    messages.set(conversationId, loadMessages({ ...state, messages: new Map() }, conversationId, page).messages.get(conversationId) ?? []);
+  }
+  return { ...state, messages };
 }

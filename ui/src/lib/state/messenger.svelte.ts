@@ -1,0 +1,282 @@
+// The app store behind the main screen: the chat model (ChatStore) wired to the shell's
+// commands and its event stream. Components read its fields and call its methods; none of them
+// invokes a command that changes chats itself, so what is on screen and what the core was told
+// cannot drift apart.
+
+import * as api from "../api";
+import type { ConversationView, Me, MessageView, UiEvent } from "../types";
+import { ChatStore } from "./chats.svelte";
+
+/** Messages per page when opening a chat or scrolling back. */
+export const PAGE_SIZE = 100;
+
+export class Messenger {
+  /** The conversations and messages on screen. */
+  readonly chats = new ChatStore();
+  /** Who this device is. */
+  readonly me: Me;
+  /** The conversation the user chose to look at (shown even while the window is in the background). */
+  selected: number | null = $state(null);
+  /** Whether the window has focus; a chat counts as read only while it does. */
+  focused = $state(false);
+  /** Conversations whose whole history is loaded, so scrolling up asks for nothing more. */
+  complete: ReadonlySet<number> = $state.raw(new Set());
+  /** Older messages are on their way. */
+  loadingOlder = $state(false);
+  /** A problem with the connection to the core itself, shown until the next success. */
+  problem = $state("");
+  /** A short status line for the screen reader and the eye ("Copied", "Message deleted"). */
+  status = $state("");
+
+  private subscribed = false;
+  private loaded = new Set<number>();
+  private toldActive: number | null | undefined = undefined;
+  private reloading: Promise<void> | null = null;
+  private reloadAgain = false;
+  private readPending = new Set<number>();
+  private statusTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(me: Me) {
+    this.me = me;
+  }
+
+  /** Subscribes to events (once) and loads the conversation list. */
+  async start(): Promise<void> {
+    try {
+      if (!this.subscribed) {
+        await api.subscribe((event) => this.handle(event));
+        this.subscribed = true;
+      }
+      await this.reloadConversations();
+    } catch (error) {
+      this.problem = api.describeError(error);
+    }
+  }
+
+  /** The conversation on screen, if any. */
+  get current(): ConversationView | undefined {
+    return this.chats.conversation(this.selected);
+  }
+
+  /** Applies one event from the shell. */
+  handle(event: UiEvent): void {
+    switch (event.type) {
+      case "resync":
+        void this.resync();
+        return;
+      case "conversation_started":
+        void this.reloadConversations();
+        return;
+      case "receive_failed":
+        this.announce("A message from the relay could not be read and was dropped.");
+        return;
+      default:
+        break;
+    }
+    this.chats.apply(event);
+    if (event.type === "message") {
+      const id = event.message.conversation_id;
+      if (!this.chats.state.conversations.has(id)) void this.reloadConversations();
+      else if (event.message.direction === "incoming" && this.chats.state.active === id) this.markRead(id);
+    }
+  }
+
+  /** Shows a conversation (or none), loading its newest messages the first time. */
+  select(conversationId: number | null): void {
+    this.selected = conversationId;
+    this.syncActive();
+    if (conversationId !== null && !this.loaded.has(conversationId)) void this.loadLatest(conversationId);
+  }
+
+  /** The window gained or lost focus. */
+  setFocused(focused: boolean): void {
+    this.focused = focused;
+    this.syncActive();
+  }
+
+  /** Loads the page before the oldest loaded message of the open chat. */
+  async loadOlder(): Promise<void> {
+    const id = this.selected;
+    if (id === null || this.loadingOlder || this.complete.has(id) || !this.loaded.has(id)) return;
+    const oldest = this.chats.messages(id)[0];
+    if (!oldest) return;
+    this.loadingOlder = true;
+    try {
+      const page = await api.messages(id, oldest.id, PAGE_SIZE);
+      this.chats.loadMessages(id, page);
+      if (page.length < PAGE_SIZE) this.markComplete(id);
+    } catch (error) {
+      this.announce(`Older messages could not be loaded: ${api.describeError(error)}`);
+    } finally {
+      this.loadingOlder = false;
+    }
+  }
+
+  /** Sends `body` in the open chat. Rejects with the core's error, leaving the model unchanged. */
+  async send(conversationId: number, body: string): Promise<void> {
+    const sent = await api.sendMessage(conversationId, body);
+    // The engine may already have reported it (and its later status); keep the newer copy.
+    if (!this.chats.messages(conversationId).some((m) => m.id === sent.id)) {
+      this.chats.apply({ type: "message", message: sent });
+    }
+  }
+
+  /** Replaces the text of one of my messages. */
+  async edit(messageId: number, body: string): Promise<void> {
+    const edited = await api.editMessage(messageId, body);
+    this.chats.apply({ type: "message_updated", message: edited });
+  }
+
+  /** Deletes one of my messages for everyone. */
+  async remove(message: MessageView): Promise<void> {
+    await api.deleteMessage(message.id);
+    const current = this.chats.messages(message.conversation_id).find((m) => m.id === message.id) ?? message;
+    this.chats.apply({ type: "message_updated", message: { ...current, body: "", deleted: true } });
+    this.announce("Message deleted for everyone.");
+  }
+
+  /** Sets a chat's disappearing timer. */
+  async setTimer(conversationId: number, seconds: number | null): Promise<void> {
+    await api.setTimer(conversationId, seconds);
+    this.chats.apply({ type: "timer_changed", conversation_id: conversationId, seconds, by_me: true });
+  }
+
+  /** Opens (or reopens) a chat with `handle` and shows it. */
+  async startChat(handle: string, secret: boolean, timerSecs: number | null): Promise<ConversationView> {
+    const started = await api.startChat(handle, secret, timerSecs);
+    this.chats.upsertConversation(started);
+    this.select(started.id);
+    return started;
+  }
+
+  /** Accepts a contact's new identity key. */
+  async acceptKeyChange(contactId: number): Promise<void> {
+    await api.acceptKeyChange(contactId);
+    this.chats.acceptKeyChange(contactId);
+  }
+
+  /** Marks a contact verified (or clears it). */
+  async markVerified(contactId: number, verified: boolean): Promise<void> {
+    await api.markVerified(contactId, verified);
+    this.chats.setVerified(contactId, verified);
+  }
+
+  /** A scanned QR code matched: the core marked the contact verified. */
+  verifiedByScan(contactId: number): void {
+    this.chats.setVerified(contactId, true);
+  }
+
+  /** Messages matching `query` in standard chats (secret chats are never indexed). */
+  search(query: string): Promise<MessageView[]> {
+    return api.search(query);
+  }
+
+  /** Opens a confirmed link in the system browser. */
+  openLink(url: string): void {
+    api.openLink(url).catch((error: unknown) => this.announce(`The link could not be opened: ${api.describeError(error)}`));
+  }
+
+  /** Shows a short status for a few seconds. */
+  announce(text: string): void {
+    clearTimeout(this.statusTimer);
+    // After the current turn: a dialog that is closing (delete) has given the page back by
+    // then, and a live region inside an inert page would not be heard.
+    this.statusTimer = setTimeout(() => {
+      this.status = text;
+      this.statusTimer = setTimeout(() => (this.status = ""), 6_000);
+    }, 0);
+  }
+
+  /** Reloads the conversation list; calls while one is running are folded into one more. */
+  reloadConversations(): Promise<void> {
+    if (this.reloading) {
+      this.reloadAgain = true;
+      return this.reloading;
+    }
+    this.reloading = (async () => {
+      try {
+        do {
+          this.reloadAgain = false;
+          this.chats.loadConversations(await api.conversations());
+          this.problem = "";
+        } while (this.reloadAgain);
+        // The open chat's count came back from the core before mark_read landed: clear it again.
+        this.syncActive();
+      } catch (error) {
+        this.problem = api.describeError(error);
+      } finally {
+        this.reloading = null;
+      }
+    })();
+    return this.reloading;
+  }
+
+  /** After dropped events: the list again, and the open chat's newest page instead of what was loaded. */
+  private async resync(): Promise<void> {
+    await this.reloadConversations();
+    const id = this.selected;
+    this.loaded = new Set();
+    this.complete = new Set();
+    if (id === null) {
+      this.chats.resetMessages(null, []);
+      return;
+    }
+    try {
+      const page = await api.messages(id, null, PAGE_SIZE);
+      this.chats.resetMessages(id, page);
+      this.loaded.add(id);
+      if (page.length < PAGE_SIZE) this.markComplete(id);
+    } catch (error) {
+      this.problem = api.describeError(error);
+    }
+  }
+
+  private async loadLatest(id: number): Promise<void> {
+    this.loaded.add(id);
+    try {
+      const page = await api.messages(id, null, PAGE_SIZE);
+      this.chats.loadMessages(id, page);
+      if (page.length < PAGE_SIZE) this.markComplete(id);
+    } catch (error) {
+      this.loaded.delete(id);
+      this.announce(`Messages could not be loaded: ${api.describeError(error)}`);
+    }
+  }
+
+  private markComplete(id: number): void {
+    const complete = new Set(this.complete);
+    complete.add(id);
+    this.complete = complete;
+  }
+
+  /**
+   * The chat counts as on screen only while the window has focus: then its unread count is
+   * cleared, the core marks it read and does not notify for it. Otherwise new messages count.
+   */
+  private syncActive(): void {
+    const active = this.focused ? this.selected : null;
+    const opened = this.chats.state.active !== active;
+    const unread = active !== null && (this.current?.unread ?? 0) > 0;
+    if (opened || unread) this.chats.open(active);
+    if (active !== this.toldActive) {
+      this.toldActive = active;
+      api.setActiveConversation(active).catch(() => {
+        // Only notifications depend on it; the next change tells the shell again.
+        this.toldActive = undefined;
+      });
+    }
+    if (active !== null && (opened || unread)) this.markRead(active);
+  }
+
+  /** Marks a chat read, once per burst of messages. */
+  private markRead(id: number): void {
+    if (this.readPending.has(id)) return;
+    this.readPending.add(id);
+    queueMicrotask(() => {
+      this.readPending.delete(id);
+      api.markRead(id).catch(() => {
+        // Read receipts are a courtesy; the next message or visit marks it again.
+      });
+    });
+  }
+}
