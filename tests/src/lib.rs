@@ -3,7 +3,7 @@
 
 mod webdriver;
 
-pub use webdriver::{Element, Session, WebDriverError};
+pub use webdriver::{ENTER, Element, Session, WebDriverError};
 
 use std::cell::Cell;
 use std::fs::{self, File};
@@ -162,6 +162,19 @@ impl TauriDriver {
     /// # Errors
     /// When the app is not built, the driver cannot start, or it never listens.
     pub fn start(artifacts: &Artifacts, home: &Path) -> Result<Self, HarnessError> {
+        Self::start_with(artifacts, home, true)
+    }
+
+    /// As [`TauriDriver::start`]; `composite: false` leaves the webview in the app's default,
+    /// non-composited mode (benchmarks, which take no screenshots).
+    ///
+    /// # Errors
+    /// As [`TauriDriver::start`].
+    pub fn start_with(
+        artifacts: &Artifacts,
+        home: &Path,
+        composite: bool,
+    ) -> Result<Self, HarnessError> {
         let app = app_binary()?;
         let program =
             std::env::var_os("LATCH_TAURI_DRIVER").unwrap_or_else(|| "tauri-driver".into());
@@ -189,6 +202,12 @@ impl TauriDriver {
                 .env("XDG_DATA_HOME", home.join("data"))
                 .env("XDG_CONFIG_HOME", home.join("config"))
                 .env("XDG_CACHE_HOME", home.join("cache"))
+                // WebKitWebDriver's screenshots stall once pages change in the webview's
+                // non-composited mode (the app's default, to save memory), so tests composite.
+                .env(
+                    "LATCH_WEBVIEW_COMPOSITING",
+                    if composite { "1" } else { "0" },
+                )
                 // Its own process group, so teardown reaches WebKitWebDriver and the app too.
                 .process_group(0)
                 .stdin(Stdio::null())
@@ -242,6 +261,55 @@ impl TauriDriver {
     #[must_use]
     pub fn log(&self) -> &Path {
         &self.log
+    }
+
+    /// The process id of the app this driver launched, found by its data directory.
+    #[must_use]
+    pub fn app_pid(&self) -> Option<u32> {
+        let wanted = format!("XDG_DATA_HOME={}", self.home.join("data").display());
+        let name = self.app.file_name()?.to_owned();
+        fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let exe = fs::read_link(entry.path().join("exe")).ok()?;
+            if exe.file_name()? != name {
+                return None;
+            }
+            let environ = fs::read(entry.path().join("environ")).ok()?;
+            environ
+                .split(|&b| b == 0)
+                .any(|var| var == wanted.as_bytes())
+                .then_some(pid)
+        })
+    }
+
+    /// Gives the app's window the keyboard focus. Under Xvfb without a window manager only
+    /// the window mapped last has it, and the app marks messages read only in a focused
+    /// window, as it should.
+    ///
+    /// # Errors
+    /// When the app is not running or `xdotool` fails.
+    pub fn focus_app_window(&self) -> Result<(), HarnessError> {
+        let pid = self
+            .app_pid()
+            .ok_or_else(|| HarnessError::AppMissing(self.app.clone()))?;
+        let found = Command::new("xdotool")
+            .args(["search", "--onlyvisible", "--pid", &pid.to_string()])
+            .output()
+            .map_err(io_error("running xdotool search"))?;
+        let windows = String::from_utf8_lossy(&found.stdout);
+        for window in windows.split_whitespace() {
+            let status = Command::new("xdotool")
+                .args(["windowfocus", "--sync", window])
+                .status()
+                .map_err(io_error("running xdotool windowfocus"))?;
+            if status.success() {
+                return Ok(());
+            }
+        }
+        Err(HarnessError::Io {
+            what: format!("focusing the app's window (pid {pid})"),
+            source: io::Error::other("xdotool found no focusable window"),
+        })
     }
 
     /// The directory holding the app's XDG data, config and cache directories.
@@ -326,4 +394,104 @@ fn free_ports<const N: usize>() -> Result<[u16; N], HarnessError> {
         listeners.push(listener);
     }
     Ok(ports)
+}
+
+/// A binary of this workspace built beside the app (`latch-relay`, `latch`).
+///
+/// # Errors
+/// When it has not been built.
+pub fn workspace_binary(name: &str) -> Result<PathBuf, HarnessError> {
+    let app = app_binary()?;
+    let path = app.with_file_name(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(HarnessError::AppMissing(path))
+    }
+}
+
+/// A `latch-relay` on a free loopback port with its own SQLite file; killed when dropped.
+#[derive(Debug)]
+pub struct Relay {
+    child: Child,
+    url: String,
+}
+
+impl Relay {
+    /// Starts the relay with its database and log in `dir`.
+    ///
+    /// # Errors
+    /// When it is not built or never says it listens.
+    pub fn start(dir: &Path) -> Result<Self, HarnessError> {
+        let log = File::create(dir.join("relay.log")).map_err(io_error("creating relay.log"))?;
+        let mut child = Command::new(workspace_binary("latch-relay")?)
+            .args(["--listen", "127.0.0.1:0", "--database"])
+            .arg(dir.join("relay.db"))
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .map_err(io_error("starting latch-relay"))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| io_error("reading the relay's output")(io::Error::other("no pipe")))?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            use io::BufRead as _;
+            for line in io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.strip_prefix("latch-relay listening on ") {
+                    let _ = tx.send(addr.to_owned());
+                }
+            }
+        });
+        match rx.recv_timeout(DRIVER_START_TIMEOUT) {
+            Ok(addr) => Ok(Self {
+                child,
+                url: format!("ws://{addr}"),
+            }),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(HarnessError::Timeout {
+                    what: "the relay to listen".into(),
+                    timeout: DRIVER_START_TIMEOUT,
+                })
+            }
+        }
+    }
+
+    /// Its WebSocket URL.
+    #[must_use]
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the `latch` CLI on the profiles under `home` and returns its stdout.
+///
+/// # Errors
+/// When it cannot start or exits with an error (its stderr is in the error).
+pub fn latch_cli(home: &Path, args: &[&str]) -> Result<String, HarnessError> {
+    let out = Command::new(workspace_binary("latch")?)
+        .env("LATCH_HOME", home)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(io_error("running latch"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(HarnessError::Io {
+            what: format!("latch {}", args.join(" ")),
+            source: io::Error::other(String::from_utf8_lossy(&out.stderr).into_owned()),
+        })
+    }
 }

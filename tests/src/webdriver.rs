@@ -136,6 +136,50 @@ impl Session {
         Ok(())
     }
 
+    /// Types `text` into an element as key presses (so the page sees real input events).
+    /// [`ENTER`] presses Enter.
+    ///
+    /// # Errors
+    /// When the element cannot take keyboard input.
+    pub fn send_keys(&self, element: &Element, text: &str) -> Result<(), WebDriverError> {
+        self.command(
+            "POST",
+            &format!("/element/{}/value", element.id),
+            Some(json!({ "text": text })),
+        )?;
+        Ok(())
+    }
+
+    /// Empties an input or text area.
+    ///
+    /// # Errors
+    /// When the element is not editable.
+    pub fn clear(&self, element: &Element) -> Result<(), WebDriverError> {
+        self.command(
+            "POST",
+            &format!("/element/{}/clear", element.id),
+            Some(json!({})),
+        )?;
+        Ok(())
+    }
+
+    /// An attribute of an element (`None` when it is absent).
+    ///
+    /// # Errors
+    /// When the element is gone or the driver fails.
+    pub fn attribute(
+        &self,
+        element: &Element,
+        name: &str,
+    ) -> Result<Option<String>, WebDriverError> {
+        let value = self.command(
+            "GET",
+            &format!("/element/{}/attribute/{name}", element.id),
+            None,
+        )?;
+        Ok(value.as_str().map(str::to_owned))
+    }
+
     /// The rendered text of an element.
     ///
     /// # Errors
@@ -179,14 +223,21 @@ impl Session {
     /// When the driver fails or answers something that is not base64.
     pub fn screenshot(&self) -> Result<Vec<u8>, WebDriverError> {
         let value = self.command("GET", "/screenshot", None)?;
-        let encoded = value
-            .as_str()
-            .ok_or_else(|| transport("screenshot", "the image is not a string"))?;
-        base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .map_err(|e| transport("screenshot", &e.to_string()))
+        decode_png(&value, "screenshot")
     }
 }
+
+fn decode_png(value: &Value, command: &str) -> Result<Vec<u8>, WebDriverError> {
+    let encoded = value
+        .as_str()
+        .ok_or_else(|| transport(command, "the image is not a string"))?;
+    base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|e| transport(command, &e.to_string()))
+}
+
+/// The WebDriver key code of Enter, for [`Session::send_keys`].
+pub const ENTER: &str = "\u{E007}";
 
 impl Drop for Session {
     fn drop(&mut self) {

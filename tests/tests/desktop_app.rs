@@ -8,91 +8,92 @@
 
 use std::time::Duration;
 
-use latch_e2e::{Artifacts, ScreenshotOnFailure, TauriDriver, wait_for};
+use latch_e2e::{Artifacts, Relay, ScreenshotOnFailure, TauriDriver, wait_for};
 use serde_json::{Value, json};
 
-/// The storage check writes and reads a small encrypted file; on a loaded CI machine that is
-/// still far below this.
-const STORAGE_CHECK_TIMEOUT: Duration = Duration::from_secs(20);
+/// First run and unlocking touch the keyring, Argon2id (64 MiB) and the relay; on a loaded CI
+/// machine that is still far below this.
+const STEP: Duration = Duration::from_secs(60);
 
-/// The identifier in tauri.conf.json, which names the app's data directory.
-const APP_IDENTIFIER: &str = "app.latch.desktop";
+fn wait_for_element(session: &latch_e2e::Session, css: &str) -> latch_e2e::Element {
+    wait_for(css, STEP, || Ok(session.try_find(css)?)).unwrap_or_else(|e| panic!("{e}"))
+}
 
+fn type_into(session: &latch_e2e::Session, css: &str, text: &str) {
+    let field = wait_for_element(session, css);
+    session.clear(&field).unwrap();
+    session.send_keys(&field, text).unwrap();
+}
+
+/// A profile protected by a passphrase instead of the keyring: created on the first-run
+/// screen, then after a restart the unlock screen refuses a wrong passphrase and opens with
+/// the right one. The database key is wrapped on disk and the identity key sits inside the
+/// encrypted database, so nothing of the profile is readable without the passphrase.
 #[test]
 #[ignore = "needs a display, tauri-driver and WebKitWebDriver; run by scripts/test"]
-fn ui_round_trips_through_sqlcipher() {
-    let artifacts = Artifacts::for_test("ui_round_trips_through_sqlcipher").unwrap();
-    eprintln!("artifacts: {}", artifacts.dir().display());
+fn a_passphrase_profile_unlocks_only_with_its_passphrase() {
+    let artifacts =
+        Artifacts::for_test("a_passphrase_profile_unlocks_only_with_its_passphrase").unwrap();
+    let relay_dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(relay_dir.path()).unwrap();
     let home = tempfile::tempdir().unwrap();
+    {
+        let driver = TauriDriver::start(&artifacts, home.path()).unwrap();
+        let session = driver
+            .launch_app()
+            .unwrap_or_else(|e| panic!("app did not start ({e}); log: {}", driver.log().display()));
+        let _capture = ScreenshotOnFailure::new(&session, &artifacts);
+        type_into(&session, "#profile-name", "carol");
+        type_into(&session, "#profile-handle", "carol");
+        type_into(&session, "#relay-url", relay.url());
+        let protect = wait_for_element(&session, "#use-passphrase");
+        session.click(&protect).unwrap();
+        type_into(&session, "#passphrase", "correct horse battery");
+        type_into(&session, "#passphrase-confirm", "correct horse battery");
+        artifacts
+            .screenshot(&session, "first-run-with-passphrase")
+            .unwrap();
+        let create = wait_for_element(&session, "#create-profile");
+        session.click(&create).unwrap();
+        wait_for_element(&session, "#me-handle");
+        artifacts.screenshot(&session, "created").unwrap();
+    }
+
+    let profile = home.path().join("data/latch/profiles/carol");
+    let info: Value =
+        serde_json::from_slice(&std::fs::read(profile.join("profile.json")).unwrap()).unwrap();
+    assert_eq!(info["protection"], "passphrase");
+    assert!(
+        std::fs::read_dir(profile.join("db")).unwrap().count() > 0,
+        "the encrypted database exists"
+    );
+
     let driver = TauriDriver::start(&artifacts, home.path()).unwrap();
-    let session = driver
-        .launch_app()
-        .unwrap_or_else(|e| panic!("app did not start ({e}); log: {}", driver.log().display()));
+    let session = driver.launch_app().unwrap();
     let _capture = ScreenshotOnFailure::new(&session, &artifacts);
-
-    let button = wait_for("the storage check button", STORAGE_CHECK_TIMEOUT, || {
-        Ok(session.try_find("#storage-check")?)
-    })
-    .unwrap();
-    artifacts.screenshot(&session, "launched").unwrap();
-
-    session.click(&button).unwrap();
-    let shown = wait_for("a storage check result", STORAGE_CHECK_TIMEOUT, || {
-        if let Some(error) = session.try_find("#storage-error")? {
-            panic!(
-                "the app reported a storage failure: {}",
-                session.text(&error)?
-            );
-        }
-        match session.try_find("#cipher-version")? {
-            Some(version) => Ok(Some(session.text(&version)?)),
-            None => Ok(None),
-        }
-    })
-    .unwrap();
-    wait_for("the check to finish", STORAGE_CHECK_TIMEOUT, || {
-        let button = session.find("#storage-check")?;
-        Ok((session.text(&button)? == "Check encrypted storage").then_some(()))
-    })
-    .unwrap();
-    artifacts.screenshot(&session, "checked").unwrap();
-
-    // The window shows exactly what the linked SQLCipher reports, not a canned string.
-    let scratch = tempfile::tempdir().unwrap();
-    let expected = latch_store::selftest::run(scratch.path()).unwrap();
-    assert_eq!(shown, expected.cipher_version);
-
-    // The check ran in the app's own data directory (which WebKit shares for its own storage)
-    // and cleaned up after itself.
-    let data_dir = driver.home().join("data").join(APP_IDENTIFIER);
-    assert!(
-        data_dir.is_dir(),
-        "the app never touched {}",
-        data_dir.display()
-    );
-    let leftovers: Vec<_> = std::fs::read_dir(&data_dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| name.starts_with("selftest-"))
-        .collect();
-    assert!(
-        leftovers.is_empty(),
-        "scratch files left behind: {leftovers:?}"
-    );
-
-    // The isolation pattern is on (exactly one isolation frame) and works invisibly.
-    let frames = session
-        .execute(
-            "return [...document.querySelectorAll('iframe')].map((f) => ({\
-               id: f.id, width: f.getBoundingClientRect().width }));",
-            json!([]),
-        )
+    type_into(&session, "#unlock-passphrase", "wrong horse battery");
+    session
+        .click(&wait_for_element(&session, "#unlock"))
         .unwrap();
-    assert_eq!(
-        frames,
-        json!([{ "id": "__tauri_isolation__", "width": 0 }]),
-        "expected one hidden isolation frame"
-    );
+    let refusal = wait_for("the refusal", STEP, || {
+        let Some(error) = session.try_find("#unlock-error")? else {
+            return Ok(None);
+        };
+        let text = session.text(&error)?;
+        Ok((!text.trim().is_empty()).then_some(text))
+    })
+    .unwrap();
+    assert!(refusal.contains("passphrase"), "{refusal}");
+    assert!(session.try_find("#me-handle").unwrap().is_none());
+    artifacts.screenshot(&session, "wrong-passphrase").unwrap();
+
+    type_into(&session, "#unlock-passphrase", "correct horse battery");
+    session
+        .click(&wait_for_element(&session, "#unlock"))
+        .unwrap();
+    let me = wait_for_element(&session, "#me-handle");
+    assert!(session.text(&me).unwrap().contains("carol"));
+    artifacts.screenshot(&session, "unlocked").unwrap();
 }
 
 /// The bundled SQLCipher exports `sqlite3_*` symbols into the app process, where WebKit also
@@ -148,10 +149,7 @@ fn commands_outside_the_allow_list_are_refused() {
     let driver = TauriDriver::start(&artifacts, home.path()).unwrap();
     let session = driver.launch_app().unwrap();
     let _capture = ScreenshotOnFailure::new(&session, &artifacts);
-    wait_for("the UI", STORAGE_CHECK_TIMEOUT, || {
-        Ok(session.try_find("#storage-check")?)
-    })
-    .unwrap();
+    wait_for_element(&session, "#profile-name");
 
     let probe = r"const [command, done] = arguments;
         const invoke = window.__TAURI_INTERNALS__.invoke;
@@ -168,9 +166,7 @@ fn commands_outside_the_allow_list_are_refused() {
         let outcome = outcome.as_str().unwrap_or_default().to_owned();
         assert_ne!(outcome, "succeeded", "{command} went through");
     }
-    // The allowed command still works through the same path, so the probe itself is sound.
-    let allowed = session
-        .execute_async(probe, json!(["storage_check"]))
-        .unwrap();
+    // An allowed command still works through the same path, so the probe itself is sound.
+    let allowed = session.execute_async(probe, json!(["startup"])).unwrap();
     assert_eq!(allowed, json!("succeeded"));
 }

@@ -1,0 +1,305 @@
+//! Two real app instances (two profiles, two data directories) and a real relay on loopback,
+//! driven over WebDriver under Xvfb: first run, a secret chat started with the lock toggle, a
+//! 5-second timer, messages that disappear on both screens, safety numbers verified from a
+//! screenshot of the other app's QR code, and the banner after the contact's key changes.
+//! Every step leaves a screenshot in `artifacts/e2e/two_apps_chat_in_secret_and_verify/`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr
+)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use base64::Engine as _;
+use latch_e2e::{
+    Artifacts, ENTER, HarnessError, Relay, ScreenshotOnFailure, Session, TauriDriver, latch_cli,
+    wait_for,
+};
+use serde_json::{Value, json};
+
+/// Creating a profile generates keys, an Argon2-free SQLCipher database and registers on the
+/// relay; a secret chat claims prekeys. Both take well under this on a loaded machine.
+const STEP: Duration = Duration::from_secs(60);
+
+/// A 5-second message read at once is gone in about 5 s; the sweeper's timing and a busy
+/// machine get the rest of this bound.
+const DISAPPEAR: Duration = Duration::from_secs(40);
+
+struct App {
+    driver: TauriDriver,
+    session: Session,
+}
+
+fn launch(artifacts: &Artifacts, home: &Path) -> App {
+    let driver = TauriDriver::start(artifacts, home).unwrap();
+    let session = driver
+        .launch_app()
+        .unwrap_or_else(|e| panic!("app did not start ({e}); log: {}", driver.log().display()));
+    App { driver, session }
+}
+
+fn find(session: &Session, css: &str) -> latch_e2e::Element {
+    wait_for(css, STEP, || Ok(session.try_find(css)?)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn type_into(session: &Session, css: &str, text: &str) {
+    let field = find(session, css);
+    session.clear(&field).unwrap();
+    session.send_keys(&field, text).unwrap();
+}
+
+fn click(session: &Session, css: &str) {
+    let element = find(session, css);
+    session.click(&element).unwrap();
+}
+
+/// Whether `css` matches anything whose text contains `text`.
+fn shows(session: &Session, css: &str, text: &str) -> Result<bool, HarnessError> {
+    let found = session.execute(
+        "return [...document.querySelectorAll(arguments[0])]\
+           .some((e) => e.textContent.includes(arguments[1]));",
+        json!([css, text]),
+    )?;
+    Ok(found == Value::Bool(true))
+}
+
+fn wait_shown(session: &Session, what: &str, css: &str, text: &str, timeout: Duration) {
+    wait_for(what, timeout, || {
+        Ok(shows(session, css, text)?.then_some(()))
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
+fn wait_gone(session: &Session, what: &str, css: &str, text: &str) {
+    wait_for(what, DISAPPEAR, || {
+        Ok((!shows(session, css, text)?).then_some(()))
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
+fn create_profile(app: &App, name: &str, relay: &str) {
+    let s = &app.session;
+    type_into(s, "#profile-name", name);
+    type_into(s, "#profile-handle", name);
+    type_into(s, "#relay-url", relay);
+    click(s, "#create-profile");
+    wait_for("the main screen", STEP, || {
+        if let Some(error) = s.try_find("#first-run-error")? {
+            let text = s.text(&error)?;
+            if !text.trim().is_empty() {
+                panic!("creating {name} failed: {text}");
+            }
+        }
+        Ok(s.try_find("#me-handle")?)
+    })
+    .unwrap();
+    wait_shown(s, "online", "#connection-state", "nline", STEP);
+}
+
+fn send(session: &Session, text: &str) {
+    let composer = find(session, "#composer");
+    session.send_keys(&composer, text).unwrap();
+    session.send_keys(&composer, ENTER).unwrap();
+}
+
+fn attribute(session: &Session, css: &str, name: &str) -> Option<String> {
+    session
+        .try_find(css)
+        .unwrap()
+        .and_then(|e| session.attribute(&e, name).unwrap())
+}
+
+#[test]
+#[ignore = "needs a display, tauri-driver, WebKitWebDriver and a keyring; run by scripts/test"]
+fn two_apps_chat_in_secret_and_verify() {
+    let artifacts = Artifacts::for_test("two_apps_chat_in_secret_and_verify").unwrap();
+    eprintln!("artifacts: {}", artifacts.dir().display());
+    let relay_dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(relay_dir.path()).unwrap();
+    let (alice_home, bob_home) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+
+    let alice_art = Artifacts::for_test("two_apps_chat_in_secret_and_verify/alice").unwrap();
+    let bob_art = Artifacts::for_test("two_apps_chat_in_secret_and_verify/bob").unwrap();
+    let alice = launch(&alice_art, alice_home.path());
+    let _alice_capture = ScreenshotOnFailure::new(&alice.session, &alice_art);
+    let bob = launch(&bob_art, bob_home.path());
+    let bob_capture = ScreenshotOnFailure::new(&bob.session, &bob_art);
+
+    // First run on both: profiles with keys in the keyring, registered on the relay.
+    find(&alice.session, "#profile-name");
+    alice_art.screenshot(&alice.session, "first-run").unwrap();
+    create_profile(&alice, "alice", relay.url());
+    create_profile(&bob, "bob", relay.url());
+    alice_art
+        .screenshot(&alice.session, "profile-created")
+        .unwrap();
+
+    // Alice starts a secret chat with the lock toggle and a 5-second timer.
+    let a = &alice.session;
+    click(a, "#new-chat");
+    type_into(a, "#new-chat-handle", "bob");
+    click(a, "#lock-toggle");
+    assert_eq!(
+        attribute(a, "#lock-toggle", "aria-checked").as_deref(),
+        Some("true")
+    );
+    click(a, "#new-chat-timer option[value='5']");
+    alice_art.screenshot(a, "new-secret-chat").unwrap();
+    click(a, "#start-chat");
+    wait_for("the secret chat", STEP, || {
+        Ok((attribute(a, "#chat-header", "data-kind").as_deref() == Some("secret")).then_some(()))
+    })
+    .unwrap();
+    wait_shown(a, "the 5 s timer", "#timer-button", "5", STEP);
+
+    // Messages both ways, read at once, then gone on both screens.
+    alice.driver.focus_app_window().unwrap();
+    send(a, "hello from the secret side");
+    wait_shown(
+        a,
+        "alice's message",
+        "[data-direction='outgoing'] .message-body",
+        "hello from the secret side",
+        STEP,
+    );
+    let b = &bob.session;
+    wait_for("the secret chat in bob's list", STEP, || {
+        Ok(b.try_find("[data-conversation-id][data-kind='secret']")?)
+    })
+    .unwrap();
+    bob_art.screenshot(b, "secret-chat-arrived").unwrap();
+    click(b, "[data-conversation-id][data-kind='secret']");
+    bob.driver.focus_app_window().unwrap();
+    wait_shown(
+        b,
+        "alice's message at bob",
+        "[data-direction='incoming'] .message-body",
+        "hello from the secret side",
+        STEP,
+    );
+    assert_eq!(
+        attribute(b, "#chat-header", "data-kind").as_deref(),
+        Some("secret")
+    );
+    wait_for("a countdown on bob's copy", STEP, || {
+        Ok(b.try_find("[data-direction='incoming'] .countdown")?)
+    })
+    .unwrap();
+    send(b, "and back, also secret");
+    bob_art.screenshot(b, "messages-with-countdown").unwrap();
+    alice.driver.focus_app_window().unwrap();
+    wait_shown(
+        a,
+        "bob's reply at alice",
+        "[data-direction='incoming'] .message-body",
+        "and back, also secret",
+        STEP,
+    );
+    alice_art.screenshot(a, "messages-with-countdown").unwrap();
+
+    wait_gone(
+        a,
+        "alice's messages to disappear",
+        ".message-body",
+        "secret",
+    );
+    bob.driver.focus_app_window().unwrap();
+    wait_gone(b, "bob's messages to disappear", ".message-body", "secret");
+    alice_art.screenshot(a, "messages-disappeared").unwrap();
+    bob_art.screenshot(b, "messages-disappeared").unwrap();
+
+    // Safety numbers: Alice verifies Bob from a screenshot of the QR code on Bob's screen.
+    click(b, "#safety-button");
+    find(b, "#safety-qr");
+    let bob_digits = b.text(&find(b, "#safety-digits")).unwrap();
+    // What a user would do: a screenshot of Bob's whole window, QR code and all.
+    let shot = bob_art.screenshot(b, "safety-number").unwrap();
+    let png = std::fs::read(shot).unwrap();
+
+    click(a, "#safety-button");
+    let alice_digits = a.text(&find(a, "#safety-digits")).unwrap();
+    assert_eq!(
+        digits_only(&alice_digits),
+        digits_only(&bob_digits),
+        "both sides must show the same 60 digits"
+    );
+    assert_eq!(digits_only(&alice_digits).len(), 60);
+    feed_image(a, "#scan-image-input", &png);
+    wait_for("the scan result", STEP, || {
+        Ok(attribute(a, "#verify-result", "data-result"))
+    })
+    .map(|result| assert_eq!(result, "verified", "scanning bob's QR code"))
+    .unwrap();
+    alice_art.screenshot(a, "verified-by-qr").unwrap();
+    click(a, "#safety-close");
+    find(a, "#verified-badge");
+    alice_art.screenshot(a, "verified-badge").unwrap();
+
+    // Bob's key changes: his app closes, his profile is deleted (unregistering his handle)
+    // and a new profile with a new identity key claims "bob" and writes to Alice.
+    drop(bob_capture);
+    drop(bob);
+    let bob_latch_home = bob_home.path().join("data").join("latch");
+    latch_cli(&bob_latch_home, &["profile", "delete", "bob"]).unwrap();
+    latch_cli(
+        &bob_latch_home,
+        &["profile", "create", "bob2", "--relay", relay.url()],
+    )
+    .unwrap();
+    let cli = |args: &[&str]| {
+        let mut all = vec!["--profile", "bob2"];
+        all.extend_from_slice(args);
+        latch_cli(&bob_latch_home, &all).unwrap()
+    };
+    cli(&["register", "bob"]);
+    cli(&["add", "alice"]);
+    let opened: Value = serde_json::from_str(&cli(&["--json", "open", "alice"])).unwrap();
+    let chat = opened["chat"].as_i64().unwrap().to_string();
+    cli(&["send", &chat, "new phone, same bob"]);
+
+    wait_for("the key-change banner", STEP, || {
+        Ok(a.try_find("#key-change-banner")?)
+    })
+    .unwrap();
+    assert!(
+        a.try_find("#verified-badge").unwrap().is_none(),
+        "a changed key is no longer verified"
+    );
+    alice_art.screenshot(a, "key-changed").unwrap();
+    click(a, "#verify-again");
+    find(a, "#safety-dialog");
+    let new_digits = a.text(&find(a, "#safety-digits")).unwrap();
+    assert_ne!(
+        digits_only(&new_digits),
+        digits_only(&alice_digits),
+        "the new key has a new safety number"
+    );
+    alice_art.screenshot(a, "verify-again").unwrap();
+}
+
+fn digits_only(text: &str) -> String {
+    text.chars().filter(char::is_ascii_digit).collect()
+}
+
+/// Puts a PNG into a file input as if the user chose it, through the page's own `DataTransfer`
+/// (the same path as drag-and-drop), so the app's Rust QR decoder gets the real pixels.
+fn feed_image(session: &Session, css: &str, png: &[u8]) {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(png);
+    session
+        .execute(
+            "const [css, data] = arguments;\
+             const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));\
+             const file = new File([bytes], 'qr.png', { type: 'image/png' });\
+             const transfer = new DataTransfer();\
+             transfer.items.add(file);\
+             const input = document.querySelector(css);\
+             input.files = transfer.files;\
+             input.dispatchEvent(new Event('change', { bubbles: true }));\
+             return input.files.length;",
+            json!([css, encoded]),
+        )
+        .unwrap();
+}
