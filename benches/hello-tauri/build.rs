@@ -1,0 +1,5 @@
+//! Tauri's context for the baseline window.
+
+fn main() {
+    tauri_build::build();
+}
