@@ -104,7 +104,13 @@ pub(crate) async fn create_profile(
     if let Err(e) = engine.register(&handle).await {
         // Nothing was promised to anyone yet: remove the half-made profile so the user can
         // pick another handle or relay and try again.
-        latch.abandon(engine).await;
+        let shared = latch.inner().clone();
+        engine.shutdown().await;
+        blocking(move || {
+            shared.abandon(engine);
+            Ok(())
+        })
+        .await?;
         return Err(e.into());
     }
     latch.activate(&engine);
@@ -371,15 +377,17 @@ pub(crate) async fn verify_qr_image(
     .await
 }
 
-/// Marks a contact verified after comparing the digits, or clears it.
+/// Marks a contact verified after the user compared `digits` (the 60 digits the screen
+/// showed; refused if the key changed since), or clears it.
 #[tauri::command]
 pub(crate) async fn mark_verified(
     latch: State<'_, SharedLatch>,
     contact_id: i64,
     verified: bool,
+    digits: String,
 ) -> Result<(), CommandError> {
     with_engine(&latch, move |e| {
-        Ok(e.set_verified(ContactId(contact_id), verified)?)
+        Ok(e.set_verified(ContactId(contact_id), verified, &digits)?)
     })
     .await
 }

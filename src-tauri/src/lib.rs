@@ -48,6 +48,7 @@ pub fn run() -> ExitCode {
             }
             // Kept until the app exits: it is what makes this the one instance.
             app.manage(lock);
+            exit_on_signals(app.handle().clone());
             Ok(())
         })
         .invoke_handler(tauri::generate_handler![
@@ -96,6 +97,12 @@ pub fn run() -> ExitCode {
                 save_window(&window, latch.home());
             }
         }
+        // Quit from the tray, SIGTERM at logout: the window still exists here.
+        RunEvent::ExitRequested { .. } => {
+            if let Some(window) = app.get_webview_window(MAIN_WINDOW) {
+                save_window(&window, latch.home());
+            }
+        }
         RunEvent::Exit => {
             if let Some(desktop) = app.try_state::<Desktop>() {
                 desktop.before_exit();
@@ -106,6 +113,28 @@ pub fn run() -> ExitCode {
         _ => {}
     });
     ExitCode::SUCCESS
+}
+
+/// SIGTERM (logout, `kill`) and SIGINT (Ctrl+C in a terminal) quit like the tray's Quit: the
+/// window size is saved, notifications withdrawn, and the engine's commits finish.
+fn exit_on_signals(app: tauri::AppHandle) {
+    #[cfg(unix)]
+    tauri::async_runtime::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        app.exit(0);
+    });
+    #[cfg(not(unix))]
+    let _ = app;
 }
 
 fn fail(e: &error::CommandError) -> ExitCode {
@@ -129,13 +158,21 @@ fn save_window(window: &tauri::WebviewWindow, home: &std::path::Path) {
     let (Ok(size), Ok(scale)) = (window.inner_size(), window.scale_factor()) else {
         return;
     };
+    let maximized = window.is_maximized().unwrap_or(false);
     let logical = size.to_logical::<f64>(scale);
-    WindowState {
-        width: logical.width.round() as u32,
-        height: logical.height.round() as u32,
-        maximized: window.is_maximized().unwrap_or(false),
-    }
-    .save(home);
+    let state = match WindowState::load(home) {
+        // A maximized window keeps the size it had before, to return to when unmaximized.
+        Some(previous) if maximized => WindowState {
+            maximized,
+            ..previous
+        },
+        _ => WindowState {
+            width: logical.width.round() as u32,
+            height: logical.height.round() as u32,
+            maximized,
+        },
+    };
+    state.save(home);
 }
 
 #[cfg(test)]

@@ -114,11 +114,14 @@ impl Latch {
         self.engine().ok()
     }
 
+    /// The profile this app uses: `LATCH_PROFILE` if it exists, else the first one.
     fn profile_name(&self) -> Result<Option<String>, CommandError> {
-        if let Some(name) = std::env::var_os("LATCH_PROFILE").and_then(|n| n.into_string().ok()) {
-            return Ok(Some(name));
-        }
-        Ok(self.profiles.list()?.into_iter().next())
+        let names = self.profiles.list()?;
+        let wanted = std::env::var_os("LATCH_PROFILE").and_then(|n| n.into_string().ok());
+        Ok(match wanted {
+            Some(name) => names.into_iter().find(|n| *n == name),
+            None => names.into_iter().next(),
+        })
     }
 
     /// Decides the first screen, opening a keyring profile on the way. Blocking.
@@ -159,12 +162,16 @@ impl Latch {
         Ok(Engine::new(profile)?)
     }
 
-    /// Deletes a profile whose registration failed, so the user can try again.
-    pub(crate) async fn abandon(&self, engine: Engine) {
+    /// Deletes a profile whose registration failed (its engine already shut down), so the
+    /// user can try again. Blocking: the keyring is involved.
+    pub(crate) fn abandon(&self, engine: Engine) {
         let name = engine.info().name.clone();
-        engine.shutdown().await;
         drop(engine);
-        let _ = self.profiles.delete(&name);
+        if self.profiles.delete(&name).is_err() {
+            // Keys that cannot be removed are useless without the files; the files must go,
+            // or the next attempt would find a profile that never registered.
+            let _ = std::fs::remove_dir_all(self.home.join("profiles").join(&name));
+        }
     }
 
     /// Opens the passphrase-protected profile. Blocking (Argon2id on purpose).

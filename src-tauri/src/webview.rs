@@ -4,16 +4,19 @@
 
 use tauri::{Runtime, Url, Webview, plugin::TauriPlugin};
 
-/// Whether `url` is one of the app's own pages (or the isolation frame).
+/// Whether `url` is one of the app's own pages (or the isolation frame). Linux and macOS
+/// serve the app from `tauri://localhost`; Windows from `http://tauri.localhost`, a name
+/// that elsewhere may resolve to a local server, so it counts only there, and only without a
+/// port.
 pub(crate) fn is_app_page(url: &Url) -> bool {
     let host = url.host_str().unwrap_or_default();
     match url.scheme() {
-        "tauri" | "isolation" | "ipc" => true,
-        "http" | "https" => {
-            host == "tauri.localhost"
-                || host == "ipc.localhost"
-                || (tauri::is_dev() && host == "localhost" && url.port() == Some(5173))
+        "tauri" | "ipc" => host == "localhost",
+        "isolation" => true,
+        "http" | "https" if cfg!(windows) => {
+            url.port().is_none() && (host == "tauri.localhost" || host == "ipc.localhost")
         }
+        "http" => tauri::is_dev() && host == "localhost" && url.port() == Some(5173),
         "about" => url.path() == "blank",
         _ => false,
     }
@@ -83,7 +86,6 @@ mod tests {
     fn only_the_apps_own_pages_may_load() {
         for ok in [
             "tauri://localhost/index.html",
-            "http://tauri.localhost/",
             "isolation://localhost/abc/index.html",
             "about:blank",
         ] {
@@ -95,6 +97,8 @@ mod tests {
             "file:///etc/passwd",
             "javascript:alert(1)",
             "http://tauri.localhost.evil.example/",
+            "http://tauri.localhost:8080/",
+            "tauri://evil.example/",
             "data:text/html,hi",
         ] {
             assert!(!is_app_page(&Url::parse(bad).unwrap()), "{bad}");

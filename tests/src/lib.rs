@@ -335,6 +335,18 @@ impl Drop for TauriDriver {
         // Whatever is still alive after the grace period goes now.
         let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.wait();
+        // The app may outlive the driver for a moment (it finishes its engine's commits on
+        // SIGTERM); the next launch on the same home must not find it still holding the lock.
+        let deadline = Instant::now() + DRIVER_STOP_TIMEOUT;
+        while let Some(pid) = self.app_pid() {
+            if Instant::now() >= deadline {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+                break;
+            }
+            thread::sleep(POLL_INTERVAL);
+        }
     }
 }
 

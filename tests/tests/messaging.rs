@@ -73,9 +73,17 @@ fn wait_shown(session: &Session, what: &str, css: &str, text: &str, timeout: Dur
     .unwrap_or_else(|e| panic!("{e}"));
 }
 
-fn wait_gone(session: &Session, what: &str, css: &str, text: &str) {
+/// Waits until `text` is nowhere in the window (timeline, list preview, notices) while the
+/// secret chat stays open, so an empty or closed view cannot pass for a disappearance.
+fn wait_gone(session: &Session, what: &str, text: &str) {
     wait_for(what, DISAPPEAR, || {
-        Ok((!shows(session, css, text)?).then_some(()))
+        let open = attribute(session, "#chat-header", "data-kind").as_deref() == Some("secret");
+        assert!(open, "the secret chat closed while waiting for {what}");
+        let anywhere = session.execute(
+            "return document.body.innerText.includes(arguments[0]);",
+            json!([text]),
+        )?;
+        Ok((anywhere == Value::Bool(false)).then_some(()))
     })
     .unwrap_or_else(|e| panic!("{e}"));
 }
@@ -147,13 +155,24 @@ fn two_apps_chat_in_secret_and_verify() {
         Some("true")
     );
     click(a, "#new-chat-timer option[value='5']");
+    let chosen = a
+        .execute(
+            "return document.querySelector('#new-chat-timer').value;",
+            json!([]),
+        )
+        .unwrap();
+    assert_eq!(chosen, json!("5"));
     alice_art.screenshot(a, "new-secret-chat").unwrap();
     click(a, "#start-chat");
     wait_for("the secret chat", STEP, || {
         Ok((attribute(a, "#chat-header", "data-kind").as_deref() == Some("secret")).then_some(()))
     })
     .unwrap();
-    wait_shown(a, "the 5 s timer", "#timer-button", "5", STEP);
+    wait_for("the 5 s timer in the header", STEP, || {
+        let button = a.find("#timer-button")?;
+        Ok((a.text(&button)?.trim() == "5 s").then_some(()))
+    })
+    .unwrap();
 
     // Messages both ways, read at once, then gone on both screens.
     alice.driver.focus_app_window().unwrap();
@@ -200,14 +219,13 @@ fn two_apps_chat_in_secret_and_verify() {
     );
     alice_art.screenshot(a, "messages-with-countdown").unwrap();
 
-    wait_gone(
-        a,
-        "alice's messages to disappear",
-        ".message-body",
-        "secret",
-    );
+    for text in ["hello from the secret side", "and back, also secret"] {
+        wait_gone(a, "the messages to disappear at alice", text);
+    }
     bob.driver.focus_app_window().unwrap();
-    wait_gone(b, "bob's messages to disappear", ".message-body", "secret");
+    for text in ["hello from the secret side", "and back, also secret"] {
+        wait_gone(b, "the messages to disappear at bob", text);
+    }
     alice_art.screenshot(a, "messages-disappeared").unwrap();
     bob_art.screenshot(b, "messages-disappeared").unwrap();
 

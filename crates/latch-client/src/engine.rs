@@ -846,10 +846,7 @@ impl Engine {
                 {
                     tx.delete_message(m.id)?;
                     events.push(Event::MessageUpdated {
-                        message: MessageView {
-                            deleted: true,
-                            ..MessageView::from(&m)
-                        },
+                        message: MessageView::deleted(&m),
                     });
                 }
             }
@@ -1553,10 +1550,7 @@ impl Engine {
         })?;
         self.inner.outbox_changed.notify_one();
         self.emit(Event::MessageUpdated {
-            message: MessageView {
-                deleted: true,
-                ..MessageView::from(&view)
-            },
+            message: MessageView::deleted(&view),
         });
         Ok(())
     }
@@ -1614,8 +1608,20 @@ impl Engine {
     ///
     /// # Errors
     /// `NotFound`, or a store error if the key changed in between.
-    pub fn set_verified(&self, contact: ContactId, verified: bool) -> Result<(), ClientError> {
+    /// To mark verified, `compared` must be the 60 digits the user compared: if the key
+    /// changed after they were shown, the digits no longer match and nothing is marked.
+    pub fn set_verified(
+        &self,
+        contact: ContactId,
+        verified: bool,
+        compared: &str,
+    ) -> Result<(), ClientError> {
         let sn = self.safety_number(contact)?;
+        if verified && sn.digits != compared {
+            return Err(ClientError::Invalid(
+                "The safety number changed while you were comparing it. Compare the new one.",
+            ));
+        }
         self.write(|tx| tx.set_verified(contact, &sn.remote_key, verified))?;
         Ok(())
     }
@@ -1644,13 +1650,24 @@ impl Engine {
     ///
     /// # Errors
     /// [`ClientError::Qr`] when the image holds no readable code.
+    /// A code that is some other QR code (a link, a Wi-Fi password) is not a mismatch: when
+    /// no code in the image is a safety-number code the result is
+    /// [`ClientError::Fingerprint`].
     pub fn verify_image(&self, contact: ContactId, image: &[u8]) -> Result<bool, ClientError> {
+        let mut saw_safety_number = false;
         for payload in crate::qr::decode_image(image)? {
-            if self.verify_scanned(contact, &payload).unwrap_or(false) {
-                return Ok(true);
+            match self.verify_scanned(contact, &payload) {
+                Ok(true) => return Ok(true),
+                Ok(false) => saw_safety_number = true,
+                Err(ClientError::Fingerprint) => {}
+                Err(e) => return Err(e),
             }
         }
-        Ok(false)
+        if saw_safety_number {
+            Ok(false)
+        } else {
+            Err(ClientError::Fingerprint)
+        }
     }
 
     /// Accepts a contact's new identity key: secret chats release their held messages.

@@ -81,6 +81,18 @@ impl From<&Message> for MessageView {
     }
 }
 
+impl MessageView {
+    /// The view announcing that `m` was deleted for everyone: its text is gone with it, so the
+    /// event carries none.
+    pub fn deleted(m: &Message) -> Self {
+        Self {
+            deleted: true,
+            body: String::new(),
+            ..Self::from(m)
+        }
+    }
+}
+
 /// A conversation as a list shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ConversationView {

@@ -432,7 +432,10 @@ impl Profiles {
         let dir = self.dir(name)?;
         let info = read_info(&dir, name)?;
         let lock = lock(&dir, name)?;
-        self.forget_keys(&info)?;
+        // A passphrase profile has nothing in the keyring, and there may be no keyring at all.
+        if info.protection == Protection::Keyring {
+            self.forget_keys(&info)?;
+        }
         drop(lock);
         fs::remove_dir_all(&dir)?;
         Ok(())

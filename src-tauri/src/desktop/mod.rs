@@ -32,7 +32,11 @@ struct Inner {
     active: Mutex<Option<i64>>,
     tray: Mutex<Option<TrayIcon<Wry>>>,
     watching: AtomicBool,
+    recount_waiting: AtomicBool,
 }
+
+/// How long a recount of the unread messages waits for more events to cover.
+const RECOUNT_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
 
 impl Desktop {
     /// Sets up the tray icon and the notification sender.
@@ -45,6 +49,7 @@ impl Desktop {
                 active: Mutex::new(None),
                 tray: Mutex::new(tray),
                 watching: AtomicBool::new(false),
+                recount_waiting: AtomicBool::new(false),
             }),
         }
     }
@@ -98,7 +103,8 @@ impl Desktop {
                 self.inner.notifier.withdraw(message_ids);
                 self.refresh_unread(engine).await;
             }
-            Event::MessageUpdated { message } if message.deleted => {
+            // Deleted, or edited: a notification must not keep showing the old text.
+            Event::MessageUpdated { message } if message.deleted || message.edited => {
                 self.inner.notifier.withdraw(vec![message.id]);
                 self.refresh_unread(engine).await;
             }
@@ -140,7 +146,14 @@ impl Desktop {
         self.inner.notifier.withdraw_all_and_wait();
     }
 
+    /// Recounts the unread messages for the tray. A burst of events (a backlog after
+    /// reconnecting) is counted once: a recount already waiting covers the later events.
     async fn refresh_unread(&self, engine: &Engine) {
+        if self.inner.recount_waiting.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        tokio::time::sleep(RECOUNT_DELAY).await;
+        self.inner.recount_waiting.store(false, Ordering::SeqCst);
         let e = engine.clone();
         let total = tauri::async_runtime::spawn_blocking(move || {
             e.conversations()
@@ -163,14 +176,6 @@ impl Desktop {
         {
             let _ = tray.set_tooltip(Some(&label));
             let _ = tray.set_title((total > 0).then(|| total.to_string()));
-        }
-        if let Some(window) = self.inner.app.get_webview_window(MAIN_WINDOW) {
-            let title = if total > 0 {
-                format!("Latch ({total})")
-            } else {
-                "Latch".to_owned()
-            };
-            let _ = window.set_title(&title);
         }
     }
 }

@@ -14,6 +14,10 @@ use latch_client::{ConversationView, MessageView};
 /// Longest message text shown in a notification.
 const PREVIEW_CHARS: usize = 160;
 
+/// Notifications remembered for withdrawal; the oldest are forgotten beyond this (the
+/// server has long dropped them: it keeps a handful on screen).
+const REMEMBERED: usize = 256;
+
 /// What a notification says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Notice {
@@ -154,6 +158,12 @@ fn handle(request: Request, shown: &mut Shown, server: &mut dyn Shows) {
             notice,
         } => {
             if let Some(id) = server.show(&notice) {
+                if shown.by_message.len() >= REMEMBERED
+                    && let Some(oldest) = shown.by_message.iter().min_by_key(|(_, (_, id))| *id)
+                {
+                    let oldest = *oldest.0;
+                    shown.by_message.remove(&oldest);
+                }
                 shown.by_message.insert(message, (conversation, id));
             }
         }
@@ -353,6 +363,21 @@ mod tests {
                 body: "b".into(),
             },
         }
+    }
+
+    #[test]
+    fn only_the_newest_notifications_are_remembered() {
+        let mut server = Recorder::default();
+        let mut shown = Shown::default();
+        for m in 0..(REMEMBERED as i64 + 10) {
+            handle(show(1, m), &mut shown, &mut server);
+        }
+        assert_eq!(shown.by_message.len(), REMEMBERED);
+        assert!(
+            !shown.by_message.contains_key(&0),
+            "the oldest is forgotten"
+        );
+        assert!(shown.by_message.contains_key(&(REMEMBERED as i64 + 9)));
     }
 
     #[test]
