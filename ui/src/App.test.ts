@@ -27,6 +27,38 @@ describe("App", () => {
     expect(core.callsOf("subscribe")).toHaveLength(1);
   });
 
+  it("when creating the profile times out, asks startup again and shows what it found", async () => {
+    const core = new FakeCore().install();
+    core.startup = { state: "new", default_relay_url: "wss://relay.test", keyring: true };
+    core.on("create_profile", (args) => {
+      // The core made the profile, but the answer came too late.
+      core.startup = { state: "ready", me: { name: String(args.name), handle: String(args.handle), relay_url: "wss://relay.test" } };
+      throw { kind: "timeout", message: "Latch's core did not answer in time." };
+    });
+    render(App);
+    const name = (await screen.findByLabelText("Profile name")) as HTMLInputElement;
+    await fireEvent.input(name, { target: { value: "ada" } });
+    await fireEvent.input(screen.getByLabelText("Handle"), { target: { value: "ada" } });
+    await fireEvent.click(screen.getByRole("button", { name: "Create profile" }));
+    await vi.waitFor(() => expect(document.getElementById("me-handle")?.textContent).toBe("ada"));
+    expect(core.callsOf("startup")).toHaveLength(2);
+  });
+
+  it("when a retry finds a passphrase-protected profile already made, asks for its passphrase", async () => {
+    const core = new FakeCore().install();
+    core.startup = { state: "new", default_relay_url: "wss://relay.test", keyring: true };
+    core.on("create_profile", () => {
+      core.startup = { state: "locked", name: "ada" };
+      throw { kind: "invalid", message: "This Latch already has a profile on this computer." };
+    });
+    render(App);
+    const name = (await screen.findByLabelText("Profile name")) as HTMLInputElement;
+    await fireEvent.input(name, { target: { value: "ada" } });
+    await fireEvent.input(screen.getByLabelText("Handle"), { target: { value: "ada" } });
+    await fireEvent.click(screen.getByRole("button", { name: "Create profile" }));
+    expect(await screen.findByLabelText("Passphrase")).toBeTruthy();
+  });
+
   it("asks a locked profile for its passphrase", async () => {
     const core = new FakeCore().install();
     core.startup = { state: "locked", name: "ada" };

@@ -5,6 +5,7 @@ import { Channel, invoke, type InvokeArgs } from "@tauri-apps/api/core";
 import type {
   ContactView,
   ConversationView,
+  MarkVerifiedArgs,
   Me,
   MessageView,
   QrVerifyResult,
@@ -176,9 +177,17 @@ export async function verifyQrImage(contactId: number, image: string): Promise<Q
   return answer.result;
 }
 
-/** Marks a contact verified after comparing digits, or clears it. */
-export function markVerified(contactId: number, verified: boolean): Promise<void> {
-  return call<void>("mark_verified", { contactId, verified });
+/**
+ * Marks a contact verified after the user compared `digits` (the 60 digits on screen), or clears
+ * it (`digits` is then not needed and "" is sent). The core refuses with kind `invalid` when the
+ * safety number is no longer the one compared (the key changed meanwhile).
+ */
+export function markVerified(contactId: number, verified: boolean, digits = ""): Promise<void> {
+  if (verified && !/^\d{60}$/.test(digits)) {
+    return Promise.reject({ kind: "invalid", message: "The safety number to mark as verified is missing." });
+  }
+  const args: MarkVerifiedArgs = { contactId, verified, digits: verified ? digits : "" };
+  return call<void>("mark_verified", { ...args });
 }
 
 /** Accepts a contact's new identity key; held secret-chat messages are released. */

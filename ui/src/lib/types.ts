@@ -54,7 +54,8 @@ export type Startup =
   | { state: "ready"; me: Me };
 
 export interface SafetyNumberView {
-  digits: string /* 60 digits */;
+  /** 60 digits; `mark_verified` sends back the ones the user compared. */
+  digits: string;
   qr: boolean[][] /* modules, true = dark */;
 }
 
@@ -64,6 +65,13 @@ export interface SafetyNumberReport extends SafetyNumberView {
   contact_name: string;
   verified: boolean;
   key_change_pending: boolean;
+}
+
+/** `mark_verified`'s arguments: `digits` is the number compared (required to verify, "" to clear). */
+export interface MarkVerifiedArgs {
+  contactId: number;
+  verified: boolean;
+  digits: string;
 }
 
 /** What a scanned safety-number QR code said. */

@@ -1,7 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { cleanup, fireEvent, render, screen } from "@testing-library/svelte";
 import { clearMocks } from "@tauri-apps/api/mocks";
-import { FakeCore } from "../test/fakeCore";
+import type { Startup } from "../lib/types";
+import { FakeCore, ME } from "../test/fakeCore";
 import FirstRun from "./FirstRun.svelte";
 
 let core: FakeCore;
@@ -21,10 +22,16 @@ async function type(id: string, value: string) {
   await fireEvent.input(field(id), { target: { value } });
 }
 
-function setup(keyring = true) {
+function setup(keyring = true, onstartup?: (found: Startup) => void) {
   const oncreated = vi.fn();
-  render(FirstRun, { props: { defaultRelayUrl: "wss://relay.latch.example", keyring, oncreated } });
+  render(FirstRun, { props: { defaultRelayUrl: "wss://relay.latch.example", keyring, oncreated, onstartup } });
   return oncreated;
+}
+
+async function fillAndCreate() {
+  await type("profile-name", "ada");
+  await type("profile-handle", "ada");
+  await create();
 }
 
 const create = () => fireEvent.click(document.getElementById("create-profile") as HTMLButtonElement);
@@ -130,6 +137,52 @@ describe("FirstRun", () => {
     expect(document.activeElement).toBe(field("profile-handle"));
     expect((document.getElementById("create-profile") as HTMLButtonElement).disabled).toBe(false);
     expect(oncreated).not.toHaveBeenCalled();
+  });
+
+  it("after a timeout asks startup again and goes where it says: the profile may exist after all", async () => {
+    core.on("create_profile", () => {
+      throw { kind: "timeout", message: "Latch's core did not answer in time." };
+    });
+    core.startup = { state: "ready", me: ME };
+    const onstartup = vi.fn();
+    setup(true, onstartup);
+    await fillAndCreate();
+    await vi.waitFor(() => expect(onstartup).toHaveBeenCalledWith({ state: "ready", me: ME }));
+    expect(core.callsOf("startup")).toHaveLength(1);
+    expect(errorText()).toBe("");
+  });
+
+  it("when a retry finds the profile already there, goes to the screen startup names", async () => {
+    core.on("create_profile", () => {
+      throw { kind: "invalid", message: "This Latch already has a profile on this computer." };
+    });
+    core.startup = { state: "locked", name: "ada" };
+    const onstartup = vi.fn();
+    setup(true, onstartup);
+    await fillAndCreate();
+    await vi.waitFor(() => expect(onstartup).toHaveBeenCalledWith({ state: "locked", name: "ada" }));
+  });
+
+  it("stays and says why when startup still finds no profile", async () => {
+    core.on("create_profile", () => {
+      throw { kind: "timeout", message: "Latch's core did not answer in time." };
+    });
+    core.startup = { state: "new", default_relay_url: "wss://relay.latch.example", keyring: true };
+    const onstartup = vi.fn();
+    const oncreated = setup(true, onstartup);
+    await fillAndCreate();
+    await vi.waitFor(() => expect(errorText()).toBe("Latch's core did not answer in time."));
+    expect(core.callsOf("startup")).toHaveLength(1);
+    expect(onstartup).not.toHaveBeenCalled();
+    expect(oncreated).not.toHaveBeenCalled();
+    expect((document.getElementById("create-profile") as HTMLButtonElement).disabled).toBe(false);
+    // Other errors do not ask startup.
+    core.on("create_profile", () => {
+      throw { kind: "invalid", message: "The relay address must start with ws:// or wss://." };
+    });
+    await create();
+    await vi.waitFor(() => expect(errorText()).toBe("The relay address must start with ws:// or wss://."));
+    expect(core.callsOf("startup")).toHaveLength(1);
   });
 
   it("keeps the storage check under About storage", async () => {

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { cleanup, fireEvent, render, screen, within } from "@testing-library/svelte";
 import { clearMocks } from "@tauri-apps/api/mocks";
-import { FakeCore, ME, conversation, message } from "../test/fakeCore";
+import { FakeCore, ME, conversation, message, safetyReport } from "../test/fakeCore";
 import { withViewportHeight } from "../test/layout";
 import Main from "./Main.svelte";
 
@@ -82,6 +82,53 @@ describe("conversation list", () => {
     await settle();
     expect(listOrder()).toEqual([3, 2, 1]);
     expect(item(3)?.querySelector(".unread")?.getAttribute("aria-label")).toBe("1 unread");
+  });
+
+  it("drops search results that expired or were deleted", async () => {
+    core.conversations = [conversation(1, { contact_name: "ada" }), conversation(2, { contact_name: "bob" })];
+    core.messages = [
+      message(1, 1, { body: "pizza tonight" }),
+      message(2, 1, { body: "pizza again" }),
+      message(3, 2, { body: "pizza later", expires_at: Date.now() + 60_000 }),
+    ];
+    await renderMain();
+    await fireEvent.input(byId<HTMLInputElement>("conversation-search"), { target: { value: "pizza" } });
+    const results = await screen.findByRole("region", { name: "Messages" });
+    const found = () => Array.from(results.querySelectorAll<HTMLElement>("[data-message-id]"), (el) => Number(el.dataset.messageId));
+    await vi.waitFor(() => expect(found().sort()).toEqual([1, 2, 3]));
+
+    core.emit({ type: "messages_expired", conversation_id: 2, message_ids: [3] });
+    core.emit({ type: "message_updated", message: message(1, 1, { body: "", deleted: true }) });
+    await settle();
+    expect(found()).toEqual([2]);
+    expect(results.textContent).toContain("1 message found.");
+  });
+
+  it("puts the sum of the unread counts in the list into the window title", async () => {
+    seed();
+    core.conversations.push(conversation(4, { contact_name: "dee", unread: 3, last_message: message(40, 4) }));
+    focused = false;
+    await renderMain();
+    const badges = () =>
+      Array.from(document.querySelectorAll(".unread"), (el) => Number(el.getAttribute("aria-label")?.split(" ")[0])).reduce(
+        (a, b) => a + b,
+        0,
+      );
+    expect(badges()).toBe(5);
+    expect(document.title).toBe("(5) Latch");
+    core.emit({ type: "message", message: message(9, 3) });
+    await settle();
+    expect(document.title).toBe("(6) Latch");
+    // The contact deletes a message still unread: it no longer counts, in the list or the title.
+    core.emit({ type: "message_updated", message: message(9, 3, { body: "", deleted: true }) });
+    await settle();
+    expect(badges()).toBe(5);
+    expect(document.title).toBe("(5) Latch");
+    focused = true;
+    await fireEvent.focus(window);
+    await open(1);
+    expect(badges()).toBe(3);
+    expect(document.title).toBe("(3) Latch");
   });
 
   it("moves between chats with the arrow keys", async () => {
@@ -308,6 +355,33 @@ describe("key changes", () => {
     await fireEvent.click(byId("safety-close"));
     expect(byId("safety-dialog")).toBeNull();
     expect(document.activeElement).toBe(byId("verify-again"));
+  });
+});
+
+describe("the safety number", () => {
+  it("marks verified with the digits shown, keeps the key change pending, and reloads on key_changed", async () => {
+    core.conversations = [conversation(1, { contact_name: "ada", key_change_pending: true })];
+    await renderMain();
+    await open(1);
+    await fireEvent.click(byId("verify-again"));
+    await vi.waitFor(() => expect(byId("safety-digits")).toBeTruthy());
+    await fireEvent.click(byId("mark-verified"));
+    await vi.waitFor(() => expect(byId("clear-verification")).toBeTruthy());
+    expect(core.callsOf("mark_verified")).toEqual([
+      { contactId: 1, verified: true, digits: "123456789012345678901234567890123456789012345678901234567890" },
+    ]);
+    // Verifying does not accept the new key: the banner stays.
+    expect(byId("key-change-banner")).toBeTruthy();
+    expect(byId("verified-badge")).toBeTruthy();
+
+    // The key changes again while the dialog is open.
+    const digits = "5".repeat(60);
+    core.safety.set(1, safetyReport(1, { contact_name: "ada", digits, key_change_pending: true }));
+    core.emit({ type: "key_changed", contact_id: 1, contact: "ada", was_verified: true });
+    await vi.waitFor(() => expect(byId("safety-digits").textContent?.replace(/\D/g, "")).toBe(digits));
+    expect(byId("verify-result").textContent).toContain("The safety number changed while this was open");
+    expect(byId("mark-verified")).toBeTruthy();
+    expect(byId("verified-badge")).toBeNull();
   });
 });
 

@@ -48,4 +48,28 @@ describe("Unlock", () => {
     expect(document.getElementById("unlock-error")?.textContent).toBe("Enter your passphrase.");
     expect(core.callsOf("unlock_profile")).toEqual([]);
   });
+
+  it("after a timeout asks startup again and goes where it says", async () => {
+    core.on("unlock_profile", () => {
+      throw { kind: "timeout", message: "Latch's core did not answer in time." };
+    });
+    const onunlocked = vi.fn();
+    const onstartup = vi.fn();
+    render(Unlock, { props: { name: "ada", onunlocked, onstartup } });
+    await fireEvent.input(field(), { target: { value: "correct horse" } });
+    // Still locked: the timeout is said, and the field is ready to try again.
+    core.startup = { state: "locked", name: "ada" };
+    await unlock();
+    await vi.waitFor(() =>
+      expect(document.getElementById("unlock-error")?.textContent).toBe("Latch's core did not answer in time."),
+    );
+    expect(core.callsOf("startup")).toHaveLength(1);
+    expect(onstartup).not.toHaveBeenCalled();
+
+    // The core finished unlocking after the UI stopped waiting.
+    core.startup = { state: "ready", me: ME };
+    await unlock();
+    await vi.waitFor(() => expect(onstartup).toHaveBeenCalledWith({ state: "ready", me: ME }));
+    expect(core.callsOf("startup")).toHaveLength(2);
+  });
 });

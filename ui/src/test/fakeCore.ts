@@ -240,7 +240,18 @@ export class FakeCore {
       }
       case "verify_qr_image":
         return { result: this.qrResult };
-      case "mark_verified":
+      case "mark_verified": {
+        // Like the core: verifying needs the digits the user compared, and they must still be
+        // the safety number (a key change in between makes them stale).
+        const id = Number(args.contactId);
+        const report = this.safety.get(id) ?? safetyReport(id);
+        if (typeof args.digits !== "string") throw fail("invalid", "mark_verified needs digits.");
+        if (args.verified === true && args.digits !== report.digits) {
+          throw fail("invalid", "The safety number changed while you were comparing it. Compare the new one.");
+        }
+        this.safety.set(id, { ...report, verified: args.verified === true });
+        return null;
+      }
       case "accept_key_change":
       case "open_link":
       case "set_active_conversation":

@@ -40,6 +40,24 @@ describe("Composer", () => {
     expect(field().value).toBe("");
   });
 
+  it("does not send on the Enter that commits an input method's composition", async () => {
+    const { onsend } = setup();
+    await fireEvent.input(field(), { target: { value: "にほん" } });
+    // Some engines report the committing Enter only as keyCode 229.
+    await fireEvent.keyDown(field(), { key: "Enter", keyCode: 229 });
+    expect(onsend).not.toHaveBeenCalled();
+    // Others send it right after compositionend, with isComposing already false.
+    await fireEvent.compositionStart(field());
+    await fireEvent.keyDown(field(), { key: "Enter" });
+    await fireEvent.compositionEnd(field());
+    await fireEvent.keyDown(field(), { key: "Enter" });
+    expect(onsend).not.toHaveBeenCalled();
+    // A tick later the composition is over and Enter sends again.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    await fireEvent.keyDown(field(), { key: "Enter" });
+    expect(onsend).toHaveBeenCalledExactlyOnceWith(1, "にほん");
+  });
+
   it("sends nothing for an empty or blank message", async () => {
     const { onsend } = setup();
     await fireEvent.keyDown(field(), { key: "Enter" });

@@ -26,12 +26,22 @@ const PNG = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 async function setup() {
   const onclose = vi.fn();
   const onscanverified = vi.fn();
-  render(SafetyDialog, {
-    props: { contactId: 7, contactName: "ada", onclose, onscanverified, setVerified: (v: boolean) => markVerified(7, v) },
+  const { rerender } = render(SafetyDialog, {
+    props: {
+      contactId: 7,
+      contactName: "ada",
+      onclose,
+      onscanverified,
+      setVerified: (v: boolean, digits: string) => markVerified(7, v, digits),
+    },
   });
   await vi.waitFor(() => expect(byId("safety-digits")).toBeTruthy());
-  return { onclose, onscanverified };
+  return { onclose, onscanverified, rerender };
 }
+
+const digitsShown = () => byId("safety-digits").textContent?.replace(/\D/g, "");
+const DIGITS = "123456789012345678901234567890123456789012345678901234567890";
+const NEW_DIGITS = "999990000011111222223333344444555556666677777888889999900000";
 
 async function chooseFile(file: File) {
   const input = byId<HTMLInputElement>("scan-image-input");
@@ -113,14 +123,61 @@ describe("SafetyDialog", () => {
     expect(core.callsOf("verify_qr_image")).toHaveLength(2);
   });
 
-  it("marks verified after comparing digits, and clears it", async () => {
+  it("marks verified with the digits compared, and clears it", async () => {
     await setup();
     await fireEvent.click(byId("mark-verified"));
     await vi.waitFor(() => expect(byId("clear-verification")).toBeTruthy());
-    expect(core.callsOf("mark_verified")).toEqual([{ contactId: 7, verified: true }]);
+    expect(core.callsOf("mark_verified")).toEqual([{ contactId: 7, verified: true, digits: DIGITS }]);
     await fireEvent.click(byId("clear-verification"));
     await vi.waitFor(() => expect(byId("mark-verified")).toBeTruthy());
-    expect(core.callsOf("mark_verified")[1]).toEqual({ contactId: 7, verified: false });
+    expect(core.callsOf("mark_verified")[1]).toEqual({ contactId: 7, verified: false, digits: "" });
+  });
+
+  it("says so and shows the new number when the core refuses the digits as stale", async () => {
+    await setup();
+    // The key changed after the dialog loaded the number.
+    core.safety.set(7, safetyReport(7, { contact_name: "ada", digits: NEW_DIGITS, key_change_pending: true }));
+    await fireEvent.click(byId("mark-verified"));
+    await vi.waitFor(() => expect(digitsShown()).toBe(NEW_DIGITS));
+    expect(core.callsOf("mark_verified")).toEqual([{ contactId: 7, verified: true, digits: DIGITS }]);
+    expect(screen.getByRole("alert").textContent).toBe(
+      "The safety number changed while you were comparing it. Compare the new one.",
+    );
+    expect(byId("safety-state").textContent).toContain("ada's key changed");
+    expect(byId("mark-verified")).toBeTruthy();
+    // Comparing the new number and marking it works.
+    await fireEvent.click(byId("mark-verified"));
+    await vi.waitFor(() => expect(byId("clear-verification")).toBeTruthy());
+    expect(core.lastCallOf("mark_verified")).toEqual({ contactId: 7, verified: true, digits: NEW_DIGITS });
+  });
+
+  it("keeps a pending key change pending after a scan or a mark: only accepting the key ends it", async () => {
+    core.safety.set(7, safetyReport(7, { contact_name: "ada", key_change_pending: true }));
+    await setup();
+    await fireEvent.click(byId("mark-verified"));
+    await vi.waitFor(() => expect(byId("clear-verification")).toBeTruthy());
+    await fireEvent.click(byId("clear-verification"));
+    await vi.waitFor(() => expect(byId("mark-verified")).toBeTruthy());
+    // Not verified, and the key change is still to be accepted.
+    expect(byId("safety-state").textContent).toContain("ada's key changed");
+
+    await chooseFile(new File([PNG], "code.png", { type: "image/png" }));
+    await vi.waitFor(() => expect(result().dataset.result).toBe("verified"));
+    await fireEvent.click(byId("clear-verification"));
+    await vi.waitFor(() => expect(byId("mark-verified")).toBeTruthy());
+    expect(byId("safety-state").textContent).toContain("ada's key changed");
+  });
+
+  it("reloads the number when the contact's key changes while it is open", async () => {
+    const { rerender } = await setup();
+    expect(digitsShown()).toBe(DIGITS);
+    core.safety.set(7, safetyReport(7, { contact_name: "ada", digits: NEW_DIGITS, key_change_pending: true }));
+    await rerender({ keyChanges: 1 });
+    await vi.waitFor(() => expect(digitsShown()).toBe(NEW_DIGITS));
+    expect(core.callsOf("safety_number")).toHaveLength(2);
+    expect(result().getAttribute("role")).toBe("status");
+    expect(result().textContent).toContain("The safety number changed while this was open");
+    expect(byId("safety-state").textContent).toContain("ada's key changed");
   });
 
   it("explains a refused camera", async () => {

@@ -9,9 +9,12 @@ import {
   conversationList,
   dismissKeyChange,
   emptyChats,
+  forgetMessages,
+  isGone,
   loadConversations,
   loadMessages,
   openConversation,
+  replaceMessages,
   resetMessages,
   setDraft,
   setVerified,
@@ -65,9 +68,30 @@ export class ChatStore {
     this.state = loadMessages(this.state, conversationId, page);
   }
 
-  /** Replaces every loaded message with `page` for `conversationId` (after a resync). */
-  resetMessages(conversationId: number | null, page: readonly MessageView[]): void {
-    this.state = resetMessages(this.state, conversationId, page);
+  /**
+   * Replaces every loaded message with `page` for `conversationId` (after a resync), keeping the
+   * current copies of the messages in `arrived` (changed by events while the page was fetched).
+   */
+  resetMessages(conversationId: number | null, page: readonly MessageView[], arrived?: ReadonlySet<number>): void {
+    this.state = resetMessages(this.state, conversationId, page, arrived);
+  }
+
+  /** Forgets the loaded messages of every conversation but `except` (after a resync). */
+  forgetMessages(except: number | null): void {
+    this.state = forgetMessages(this.state, except);
+  }
+
+  /**
+   * Replaces one conversation's loaded messages with `page` (after a resync), keeping the current
+   * copies of the messages in `arrived`.
+   */
+  replaceMessages(conversationId: number, page: readonly MessageView[], arrived?: ReadonlySet<number>): void {
+    this.state = replaceMessages(this.state, conversationId, page, arrived);
+  }
+
+  /** Whether a message expired or was deleted (a search result fetched before it went). */
+  isGone(message: MessageView, now?: number): boolean {
+    return isGone(this.state, message, now);
   }
 
   /** Shows a conversation (or none) and clears its unread count. */

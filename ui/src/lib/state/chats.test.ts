@@ -7,8 +7,10 @@ import {
   dismissKeyChange,
   emptyChats,
   loadConversations,
+  isGone,
   loadMessages,
   openConversation,
+  resetMessages,
   setDraft,
   setVerified,
   totalUnread,
@@ -66,6 +68,9 @@ function frozen(state: ChatsState): ChatsState {
   freezeMap(state.keyChanges);
   freezeMap(state.timerChanges);
   freezeMap(state.unreadIds);
+  (state.gone as Set<number>).add = () => {
+    throw new Error("mutated the gone set of the previous state");
+  };
   return Object.freeze(state);
 }
 
@@ -130,7 +135,7 @@ describe("message_updated", () => {
     expect(state.conversations.get(1)?.last_message?.deleted).toBe(true);
   });
 
-  it("ignores messages that are not loaded and never changes unread", () => {
+  it("ignores messages that are not loaded and not in the preview, and never changes unread", () => {
     const before = apply(base(), { type: "message", message: message(1, 1, 1000) });
     const after = apply(before, { type: "message_updated", message: message(2, 1, 2000, { body: "old edit" }) });
     expect(after).toBe(before);
@@ -186,6 +191,93 @@ describe("messages_expired", () => {
     state = loadMessages(state, 1, [message(1, 1, 1000)]);
     state = apply(state, { type: "messages_expired", conversation_id: 1, message_ids: [1] });
     expect(state.conversations.get(1)?.unread).toBe(4);
+  });
+});
+
+describe("messages known gone", () => {
+  it("a list snapshot fetched before an expiry does not bring its preview back", () => {
+    const snapshot = [conversation(1, { unread: 1, last_message: message(5, 1, 5000, { body: "gone soon" }) })];
+    let state = loadConversations(emptyChats(), snapshot);
+    state = apply(state, { type: "messages_expired", conversation_id: 1, message_ids: [5] });
+    expect(state.conversations.get(1)?.last_message).toBeNull();
+    // The reload that was already on its way answers with the old preview.
+    state = loadConversations(frozen(state), snapshot);
+    expect(state.conversations.get(1)?.last_message).toBeNull();
+    expect(isGone(state, message(5, 1, 5000))).toBe(true);
+
+    // With messages loaded, the newest one that is left takes its place.
+    state = loadMessages(state, 1, [message(3, 1, 3000), message(4, 1, 4000)]);
+    state = loadConversations(frozen(state), snapshot);
+    expect(state.conversations.get(1)?.last_message?.id).toBe(4);
+  });
+
+  it("a page fetched before an expiry or a delete does not bring the messages back", () => {
+    let state = apply(base(), { type: "message", message: message(1, 1, 1000) }, { type: "message", message: message(2, 1, 2000) });
+    const stalePage = [message(1, 1, 1000), message(2, 1, 2000), message(3, 1, 3000, { body: "secret words" })];
+    state = apply(state, { type: "messages_expired", conversation_id: 1, message_ids: [1] });
+    state = apply(state, { type: "message_updated", message: message(2, 1, 2000, { body: "", deleted: true }) });
+    state = apply(state, { type: "message_updated", message: message(3, 1, 3000, { body: "secret words", deleted: true }) });
+    state = loadMessages(frozen(state), 1, stalePage);
+    // 1 stays gone, 2 stays a tombstone, 3 (never loaded) does not appear with its text.
+    expect(state.messages.get(1)?.map((m) => [m.id, m.deleted, m.body])).toEqual([[2, true, ""]]);
+    expect(state.gone.has(3)).toBe(true);
+    // A late "message" event for a gone message (a command's reply) is ignored too.
+    expect(apply(state, { type: "message", message: message(1, 1, 1000) })).toBe(state);
+  });
+
+  it("drops messages whose time is already up when loading", () => {
+    const now = 10_000;
+    let state = loadMessages(base(), 1, [message(1, 1, 1000, { expires_at: 9_000 }), message(2, 1, 2000, { expires_at: 20_000 })], now);
+    expect(state.messages.get(1)?.map((m) => m.id)).toEqual([2]);
+    state = loadConversations(state, [conversation(1, { last_message: message(3, 1, 3000, { expires_at: 9_999 }) })], now);
+    expect(state.conversations.get(1)?.last_message?.id).toBe(2);
+    state = loadConversations(state, [conversation(2, { last_message: message(4, 2, 3000, { expires_at: now }) })], now);
+    expect(state.conversations.get(2)?.last_message).toBeNull();
+  });
+
+  it("a resync keeps what events brought while its page was fetched, and nothing gone", () => {
+    let state = apply(base(), { type: "message", message: message(1, 1, 1000) });
+    state = loadMessages(state, 2, [message(9, 2, 900)]);
+    // Fetching: 3 arrives, 1 expires; the page still has 1 and not 3.
+    state = apply(state, { type: "message", message: message(3, 1, 3000) }, { type: "messages_expired", conversation_id: 1, message_ids: [1] });
+    state = resetMessages(frozen(state), 1, [message(1, 1, 1000), message(2, 1, 2000)], new Set([3, 1]));
+    expect(state.messages.get(1)?.map((m) => m.id)).toEqual([2, 3]);
+    expect(state.messages.has(2)).toBe(false);
+  });
+});
+
+describe("message_updated for messages not loaded", () => {
+  it("edits or clears the preview when it shows that message", () => {
+    let state = loadConversations(emptyChats(), [conversation(1, { last_message: message(5, 1, 5000, { body: "typo" }) })]);
+    state = apply(state, { type: "message_updated", message: message(5, 1, 5000, { body: "fixed", edited: true }) });
+    expect(state.conversations.get(1)?.last_message).toMatchObject({ body: "fixed", edited: true });
+    // The core clears a deleted message's text, and the model never keeps it even if sent.
+    state = apply(state, { type: "message_updated", message: message(5, 1, 5000, { body: "fixed", deleted: true }) });
+    expect(state.conversations.get(1)?.last_message).toMatchObject({ id: 5, body: "", deleted: true });
+    expect(conversationList(state, "fixed")).toEqual([]);
+    // A list fetched before the delete does not bring its text back.
+    state = loadConversations(frozen(state), [conversation(1, { last_message: message(5, 1, 5000, { body: "fixed" }) })]);
+    expect(state.conversations.get(1)?.last_message).toMatchObject({ id: 5, body: "", deleted: true });
+  });
+
+  it("a deleted incoming message counted unread no longer counts", () => {
+    // 7 arrived this session (counted by the UI); 5 was unread in the core's count.
+    let state = loadConversations(emptyChats(), [conversation(1, { unread: 1, last_message: message(5, 1, 5000) })]);
+    state = apply(state, { type: "message", message: message(7, 1, 7000) });
+    expect(state.conversations.get(1)?.unread).toBe(2);
+    state = apply(state, { type: "message_updated", message: message(7, 1, 7000, { body: "", deleted: true }) });
+    expect(state.conversations.get(1)?.unread).toBe(1);
+    expect(state.unreadIds.get(1)?.has(7)).toBe(false);
+    expect(state.messages.get(1)?.[0]).toMatchObject({ id: 7, body: "", deleted: true });
+    state = apply(state, { type: "message_updated", message: message(5, 1, 5000, { body: "", deleted: true }) });
+    expect(state.conversations.get(1)?.unread).toBe(0);
+    // The same delete twice (the event and the command's reply) counts once.
+    state = apply(state, { type: "message", message: message(8, 1, 8000) });
+    state = apply(state, { type: "message_updated", message: message(7, 1, 7000, { body: "", deleted: true }) });
+    expect(state.conversations.get(1)?.unread).toBe(1);
+    // A read message going does not lower the count.
+    state = apply(state, { type: "message_updated", message: message(4, 1, 4000, { status: "read", body: "", deleted: true }) });
+    expect(state.conversations.get(1)?.unread).toBe(1);
   });
 });
 

@@ -28,6 +28,12 @@ export interface ChatsState {
    * they disappear the unread count drops with them.
    */
   readonly unreadIds: ReadonlyMap<number, ReadonlySet<number>>;
+  /**
+   * Messages known gone this session: expired, or deleted for everyone. A page or a
+   * conversation list fetched before they went may still hold them; they are filtered out so
+   * that they never come back.
+   */
+  readonly gone: ReadonlySet<number>;
 }
 
 /** A state with nothing loaded. */
@@ -41,6 +47,7 @@ export function emptyChats(): ChatsState {
     keyChanges: new Map(),
     timerChanges: new Map(),
     unreadIds: new Map(),
+    gone: new Set(),
   };
 }
 
@@ -94,6 +101,57 @@ function preview(message: MessageView): MessageView {
   return message;
 }
 
+/** A message deleted for everyone keeps no text in the model. */
+function scrubbed(message: MessageView): MessageView {
+  return message.deleted && message.body !== "" ? { ...message, body: "" } : message;
+}
+
+/** Whether a disappearing message's time is already up by `now`. */
+function expiredBy(message: MessageView, now: number): boolean {
+  return message.expires_at !== null && message.expires_at <= now;
+}
+
+/**
+ * Whether `message` is known gone: expired or deleted for everyone this session, or its
+ * disappearing time already passed. Such a message in a page, a list snapshot or a search result
+ * was fetched before it went and must not be shown.
+ */
+export function isGone(state: ChatsState, message: MessageView, now = Date.now()): boolean {
+  return state.gone.has(message.id) || expiredBy(message, now);
+}
+
+/** `ids` added to the gone set. */
+function withGone(gone: ReadonlySet<number>, ids: Iterable<number>): ReadonlySet<number> {
+  let next: Set<number> | null = null;
+  for (const id of ids) {
+    if (gone.has(id) || next?.has(id)) continue;
+    next ??= new Set(gone);
+    next.add(id);
+  }
+  return next ?? gone;
+}
+
+/**
+ * A conversation snapshot (from `conversations` or `start_chat`) checked against what is known
+ * gone: a preview showing a message that went since is replaced by the newest loaded message
+ * (a deleted one's tombstone included), or by nothing.
+ */
+function checkedSnapshot(state: ChatsState, conversation: ConversationView, now: number): ConversationView {
+  const last = conversation.last_message;
+  if (last === null) return conversation;
+  if (!isGone(state, last, now)) return last.deleted ? { ...conversation, last_message: scrubbed(last) } : conversation;
+  // The preview already shows this message's tombstone (it was deleted): keep it.
+  const shown = state.conversations.get(conversation.id)?.last_message;
+  if (shown && shown.id === last.id && shown.deleted) return { ...conversation, last_message: scrubbed(shown) };
+  const loaded = state.messages.get(conversation.id) ?? [];
+  let newest: MessageView | null = null;
+  for (let i = loaded.length - 1; i >= 0 && newest === null; i--) {
+    const candidate = loaded[i];
+    if (candidate && !expiredBy(candidate, now) && (candidate.deleted || !state.gone.has(candidate.id))) newest = candidate;
+  }
+  return { ...conversation, last_message: newest === null ? null : preview(scrubbed(newest)) };
+}
+
 /** Contacts with a pending key change in `list`, added to the banners already raised. */
 function withPendingKeyChanges(
   keyChanges: ReadonlyMap<number, { was_verified: boolean }>,
@@ -112,19 +170,23 @@ function withPendingKeyChanges(
  * Replaces the conversation list (e.g. at start-up), keeping drafts and loaded messages. A
  * conversation whose contact's key change is still pending raises that contact's banner.
  */
-export function loadConversations(state: ChatsState, list: readonly ConversationView[]): ChatsState {
+export function loadConversations(
+  state: ChatsState,
+  list: readonly ConversationView[],
+  now = Date.now(),
+): ChatsState {
   return {
     ...state,
-    conversations: new Map(list.map((c) => [c.id, c])),
+    conversations: new Map(list.map((c) => [c.id, checkedSnapshot(state, c, now)])),
     keyChanges: withPendingKeyChanges(state.keyChanges, list),
   };
 }
 
 /** Adds or replaces one conversation (e.g. the one `start_chat` answered with). */
-export function upsertConversation(state: ChatsState, conversation: ConversationView): ChatsState {
+export function upsertConversation(state: ChatsState, conversation: ConversationView, now = Date.now()): ChatsState {
   return {
     ...state,
-    conversations: withEntry(state.conversations, conversation.id, conversation),
+    conversations: withEntry(state.conversations, conversation.id, checkedSnapshot(state, conversation, now)),
     keyChanges: withPendingKeyChanges(state.keyChanges, [conversation]),
   };
 }
@@ -155,18 +217,37 @@ export function acceptKeyChange(state: ChatsState, contactId: number): ChatsStat
   };
 }
 
-/** Adds a page of messages for a conversation (older history or a first load). */
+/** `list` with `additions` merged in by id (an addition replaces the same id), sorted. */
+function merged(list: readonly MessageView[], additions: Iterable<MessageView>): MessageView[] {
+  const byId = new Map(list.map((m) => [m.id, m]));
+  for (const message of additions) byId.set(message.id, message);
+  return Array.from(byId.values()).sort((a, b) => (before(a, b) ? -1 : before(b, a) ? 1 : 0));
+}
+
+/**
+ * The messages of `page` that belong to `conversationId` and are not known gone: the page may
+ * have been fetched before some of them expired or were deleted, and a message whose time is
+ * already up is not shown at all.
+ */
+function usable(state: ChatsState, conversationId: number, page: readonly MessageView[], now: number): MessageView[] {
+  const kept: MessageView[] = [];
+  for (const message of page) {
+    if (message.conversation_id === conversationId && !isGone(state, message, now)) kept.push(scrubbed(message));
+  }
+  return kept;
+}
+
+/**
+ * Adds a page of messages for a conversation (older history or a first load). Messages known
+ * gone are left out; a deleted message's tombstone already loaded stays.
+ */
 export function loadMessages(
   state: ChatsState,
   conversationId: number,
   page: readonly MessageView[],
+  now = Date.now(),
 ): ChatsState {
-  let list: readonly MessageView[] = state.messages.get(conversationId) ?? [];
-  const byId = new Map(list.map((m) => [m.id, m]));
-  for (const message of page) {
-    if (message.conversation_id === conversationId) byId.set(message.id, message);
-  }
-  list = Array.from(byId.values()).sort((a, b) => (before(a, b) ? -1 : before(b, a) ? 1 : 0));
+  const list = merged(state.messages.get(conversationId) ?? [], usable(state, conversationId, page, now));
   return { ...state, messages: withEntry(state.messages, conversationId, list) };
 }
 
@@ -196,7 +277,10 @@ export function dismissKeyChange(state: ChatsState, contactId: number): ChatsSta
   return keyChanges === state.keyChanges ? state : { ...state, keyChanges };
 }
 
-function onMessage(state: ChatsState, message: MessageView): ChatsState {
+function onMessage(state: ChatsState, arrived: MessageView): ChatsState {
+  // A late copy of a message that is already gone (a command's reply after its expiry).
+  if (state.gone.has(arrived.id)) return state;
+  const message = scrubbed(arrived);
   const id = message.conversation_id;
   const list = state.messages.get(id) ?? [];
   const isNew = indexOfId(list, message.id) < 0;
@@ -224,21 +308,51 @@ function onMessage(state: ChatsState, message: MessageView): ChatsState {
   return next;
 }
 
-function onMessageUpdated(state: ChatsState, message: MessageView): ChatsState {
+function onMessageUpdated(state: ChatsState, update: MessageView): ChatsState {
+  // Already expired or deleted: nothing about it changes any more (and a delete is counted once).
+  if (state.gone.has(update.id)) return state;
+  const message = scrubbed(update);
   const id = message.conversation_id;
   const list = state.messages.get(id);
-  // An update to a message outside the loaded pages changes nothing on screen.
-  if (!list || indexOfId(list, message.id) < 0) return state;
-  const updated = upsert(list, message);
-  let next: ChatsState = { ...state, messages: withEntry(state.messages, id, updated) };
-  const conversation = state.conversations.get(id);
-  if (conversation && updated[updated.length - 1]?.id === message.id) {
-    next = {
-      ...next,
-      conversations: withEntry(state.conversations, id, { ...conversation, last_message: preview(message) }),
-    };
+  const loaded = list !== undefined && indexOfId(list, message.id) >= 0;
+  let next: ChatsState = state;
+  let newestLoaded = false;
+  if (loaded) {
+    const updated = upsert(list, message);
+    newestLoaded = updated[updated.length - 1]?.id === message.id;
+    next = { ...next, messages: withEntry(state.messages, id, updated) };
   }
-  return next;
+  if (message.deleted) next = { ...next, gone: withGone(state.gone, [message.id]) };
+
+  // A deleted message that was counted unread no longer is.
+  let unreadGone = 0;
+  if (message.deleted && message.direction === "incoming") {
+    const unreadBefore = state.unreadIds.get(id);
+    if (unreadBefore?.has(message.id)) {
+      const unread = new Set(unreadBefore);
+      unread.delete(message.id);
+      next = { ...next, unreadIds: withEntry(state.unreadIds, id, unread) };
+      unreadGone = 1;
+    } else if (message.status === "received" && state.active !== id) {
+      // Not read yet, so the core's count (the list's snapshot) includes it.
+      unreadGone = 1;
+    }
+  }
+
+  const conversation = state.conversations.get(id);
+  if (!conversation) return next;
+  // The preview follows an edit or a delete of the message it shows, loaded or not.
+  const showsIt = newestLoaded || conversation.last_message?.id === message.id;
+  const unread = Math.max(0, conversation.unread - unreadGone);
+  if (!showsIt && unread === conversation.unread) return next;
+  return {
+    ...next,
+    conversations: withEntry(state.conversations, id, {
+      ...conversation,
+      last_message: showsIt ? preview(message) : conversation.last_message,
+      unread,
+    }),
+  };
 }
 
 function onMessagesExpired(state: ChatsState, conversationId: number, ids: readonly number[]): ChatsState {
@@ -246,8 +360,8 @@ function onMessagesExpired(state: ChatsState, conversationId: number, ids: reado
   const list = state.messages.get(conversationId) ?? [];
   const removed = list.filter((m) => gone.has(m.id));
   const kept = removed.length === 0 ? list : list.filter((m) => !gone.has(m.id));
-  let next: ChatsState =
-    kept === list ? state : { ...state, messages: withEntry(state.messages, conversationId, kept) };
+  let next: ChatsState = { ...state, gone: withGone(state.gone, ids) };
+  if (kept !== list) next = { ...next, messages: withEntry(state.messages, conversationId, kept) };
 
   const unreadBefore = state.unreadIds.get(conversationId);
   let unreadGone = 0;
@@ -348,15 +462,45 @@ export function totalUnread(state: ChatsState): number {
  * Replaces what is loaded after the shell dropped events: `conversationId`'s messages become
  * `page` (its newest), other conversations' loaded messages are forgotten and load again when
  * opened, since anything in them may have expired or changed meanwhile.
+ *
+ * `arrived` names messages that events added or changed while `page` was being fetched: the
+ * page may predate them, so their current copies are kept over it. Messages that expired or
+ * were deleted meanwhile are in the gone set and stay out.
  */
 export function resetMessages(
   state: ChatsState,
   conversationId: number | null,
   page: readonly MessageView[],
+  arrived: ReadonlySet<number> = new Set(),
+  now = Date.now(),
 ): ChatsState {
+  const rest = forgetMessages(state, conversationId);
+  return conversationId === null ? rest : replaceMessages(rest, conversationId, page, arrived, now);
+}
+
+/** Forgets every conversation's loaded messages but `except`'s (they load again when opened). */
+export function forgetMessages(state: ChatsState, except: number | null): ChatsState {
   const messages = new Map<number, readonly MessageView[]>();
-  if (conversationId !== null) {
-    messages.set(conversationId, loadMessages({ ...state, messages: new Map() }, conversationId, page).messages.get(conversationId) ?? []);
-  }
+  const kept = except === null ? undefined : state.messages.get(except);
+  if (except !== null && kept) messages.set(except, kept);
   return { ...state, messages };
+}
+
+/**
+ * Replaces one conversation's loaded messages with `page` (fetched after events were dropped),
+ * keeping the current copies of the messages in `arrived` (added or changed by events while the
+ * page was fetched, which it may predate). Messages known gone stay out.
+ */
+export function replaceMessages(
+  state: ChatsState,
+  conversationId: number,
+  page: readonly MessageView[],
+  arrived: ReadonlySet<number> = new Set(),
+  now = Date.now(),
+): ChatsState {
+  const current = (state.messages.get(conversationId) ?? []).filter(
+    (m) => arrived.has(m.id) && !expiredBy(m, now) && (m.deleted || !state.gone.has(m.id)),
+  );
+  const list = merged(usable(state, conversationId, page, now), current);
+  return { ...state, messages: withEntry(state.messages, conversationId, list) };
 }

@@ -27,6 +27,11 @@ export class Messenger {
   problem = $state("");
   /** A short status line for the screen reader and the eye ("Copied", "Message deleted"). */
   status = $state("");
+  /**
+   * How many `key_changed` events arrived per contact this session: a safety number on screen
+   * reloads when its contact's count moves.
+   */
+  keyChangeEvents: ReadonlyMap<number, number> = $state.raw(new Map());
 
   private subscribed = false;
   private loaded = new Set<number>();
@@ -35,6 +40,10 @@ export class Messenger {
   private reloadAgain = false;
   private readPending = new Set<number>();
   private statusTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Moves on at each resync: a page asked for before it is not merged after it. */
+  private epoch = 0;
+  /** While a resync fetches the open chat's page: the messages events added or changed meanwhile. */
+  private resetting: { conversationId: number; arrived: Set<number> } | null = null;
 
   constructor(me: Me) {
     this.me = me;
@@ -74,6 +83,18 @@ export class Messenger {
         break;
     }
     this.chats.apply(event);
+    if (event.type === "key_changed") {
+      const counts = new Map(this.keyChangeEvents);
+      counts.set(event.contact_id, (counts.get(event.contact_id) ?? 0) + 1);
+      this.keyChangeEvents = counts;
+    }
+    if (
+      this.resetting &&
+      (event.type === "message" || event.type === "message_updated") &&
+      event.message.conversation_id === this.resetting.conversationId
+    ) {
+      this.resetting.arrived.add(event.message.id);
+    }
     if (event.type === "message") {
       const id = event.message.conversation_id;
       if (!this.chats.state.conversations.has(id)) void this.reloadConversations();
@@ -98,11 +119,16 @@ export class Messenger {
   async loadOlder(): Promise<void> {
     const id = this.selected;
     if (id === null || this.loadingOlder || this.complete.has(id) || !this.loaded.has(id)) return;
+    // The newest page is being fetched again after a resync: older ones follow it, not the old list.
+    if (this.resetting?.conversationId === id) return;
     const oldest = this.chats.messages(id)[0];
     if (!oldest) return;
     this.loadingOlder = true;
+    const epoch = this.epoch;
     try {
       const page = await api.messages(id, oldest.id, PAGE_SIZE);
+      // A resync replaced what was loaded meanwhile: this page belongs to the old history.
+      if (epoch !== this.epoch) return;
       this.chats.loadMessages(id, page);
       if (page.length < PAGE_SIZE) this.markComplete(id);
     } catch (error) {
@@ -155,9 +181,12 @@ export class Messenger {
     this.chats.acceptKeyChange(contactId);
   }
 
-  /** Marks a contact verified (or clears it). */
-  async markVerified(contactId: number, verified: boolean): Promise<void> {
-    await api.markVerified(contactId, verified);
+  /**
+   * Marks a contact verified after the user compared `digits` (the 60 digits shown), or clears
+   * it. The core refuses (kind `invalid`) if the number changed since it was shown.
+   */
+  async markVerified(contactId: number, verified: boolean, digits: string): Promise<void> {
+    await api.markVerified(contactId, verified, digits);
     this.chats.setVerified(contactId, verified);
   }
 
@@ -215,29 +244,43 @@ export class Messenger {
   private async resync(): Promise<void> {
     await this.reloadConversations();
     const id = this.selected;
+    this.epoch++;
     this.loaded = new Set();
     this.complete = new Set();
-    if (id === null) {
-      this.chats.resetMessages(null, []);
-      return;
-    }
+    // Other chats load again when opened (and one opened while the page comes loads normally).
+    this.chats.forgetMessages(id);
+    if (id === null) return;
+    const epoch = this.epoch;
+    // Events keep arriving while the page is fetched; what they bring must survive the reset.
+    const resetting = { conversationId: id, arrived: new Set<number>() };
+    this.resetting = resetting;
+    this.loaded.add(id);
     try {
       const page = await api.messages(id, null, PAGE_SIZE);
-      this.chats.resetMessages(id, page);
-      this.loaded.add(id);
+      if (epoch !== this.epoch) return; // A later resync took over.
+      this.chats.replaceMessages(id, page, resetting.arrived);
       if (page.length < PAGE_SIZE) this.markComplete(id);
     } catch (error) {
-      this.problem = api.describeError(error);
+      if (epoch === this.epoch) {
+        this.loaded.delete(id);
+        this.problem = api.describeError(error);
+      }
+    } finally {
+      if (this.resetting === resetting) this.resetting = null;
     }
   }
 
   private async loadLatest(id: number): Promise<void> {
     this.loaded.add(id);
+    const epoch = this.epoch;
     try {
       const page = await api.messages(id, null, PAGE_SIZE);
+      // A resync replaced what was loaded meanwhile (and loads the open chat itself).
+      if (epoch !== this.epoch) return;
       this.chats.loadMessages(id, page);
       if (page.length < PAGE_SIZE) this.markComplete(id);
     } catch (error) {
+      if (epoch !== this.epoch) return;
       this.loaded.delete(id);
       this.announce(`Messages could not be loaded: ${api.describeError(error)}`);
     }

@@ -135,6 +135,68 @@ describe("Messenger", () => {
     expect(messenger.chats.messages(2).map((m) => m.id)).toEqual([3]);
   });
 
+  it("does not let a list or a page fetched before an expiry bring the messages back", async () => {
+    core.conversations = [conversation(1)];
+    core.messages = [message(1, 1), message(2, 1, { body: "expires" })];
+    const messenger = await started();
+    expect(messenger.chats.conversation(1)?.last_message?.id).toBe(2);
+
+    // The page and the list are read by the core, then message 2 expires before they arrive.
+    let answerPage: () => void = () => {};
+    core.on("messages", (args) => {
+      const page = core.messages.filter((m) => m.conversation_id === args.conversationId);
+      return new Promise((resolve) => (answerPage = () => resolve(page)));
+    });
+    let answerList: () => void = () => {};
+    core.on("conversations", () => {
+      const list = core.conversations.map((c) => ({ ...c, last_message: message(2, 1, { body: "expires" }) }));
+      return new Promise((resolve) => (answerList = () => resolve(list)));
+    });
+    messenger.select(1);
+    const reload = messenger.reloadConversations();
+    await settle();
+    core.messages = [message(1, 1)];
+    core.emit({ type: "messages_expired", conversation_id: 1, message_ids: [2] });
+    answerList();
+    await reload;
+    expect(messenger.chats.conversation(1)?.last_message).toBeNull();
+    answerPage();
+    await settle();
+    expect(messenger.chats.messages(1).map((m) => m.id)).toEqual([1]);
+    // The list again, now with the loaded message to show in the preview.
+    answerList = () => {};
+    core.on("conversations", () => core.conversations.map((c) => ({ ...c, last_message: message(2, 1) })));
+    await messenger.reloadConversations();
+    expect(messenger.chats.conversation(1)?.last_message?.id).toBe(1);
+  });
+
+  it("on resync keeps the events that arrive while the open chat's page is fetched", async () => {
+    core.conversations = [conversation(1)];
+    core.messages = [message(1, 1), message(2, 1)];
+    const messenger = await started();
+    messenger.select(1);
+    await settle();
+
+    let answerPage: () => void = () => {};
+    core.on("messages", () => {
+      const page = [message(1, 1), message(2, 1)];
+      return new Promise((resolve) => (answerPage = () => resolve(page)));
+    });
+    core.emit({ type: "resync" });
+    await settle();
+    expect(core.callsOf("messages")).toHaveLength(2);
+    // While the page is on its way: 3 arrives, 1 expires and 2 is edited.
+    core.emit({ type: "message", message: message(3, 1) });
+    core.emit({ type: "messages_expired", conversation_id: 1, message_ids: [1] });
+    core.emit({ type: "message_updated", message: message(2, 1, { body: "edited", edited: true }) });
+    answerPage();
+    await settle();
+    expect(messenger.chats.messages(1).map((m) => [m.id, m.body])).toEqual([
+      [2, "edited"],
+      [3, "message 3"],
+    ]);
+  });
+
   it("sends, edits, deletes and sets timers through the core and shows the result", async () => {
     core.conversations = [conversation(1)];
     const messenger = await started();
