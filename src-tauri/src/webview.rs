@@ -49,6 +49,11 @@ pub(crate) fn tune(window: &tauri::WebviewWindow) {
             settings.set_enable_webgl(false);
             settings.set_enable_page_cache(false);
             settings.set_enable_webaudio(false);
+            // For tests on machines without a camera: WebKit's generated test picture
+            // stands in for one, through the same permission request.
+            if std::env::var_os("LATCH_WEBVIEW_MOCK_CAMERA").is_some_and(|v| v == "1") {
+                settings.set_enable_mock_capture_devices(true);
+            }
             if std::env::var_os("LATCH_WEBVIEW_COMPOSITING").is_none_or(|v| v != "1") {
                 settings.set_hardware_acceleration_policy(HardwareAccelerationPolicy::Never);
             }

@@ -93,8 +93,14 @@ fn wait_ready(child: &mut Child) -> u64 {
             }
         }
     });
-    rx.recv_timeout(LAUNCH_LIMIT)
-        .expect("the app never reported an interactive conversation list")
+    match rx.recv_timeout(LAUNCH_LIMIT) {
+        Ok(ms) => ms,
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the app never reported an interactive conversation list");
+        }
+    }
 }
 
 fn stop(mut child: Child) {

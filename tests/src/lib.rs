@@ -208,6 +208,8 @@ impl TauriDriver {
                     "LATCH_WEBVIEW_COMPOSITING",
                     if composite { "1" } else { "0" },
                 )
+                // No camera here: WebKit's mock camera goes through the real permission path.
+                .env("LATCH_WEBVIEW_MOCK_CAMERA", "1")
                 // Its own process group, so teardown reaches WebKitWebDriver and the app too.
                 .process_group(0)
                 .stdin(Stdio::null())
@@ -338,12 +340,16 @@ impl Drop for TauriDriver {
         // The app may outlive the driver for a moment (it finishes its engine's commits on
         // SIGTERM); the next launch on the same home must not find it still holding the lock.
         let deadline = Instant::now() + DRIVER_STOP_TIMEOUT;
+        let mut killed = false;
         while let Some(pid) = self.app_pid() {
-            if Instant::now() >= deadline {
+            if Instant::now() >= deadline + DRIVER_STOP_TIMEOUT {
+                break;
+            }
+            if Instant::now() >= deadline && !killed {
                 let _ = Command::new("kill")
                     .args(["-KILL", &pid.to_string()])
                     .status();
-                break;
+                killed = true;
             }
             thread::sleep(POLL_INTERVAL);
         }

@@ -28,9 +28,11 @@ const STEP: Duration = Duration::from_secs(60);
 /// machine get the rest of this bound.
 const DISAPPEAR: Duration = Duration::from_secs(40);
 
+/// One app under its own driver. Fields drop in order: the session first (which closes the
+/// app the way a user would), then the driver.
 struct App {
-    driver: TauriDriver,
     session: Session,
+    driver: TauriDriver,
 }
 
 fn launch(artifacts: &Artifacts, home: &Path) -> App {
@@ -38,7 +40,7 @@ fn launch(artifacts: &Artifacts, home: &Path) -> App {
     let session = driver
         .launch_app()
         .unwrap_or_else(|e| panic!("app did not start ({e}); log: {}", driver.log().display()));
-    App { driver, session }
+    App { session, driver }
 }
 
 fn find(session: &Session, css: &str) -> latch_e2e::Element {
@@ -95,16 +97,25 @@ fn create_profile(app: &App, name: &str, relay: &str) {
     type_into(s, "#relay-url", relay);
     click(s, "#create-profile");
     wait_for("the main screen", STEP, || {
-        if let Some(error) = s.try_find("#first-run-error")? {
-            let text = s.text(&error)?;
-            if !text.trim().is_empty() {
-                panic!("creating {name} failed: {text}");
-            }
+        if let Some(text) = text_of(s, "#first-run-error")?
+            && !text.trim().is_empty()
+        {
+            panic!("creating {name} failed: {text}");
         }
         Ok(s.try_find("#me-handle")?)
     })
     .unwrap();
     wait_shown(s, "online", "#connection-state", "nline", STEP);
+}
+
+/// The text of the first element matching `css`, read in one script (an element handle
+/// can go stale between finding it and reading it while the UI re-renders).
+fn text_of(session: &Session, css: &str) -> Result<Option<String>, HarnessError> {
+    let text = session.execute(
+        "const e = document.querySelector(arguments[0]); return e ? e.innerText : null;",
+        json!([css]),
+    )?;
+    Ok(text.as_str().map(str::to_owned))
 }
 
 fn send(session: &Session, text: &str) {
@@ -169,8 +180,7 @@ fn two_apps_chat_in_secret_and_verify() {
     })
     .unwrap();
     wait_for("the 5 s timer in the header", STEP, || {
-        let button = a.find("#timer-button")?;
-        Ok((a.text(&button)?.trim() == "5 s").then_some(()))
+        Ok((text_of(a, "#timer-button")?.as_deref().map(str::trim) == Some("5 s")).then_some(()))
     })
     .unwrap();
 
@@ -233,7 +243,13 @@ fn two_apps_chat_in_secret_and_verify() {
     click(b, "#safety-button");
     find(b, "#safety-qr");
     let bob_digits = b.text(&find(b, "#safety-digits")).unwrap();
-    // What a user would do: a screenshot of Bob's whole window, QR code and all.
+    // What a user would do: a screenshot of Bob's whole window, QR code and all, once the
+    // dialog has been painted (two animation frames after it is in the DOM).
+    b.execute_async(
+        "const done = arguments[0]; requestAnimationFrame(() => requestAnimationFrame(() => done(true)));",
+        json!([]),
+    )
+    .unwrap();
     let shot = bob_art.screenshot(b, "safety-number").unwrap();
     let png = std::fs::read(shot).unwrap();
 
@@ -245,6 +261,21 @@ fn two_apps_chat_in_secret_and_verify() {
         "both sides must show the same 60 digits"
     );
     assert_eq!(digits_only(&alice_digits).len(), 60);
+    // The camera: the webview grants it to the app page and frames reach the decoder (a
+    // test picture without a code, so the dialog keeps scanning).
+    click(a, "#scan-camera");
+    wait_for("a live camera picture", STEP, || {
+        let size = a.execute(
+            "const v = document.querySelector('#safety-dialog video');\
+             return v ? v.videoWidth : -1;",
+            json!([]),
+        )?;
+        Ok((size.as_i64().unwrap_or(-1) > 0).then_some(()))
+    })
+    .unwrap();
+    alice_art.screenshot(a, "camera-scanning").unwrap();
+    assert_eq!(attribute(a, "#verify-result", "data-result"), None);
+    click(a, "#scan-camera");
     feed_image(a, "#scan-image-input", &png);
     wait_for("the scan result", STEP, || {
         Ok(attribute(a, "#verify-result", "data-result"))
@@ -255,6 +286,108 @@ fn two_apps_chat_in_secret_and_verify() {
     click(a, "#safety-close");
     find(a, "#verified-badge");
     alice_art.screenshot(a, "verified-badge").unwrap();
+
+    // Hostile text in a standard chat arrives as inert text on Bob's screen.
+    click(b, "#safety-close");
+    click(a, "#new-chat");
+    type_into(a, "#new-chat-handle", "bob");
+    click(a, "#start-chat");
+    wait_for("the standard chat", STEP, || {
+        Ok(
+            (attribute(a, "#chat-header", "data-kind").as_deref() == Some("standard"))
+                .then_some(()),
+        )
+    })
+    .unwrap();
+    // The long one first, so the short ones after it are all on screen in the virtual list.
+    let long = "0123456789".repeat(2_000);
+    let corpus = [
+        long.as_str(),
+        "<script>window.__latchPwned = 1</script>",
+        "<img src=x onerror=\"window.__latchPwned = 2\">",
+        "javascript:window.__latchPwned = 3",
+        "<a href=\"javascript:window.__latchPwned = 4\">click</a> https://example.org/<svg/onload=alert(1)>",
+        "\u{202E}gnp.exe\u{202C} looks like a picture",
+        "zero\u{200B}width\u{200D}joiners\u{FEFF}here",
+    ];
+    // Typed once the new chat's composer is on screen (its placeholder says which chat).
+    wait_for("the standard chat's composer", STEP, || {
+        let placeholder = a.execute(
+            "const c = document.querySelector('#composer'); return c ? c.placeholder : null;",
+            json!([]),
+        )?;
+        Ok((placeholder == json!("Message")).then_some(()))
+    })
+    .unwrap();
+    let markers = [
+        "0123456789",
+        "__latchPwned = 1",
+        "onerror",
+        "__latchPwned = 3",
+        "svg/onload",
+        "looks like a picture",
+        "joiners",
+    ];
+    alice.driver.focus_app_window().unwrap();
+    send(a, "here comes the corpus");
+    wait_shown(
+        a,
+        "the first standard message",
+        "[data-direction='outgoing'] .message-body",
+        "here comes the corpus",
+        STEP,
+    );
+    for (text, marker) in corpus.iter().zip(markers) {
+        type_raw(a, text, marker);
+    }
+    wait_for("bob's standard chat", STEP, || Ok(b_standard(&bob.session)))
+        .map(|chat| bob.session.click(&chat).unwrap())
+        .unwrap();
+    bob.driver.focus_app_window().unwrap();
+    for marker in [
+        "__latchPwned = 1",
+        "onerror",
+        "__latchPwned = 3",
+        "svg/onload",
+        "looks like a picture",
+        "joiners",
+    ] {
+        wait_shown(
+            b,
+            "the hostile corpus at bob",
+            "[data-direction='incoming'] .message-body",
+            marker,
+            STEP,
+        );
+    }
+    let inert = bob
+        .session
+        .execute(
+            "const bodies = [...document.querySelectorAll('.message-body')];\
+             return {\
+               pwned: window.__latchPwned === undefined ? null : window.__latchPwned,\
+               elements: bodies.flatMap((b) => [...b.querySelectorAll('*')])\
+                 .filter((e) => e.tagName !== 'A' && e.tagName !== 'SPAN' && e.tagName !== 'BUTTON' && e.tagName !== 'BR')\
+                 .map((e) => e.tagName),\
+               links: bodies.flatMap((b) => [...b.querySelectorAll('a')]).map((a) => a.getAttribute('href')),\
+               text: bodies.map((b) => b.textContent).join('\\n'),\
+             };",
+            json!([]),
+        )
+        .unwrap();
+    bob_art.screenshot(&bob.session, "hostile-corpus").unwrap();
+    assert_eq!(inert["pwned"], Value::Null, "{inert}");
+    assert_eq!(inert["elements"], json!([]), "{inert}");
+    for href in inert["links"].as_array().unwrap() {
+        let href = href.as_str().unwrap_or_default();
+        assert!(
+            href.starts_with("https://") || href.starts_with("http://"),
+            "{href}"
+        );
+    }
+    let shown = inert["text"].as_str().unwrap();
+    assert!(shown.contains("<script>window.__latchPwned = 1</script>"));
+    assert!(shown.contains("onerror"));
 
     // Bob's key changes: his app closes, his profile is deleted (unregistering his handle)
     // and a new profile with a new identity key claims "bob" and writes to Alice.
@@ -296,6 +429,36 @@ fn two_apps_chat_in_secret_and_verify() {
         "the new key has a new safety number"
     );
     alice_art.screenshot(a, "verify-again").unwrap();
+}
+
+/// Puts text into the composer as the page's own input event (WebDriver cannot type bidi
+/// controls), then presses Enter for real.
+fn type_raw(session: &Session, text: &str, marker: &str) {
+    let composer = find(session, "#composer");
+    session
+        .execute(
+            "const [css, text] = arguments;\
+             const c = document.querySelector(css);\
+             c.value = text;\
+             c.dispatchEvent(new Event('input', { bubbles: true }));",
+            json!(["#composer", text]),
+        )
+        .unwrap();
+    session.send_keys(&composer, ENTER).unwrap();
+    wait_shown(
+        session,
+        "the sent message in the timeline",
+        "[data-direction='outgoing'] .message-body",
+        marker,
+        STEP,
+    );
+}
+
+fn b_standard(session: &Session) -> Option<latch_e2e::Element> {
+    session
+        .try_find("[data-conversation-id][data-kind='standard']")
+        .ok()
+        .flatten()
 }
 
 fn digits_only(text: &str) -> String {

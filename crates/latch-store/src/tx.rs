@@ -26,6 +26,9 @@ pub struct Tx<'a> {
     pub(crate) dead_files: RefCell<Vec<PathBuf>>,
 }
 
+/// The settings key of the highest message id ever handed out.
+const SETTING_MESSAGE_ID_HIGH: &str = "message_id_high";
+
 impl std::fmt::Debug for Tx<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tx").finish_non_exhaustive()
@@ -469,11 +472,28 @@ impl Tx<'_> {
         if !conv.kind.is_searchable() && m.expires_at.is_none() {
             return Err(StoreError::Invalid("secret-chat messages must expire"));
         }
+        // Ids are never reused, even after the newest messages were deleted (SQLite would
+        // hand out max(id) + 1 again): a UI or a notification that still knows a deleted
+        // message's id must never take a new message for it.
+        let id: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT max(
+                     coalesce((SELECT CAST(value AS INTEGER) FROM settings WHERE key = ?1), 0),
+                     coalesce((SELECT max(id) FROM messages), 0)) + 1",
+            )?
+            .query_row([SETTING_MESSAGE_ID_HIGH], |r| r.get(0))?;
         self.conn
             .prepare_cached(
-                "INSERT INTO messages (conversation_id, direction, status, body, sent_at, received_at,
-                     expires_at, remote_id, expire_after_secs)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO settings (key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            )?
+            .execute(params![SETTING_MESSAGE_ID_HIGH, id.to_string()])?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO messages (id, conversation_id, direction, status, body, sent_at,
+                     received_at, expires_at, remote_id, expire_after_secs)
+                 VALUES (?10, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?
             .execute(params![
                 m.conversation_id.0,
@@ -484,12 +504,13 @@ impl Tx<'_> {
                 m.received_at,
                 m.expires_at,
                 m.remote_id.as_ref().map(<[u8; 16]>::as_slice),
-                m.expire_after_secs
+                m.expire_after_secs,
+                id
             ])?;
         if m.expires_at.is_some() {
             self.expiry_added.set(true);
         }
-        Ok(MessageId(self.conn.last_insert_rowid()))
+        Ok(MessageId(id))
     }
 
     /// A message by id.

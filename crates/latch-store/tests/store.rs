@@ -892,3 +892,28 @@ async fn wait_parked_until(
     .unwrap();
     *park
 }
+
+/// The sweeper deletes the newest messages of a secret chat; the next message must get a
+/// new id, not the deleted one's, or the UI and the notifications would mistake one for the
+/// other.
+#[test]
+fn message_ids_are_never_reused_after_deletion() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _key) = new_store(dir.path());
+    let (_, standard, secret) = contact_and_conversations(&store);
+    let kept = insert(&store, standard, "kept", 1, None);
+    let gone_a = insert(&store, secret, "gone a", 2, Some(10));
+    let gone_b = insert(&store, secret, "gone b", 3, Some(10));
+    store
+        .write(|tx| {
+            tx.delete_message(gone_a)?;
+            tx.delete_message(gone_b)
+        })
+        .unwrap();
+    let next = insert(&store, standard, "next", 4, None);
+    assert!(
+        next.0 > gone_b.0,
+        "{next:?} reuses a deleted id ({gone_b:?})"
+    );
+    assert!(gone_b.0 > gone_a.0 && gone_a.0 > kept.0);
+}
