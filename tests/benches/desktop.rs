@@ -22,7 +22,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use latch_e2e::{Artifacts, Session, TauriDriver, wait_for};
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// Launches measured; the first is reported separately as the cold one.
 const LAUNCHES: usize = 6;
@@ -210,37 +210,52 @@ fn idle_pss(binary: &Path, home: &Path, report: bool) -> Vec<(String, u64)> {
 
 /// Records frame intervals while the chat's list scrolls by `step` pixels per frame (negative:
 /// upwards, towards older pages that load as they come into view).
-fn frames(session: &Session, step: i64) -> Vec<f64> {
+fn frames(session: &Session, step: i64) -> Vec<(f64, bool)> {
     let value = session
         .execute_async(
             r"const [step, count, done] = arguments;
             const list = document.querySelector('.timeline .virtual-list');
             if (!list) { done('no list'); return; }
             const times = [];
+            const grew = [];
             let last = null;
+            let height = list.scrollHeight;
             function frame(t) {
-              if (last !== null) times.push(t - last);
+              if (last !== null) {
+                times.push(t - last);
+                // Whether an older page arrived since the last frame (the list grew).
+                grew.push(list.scrollHeight > height + 1000);
+              }
+              height = list.scrollHeight;
               last = t;
               list.scrollTop += step;
-              if (times.length < count) requestAnimationFrame(frame); else done(times);
+              if (times.length < count) requestAnimationFrame(frame); else done({ times, grew });
             }
             requestAnimationFrame(frame);",
             json!([step, FRAMES]),
         )
         .unwrap();
-    match value {
-        Value::Array(times) => times.iter().filter_map(Value::as_f64).collect(),
-        other => panic!("scrolling failed: {other}"),
-    }
+    let (Some(times), Some(grew)) = (value["times"].as_array(), value["grew"].as_array()) else {
+        panic!("scrolling failed: {value}");
+    };
+    times
+        .iter()
+        .zip(grew)
+        .map(|(t, g)| (t.as_f64().unwrap_or(0.0), g.as_bool().unwrap_or(false)))
+        .collect()
 }
 
-fn report_frames(label: &str, times: &[f64]) {
-    let mut sorted = times.to_vec();
+fn report_frames(label: &str, frames: &[(f64, bool)]) {
+    let times: Vec<f64> = frames.iter().map(|(t, _)| *t).collect();
+    let pages = frames.iter().filter(|(_, grew)| *grew).count();
+    let slow_with_page = frames.iter().filter(|(t, grew)| *t > 32.0 && *grew).count();
+    let mut sorted = times.clone();
     sorted.sort_by(f64::total_cmp);
     let pick = |q: f64| sorted[((sorted.len() - 1) as f64 * q) as usize];
     let over = times.iter().filter(|&&t| t > 32.0).count();
     println!(
-        "scrolling, {label}: {} frames, p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms, {over} over 32 ms",
+        "scrolling, {label}: {} frames, p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms, {over} over 32 ms \
+         ({pages} frames with an older page arriving, {slow_with_page} of them over 32 ms)",
         times.len(),
         pick(0.5),
         pick(0.95),
