@@ -288,4 +288,11 @@ fn scroll_frames(home: &Path) {
         .as_i64()
         .unwrap_or(600);
     report_frames("a screen per frame upwards", &frames(&session, -height));
+    let pages = session
+        .execute(
+            "return performance.getEntriesByName('latch:older-page').map((e) => e.duration);",
+            json!([]),
+        )
+        .unwrap();
+    println!("older pages, state update + Svelte flush (ms): {pages}");
 }

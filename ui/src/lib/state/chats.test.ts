@@ -406,3 +406,27 @@ describe("ChatStore", () => {
     expect(store.messages(1).map((m) => m.id)).toEqual([0, 1]);
   });
 });
+
+describe("merging pages", () => {
+  const ids = (state: ReturnType<typeof emptyChats>) => (state.messages.get(1) ?? []).map((m) => m.id);
+
+  it("puts an older page before, a newer one after, and an overlapping one in order without repeats", () => {
+    let state = loadConversations(emptyChats(), [conversation(1)]);
+    state = loadMessages(state, 1, [message(10, 1, 10_000), message(11, 1, 11_000)]);
+    state = loadMessages(state, 1, [message(3, 1, 3000), message(4, 1, 4000)]);
+    expect(ids(state)).toEqual([3, 4, 10, 11]);
+    state = loadMessages(state, 1, [message(20, 1, 20_000)]);
+    expect(ids(state)).toEqual([3, 4, 10, 11, 20]);
+    // Overlapping, out of order, with an updated copy of 10: sorted, each message once.
+    state = loadMessages(state, 1, [message(12, 1, 12_000), message(10, 1, 10_000, { body: "new" }), message(5, 1, 5000)]);
+    expect(ids(state)).toEqual([3, 4, 5, 10, 11, 12, 20]);
+    expect(state.messages.get(1)?.find((m) => m.id === 10)?.body).toBe("new");
+  });
+
+  it("keeps the order of equal send times by id across a page boundary", () => {
+    let state = loadConversations(emptyChats(), [conversation(1)]);
+    state = loadMessages(state, 1, [message(8, 1, 5000), message(9, 1, 5000)]);
+    state = loadMessages(state, 1, [message(6, 1, 5000), message(7, 1, 5000)]);
+    expect(ids(state)).toEqual([6, 7, 8, 9]);
+  });
+});

@@ -218,9 +218,28 @@ export function acceptKeyChange(state: ChatsState, contactId: number): ChatsStat
 }
 
 /** `list` with `additions` merged in by id (an addition replaces the same id), sorted. */
+/** Whether `messages` is in display order with no repeats. */
+function inOrder(messages: readonly MessageView[]): boolean {
+  for (let i = 1; i < messages.length; i++) {
+    if (!before(messages[i - 1] as MessageView, messages[i] as MessageView)) return false;
+  }
+  return true;
+}
+
 function merged(list: readonly MessageView[], additions: Iterable<MessageView>): MessageView[] {
+  const adds = Array.from(additions);
+  const first = list[0];
+  const last = list[list.length - 1];
+  const firstAdd = adds[0];
+  const lastAdd = adds[adds.length - 1];
+  // The common cases in O(n) without a sort: an older page goes entirely before what is
+  // loaded (scrolling back through 100,000 messages), or new messages go entirely after it.
+  if (first && last && firstAdd && lastAdd && inOrder(adds)) {
+    if (before(lastAdd, first)) return adds.concat(list);
+    if (before(last, firstAdd)) return list.concat(adds);
+  }
   const byId = new Map(list.map((m) => [m.id, m]));
-  for (const message of additions) byId.set(message.id, message);
+  for (const message of adds) byId.set(message.id, message);
   return Array.from(byId.values()).sort((a, b) => (before(a, b) ? -1 : before(b, a) ? 1 : 0));
 }
 
