@@ -63,11 +63,11 @@ impl Desktop {
         let engine = engine.clone();
         let desktop = self.clone();
         tauri::async_runtime::spawn(async move {
-            desktop.refresh_unread(&engine).await;
+            desktop.recount_unread(&engine);
             loop {
                 match events.recv().await {
                     Ok(event) => desktop.on_event(&engine, event).await,
-                    Err(RecvError::Lagged(_)) => desktop.refresh_unread(&engine).await,
+                    Err(RecvError::Lagged(_)) => desktop.recount_unread(&engine),
                     Err(RecvError::Closed) => return,
                 }
             }
@@ -97,19 +97,19 @@ impl Desktop {
                         );
                     }
                 }
-                self.refresh_unread(engine).await;
+                self.recount_unread(engine);
             }
             Event::MessagesExpired { message_ids, .. } => {
                 self.inner.notifier.withdraw(message_ids);
-                self.refresh_unread(engine).await;
+                self.recount_unread(engine);
             }
             // Deleted, or edited: a notification must not keep showing the old text.
             Event::MessageUpdated { message } if message.deleted || message.edited => {
                 self.inner.notifier.withdraw(vec![message.id]);
-                self.refresh_unread(engine).await;
+                self.recount_unread(engine);
             }
             Event::ConversationStarted { .. } | Event::Synced => {
-                self.refresh_unread(engine).await;
+                self.recount_unread(engine);
             }
             _ => {}
         }
@@ -124,8 +124,7 @@ impl Desktop {
             .state::<crate::session::SharedLatch>()
             .engine()
         {
-            let desktop = self.clone();
-            tauri::async_runtime::spawn(async move { desktop.refresh_unread(&engine).await });
+            self.recount_unread(&engine);
         }
     }
 
@@ -146,23 +145,27 @@ impl Desktop {
         self.inner.notifier.withdraw_all_and_wait();
     }
 
-    /// Recounts the unread messages for the tray. A burst of events (a backlog after
-    /// reconnecting) is counted once: a recount already waiting covers the later events.
-    async fn refresh_unread(&self, engine: &Engine) {
+    /// Recounts the unread messages for the tray, off the event loop (which must go on
+    /// showing notifications). A burst of events (a backlog after reconnecting) is counted
+    /// once: a recount already waiting covers the later events.
+    fn recount_unread(&self, engine: &Engine) {
         if self.inner.recount_waiting.swap(true, Ordering::SeqCst) {
             return;
         }
-        tokio::time::sleep(RECOUNT_DELAY).await;
-        self.inner.recount_waiting.store(false, Ordering::SeqCst);
-        let e = engine.clone();
-        let total = tauri::async_runtime::spawn_blocking(move || {
-            e.conversations()
-                .map(|list| list.iter().map(|c| c.unread).sum::<usize>())
-        })
-        .await;
-        if let Ok(Ok(total)) = total {
-            self.show_unread(total);
-        }
+        let (desktop, engine) = (self.clone(), engine.clone());
+        tauri::async_runtime::spawn(async move {
+            tokio::time::sleep(RECOUNT_DELAY).await;
+            desktop.inner.recount_waiting.store(false, Ordering::SeqCst);
+            let total = tauri::async_runtime::spawn_blocking(move || {
+                engine
+                    .conversations()
+                    .map(|list| list.iter().map(|c| c.unread).sum::<usize>())
+            })
+            .await;
+            if let Ok(Ok(total)) = total {
+                desktop.show_unread(total);
+            }
+        });
     }
 
     fn show_unread(&self, total: usize) {
