@@ -394,7 +394,17 @@ fn two_apps_chat_in_secret_and_verify() {
     drop(bob_capture);
     drop(bob);
     let bob_latch_home = bob_home.path().join("data").join("latch");
-    latch_cli(&bob_latch_home, &["profile", "delete", "bob"]).unwrap();
+    // The closed app releases the profile once its engine has shut down.
+    wait_for(
+        "bob's app to release his profile",
+        STEP,
+        || match latch_cli(&bob_latch_home, &["profile", "delete", "bob"]) {
+            Ok(_) => Ok(Some(())),
+            Err(e) if e.to_string().contains("open in another Latch process") => Ok(None),
+            Err(e) => Err(e),
+        },
+    )
+    .unwrap();
     latch_cli(
         &bob_latch_home,
         &["profile", "create", "bob2", "--relay", relay.url()],
