@@ -44,7 +44,6 @@ pub fn run() -> ExitCode {
             if let Some(window) = app.get_webview_window(MAIN_WINDOW) {
                 webview::tune(&window);
                 restore_window(&window, &home);
-                let _ = window.show();
             }
             // Kept until the app exits: it is what makes this the one instance.
             app.manage(lock);

@@ -1194,26 +1194,9 @@ impl Engine {
         Ok(self.write(|tx| {
             let mut out = Vec::new();
             for conv in tx.conversations()? {
-                let Some(contact) = tx.contact(conv.contact_id)? else {
-                    continue;
-                };
-                out.push(ConversationView {
-                    id: conv.id.0,
-                    kind: kind_name(&conv),
-                    contact_id: contact.id.0,
-                    contact_name: contact.address.clone(),
-                    verified: contact.verified,
-                    disappear_after_secs: conv.disappear_after_secs,
-                    timer_set_by_me: tx
-                        .setting(&timer_setter_key(conv.id))?
-                        .map(|who| who == TIMER_SET_BY_ME),
-                    unread: tx.unread_messages(conv.id)?.len(),
-                    key_change_pending: tx.key_change_pending(contact.id)?,
-                    last_message: tx
-                        .conversation_page(conv.id, None, 1)?
-                        .first()
-                        .map(MessageView::from),
-                });
+                if let Some(view) = conversation_view(tx, &conv)? {
+                    out.push(view);
+                }
             }
             Ok(out)
         })?)
@@ -1639,10 +1622,11 @@ impl Engine {
     /// # Errors
     /// `NotFound`, or a database error.
     pub fn conversation(&self, id: ConversationId) -> Result<ConversationView, ClientError> {
-        self.conversations()?
-            .into_iter()
-            .find(|c| c.id == id.0)
-            .ok_or(ClientError::NotFound("conversation"))
+        self.write(|tx| match tx.conversation(id)? {
+            Some(conv) => conversation_view(tx, &conv),
+            None => Ok(None),
+        })?
+        .ok_or(ClientError::NotFound("conversation"))
     }
 
     /// Reads the QR codes in an image (screenshot, photo, pasted file) and verifies the
@@ -1883,6 +1867,33 @@ impl SafetyNumber {
             .filter_map(|i| self.digits.get(i..i + 5))
             .collect()
     }
+}
+
+/// A conversation as the list shows it (`None` if its contact is gone).
+fn conversation_view(
+    tx: &Tx<'_>,
+    conv: &Conversation,
+) -> Result<Option<ConversationView>, StoreError> {
+    let Some(contact) = tx.contact(conv.contact_id)? else {
+        return Ok(None);
+    };
+    Ok(Some(ConversationView {
+        id: conv.id.0,
+        kind: kind_name(conv),
+        contact_id: contact.id.0,
+        verified: contact.verified,
+        disappear_after_secs: conv.disappear_after_secs,
+        timer_set_by_me: tx
+            .setting(&timer_setter_key(conv.id))?
+            .map(|who| who == TIMER_SET_BY_ME),
+        unread: tx.unread_messages(conv.id)?.len(),
+        key_change_pending: tx.key_change_pending(contact.id)?,
+        last_message: tx
+            .conversation_page(conv.id, None, 1)?
+            .first()
+            .map(MessageView::from),
+        contact_name: contact.address,
+    }))
 }
 
 /// Drops the sessions of a contact's secret chats (after a key change they belong to the old

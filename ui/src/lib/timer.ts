@@ -69,18 +69,22 @@ export function formatTimer(seconds: number | null): string {
   return words.join(" ");
 }
 
-/** A timer in a few characters, for a header badge: "5s", "1m", "8h", "1h 30m". */
-export function formatTimerShort(seconds: number | null): string {
-  if (seconds === null) return "Off";
+/** `seconds` as hours, minutes and seconds with the given unit names, leaving out zero parts. */
+function joinedUnits(seconds: number, [h, m, s]: readonly [string, string, string]): string {
   const whole = Math.max(0, Math.round(seconds));
   const hours = Math.floor(whole / 3_600);
   const minutes = Math.floor((whole % 3_600) / 60);
   const rest = whole % 60;
   const parts: string[] = [];
-  if (hours > 0) parts.push(`${hours}h`);
-  if (minutes > 0) parts.push(`${minutes}m`);
-  if (rest > 0 || parts.length === 0) parts.push(`${rest}s`);
+  if (hours > 0) parts.push(`${hours}${h}`);
+  if (minutes > 0) parts.push(`${minutes}${m}`);
+  if (rest > 0 || parts.length === 0) parts.push(`${rest}${s}`);
   return parts.join(" ");
+}
+
+/** A timer in a few characters, for a header badge: "5s", "1m", "8h", "1h 30m". */
+export function formatTimerShort(seconds: number | null): string {
+  return seconds === null ? "Off" : joinedUnits(seconds, ["h", "m", "s"]);
 }
 
 /**
@@ -113,14 +117,5 @@ export function countdownChangesIn(ms: number): number {
 
 /** A timer for the chat header's button: "Off", "5 s", "1 min", "8 h", "1 h 30 min". */
 export function formatTimerBadge(seconds: number | null): string {
-  if (seconds === null) return "Off";
-  const whole = Math.max(0, Math.round(seconds));
-  const hours = Math.floor(whole / 3_600);
-  const minutes = Math.floor((whole % 3_600) / 60);
-  const rest = whole % 60;
-  const parts: string[] = [];
-  if (hours > 0) parts.push(`${hours} h`);
-  if (minutes > 0) parts.push(`${minutes} min`);
-  if (rest > 0 || parts.length === 0) parts.push(`${rest} s`);
-  return parts.join(" ");
+  return seconds === null ? "Off" : joinedUnits(seconds, [" h", " min", " s"]);
 }
