@@ -167,4 +167,49 @@ describe("timelineBuilder", () => {
     const rows = check();
     expect(rows[rows.length - 2]).toMatchObject({ kind: "day", label: "Today" });
   });
+
+  it("adds an older page in front without rebuilding what is loaded, with the day separators right", () => {
+    const build = timelineBuilder();
+    const now = at(2026, 11, 23, 9);
+    const check = (messages: MessageView[]) => {
+      const rows = build(messages, now, "en-US");
+      expect(rows).toEqual(withDaySeparators(messages, now, "en-US"));
+      return rows;
+    };
+    // Loaded: the 20th from 15:00 on, and the 21st.
+    let messages = [message(at(2026, 11, 20, 15)), message(at(2026, 11, 20, 16)), message(at(2026, 11, 21, 9))];
+    const loaded = check(messages);
+
+    // A page of the same day's morning: the 20th's separator moves up to the page's first message.
+    const sameDay = [message(at(2026, 11, 20, 8)), message(at(2026, 11, 20, 9))];
+    messages = [...sameDay, ...messages];
+    const withSameDay = check(messages);
+    expect(withSameDay.filter((row) => row.kind === "day")).toHaveLength(2);
+    // The loaded rows are the same objects (what is on screen is not rendered again).
+    expect(withSameDay.slice(3)).toEqual(loaded.slice(1));
+    for (let i = 1; i < loaded.length; i++) expect(withSameDay[i + 2]).toBe(loaded[i]);
+
+    // A page spanning two earlier days, the later of which ends before the loaded first day.
+    const twoDays = [message(at(2026, 11, 18, 23)), message(at(2026, 11, 19, 1)), message(at(2026, 11, 19, 2))];
+    messages = [...twoDays, ...messages];
+    const withTwoDays = check(messages);
+    expect(withTwoDays[5]).toBe(withSameDay[0]);
+
+    // Then new messages at the end still extend it.
+    messages = [...messages, message(at(2026, 11, 21, 10)), message(at(2026, 11, 23, 8))];
+    check(messages);
+  });
+
+  it("rebuilds when an older page would change the keys of days that come back", () => {
+    const build = timelineBuilder();
+    const now = at(2026, 11, 23, 9);
+    // Skewed clocks: the 20th comes back after the 21st, so its second separator has a repeat key.
+    let messages = [message(at(2026, 11, 20, 10)), message(at(2026, 11, 21, 10)), message(at(2026, 11, 20, 11))];
+    build(messages, now);
+    // A page that starts on the 21st: in a full build its separator is the first, not the loaded one.
+    messages = [message(at(2026, 11, 21, 8)), message(at(2026, 11, 19, 8)), ...messages];
+    expect(build(messages, now)).toEqual(withDaySeparators(messages, now));
+    const keys = build(messages, now).map((row) => row.key);
+    expect(new Set(keys).size).toBe(keys.length);
+  });
 });

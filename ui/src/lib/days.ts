@@ -65,7 +65,7 @@ export function dayLabel(ms: number, now: number, locale?: string): string {
 
 /** Builds timeline rows one message at a time, remembering where the last day began. */
 class TimelineRows {
-  readonly rows: TimelineItem[] = [];
+  rows: TimelineItem[] = [];
   private currentDay = "";
   private sameDayRepeats = 0;
   private readonly seenDays = new Set<string>();
@@ -95,6 +95,26 @@ class TimelineRows {
     }
     this.rows.push({ kind: "message", key: message.id, message });
   }
+
+  /**
+   * Puts `older` (rows built the same way for messages that come before these) in front, as if
+   * every message had been pushed in order, and returns true; returns false, changing nothing,
+   * when the result would differ from that. It can differ only when a day comes back after
+   * another (skewed clocks), which changes repeat keys; the store keeps messages sorted, so an
+   * older page normally shares at most its last day with the first day here, and that day's
+   * row moves up to the page's first message of it.
+   */
+  prepend(older: TimelineRows): boolean {
+    const first = this.rows[0];
+    if (first?.kind !== "day" || older.sameDayRepeats > 0) return false;
+    for (const day of older.seenDays) {
+      if (this.seenDays.has(day) && !(day === older.currentDay && day === first.day)) return false;
+    }
+    const continues = older.currentDay === first.day;
+    this.rows = older.rows.concat(continues ? this.rows.slice(1) : this.rows);
+    for (const day of older.seenDays) this.seenDays.add(day);
+    return true;
+  }
 }
 
 /**
@@ -113,10 +133,12 @@ export function withDaySeparators(
 }
 
 /**
- * `withDaySeparators` for a chat that mostly grows at the end: when the new list starts with
- * exactly the previous list's messages (the same objects, as the chat store keeps them) and the
- * local day of `now` has not changed, only the new messages are added, instead of rebuilding
- * 100,000 rows for each message that arrives. Returns a new array whenever anything changed.
+ * `withDaySeparators` for a chat that grows at its ends: when the new list is the previous one
+ * (the same objects, as the chat store keeps them) with messages added after it (new ones) or
+ * before it (an older page scrolled into view), and the local day of `now` has not changed, only
+ * the added messages get rows, instead of rebuilding 100,000 rows for each message or page.
+ * Rows already built are reused, so the list's rows on screen stay the same objects. Returns a
+ * new array whenever anything changed.
  */
 export function timelineBuilder(): (
   messages: readonly MessageView[],
@@ -129,18 +151,18 @@ export function timelineBuilder(): (
   let builtFor = "";
   return (messages, now, locale) => {
     const context = `${localDay(now)}|${locale ?? ""}`;
-    let extendsPrevious = timeline !== null && context === builtFor && messages.length >= previous.length;
-    for (let i = 0; extendsPrevious && i < previous.length; i++) {
-      if (messages[i] !== previous[i]) extendsPrevious = false;
-    }
-    if (!extendsPrevious || timeline === null) {
-      timeline = new TimelineRows(now, locale);
-      for (const message of messages) timeline.push(message);
-    } else if (messages.length === previous.length) {
-      previous = messages;
-      return lastRows;
-    } else {
+    const reusable = timeline !== null && context === builtFor && previous.length > 0;
+    const added = messages.length - previous.length;
+    if (timeline === null || !reusable || added < 0) {
+      timeline = rowsFor(messages, messages.length, now, locale);
+    } else if (sameAt(messages, previous, 0)) {
+      if (added === 0) {
+        previous = messages;
+        return lastRows;
+      }
       for (let i = previous.length; i < messages.length; i++) timeline.push(messages[i] as MessageView);
+    } else if (!(sameAt(messages, previous, added) && timeline.prepend(rowsFor(messages, added, now, locale)))) {
+      timeline = rowsFor(messages, messages.length, now, locale);
     }
     previous = messages;
     builtFor = context;
@@ -148,4 +170,18 @@ export function timelineBuilder(): (
     lastRows = timeline.rows.slice();
     return lastRows;
   };
+}
+
+/** Whether `list` holds exactly the objects of `part`, starting at `offset`. */
+function sameAt(list: readonly MessageView[], part: readonly MessageView[], offset: number): boolean {
+  if (offset < 0 || offset + part.length > list.length) return false;
+  for (let i = 0; i < part.length; i++) if (list[offset + i] !== part[i]) return false;
+  return true;
+}
+
+/** Timeline rows for the first `count` of `messages`. */
+function rowsFor(messages: readonly MessageView[], count: number, now: number, locale: string | undefined): TimelineRows {
+  const timeline = new TimelineRows(now, locale);
+  for (let i = 0; i < count; i++) timeline.push(messages[i] as MessageView);
+  return timeline;
 }

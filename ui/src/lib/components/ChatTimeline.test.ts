@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { cleanup, render, screen, within } from "@testing-library/svelte";
+import { tick } from "svelte";
 import ChatTimeline from "./ChatTimeline.svelte";
 import type { MessageView } from "../types";
 
@@ -81,6 +82,30 @@ describe("ChatTimeline", () => {
     expect(within(articles[3] as HTMLElement).getByText("This message was deleted.")).toBeTruthy();
     expect(articles[4]?.textContent).toContain("<img src=x onerror=alert(1)>");
     expect(document.querySelector("img")).toBeNull();
+  });
+
+  it("keeps the message the reader is at in place when an older page of the same day arrives", async () => {
+    // Four minutes apart, as the benchmark's chat: the page boundary falls inside a day.
+    const all = Array.from({ length: 200 }, (_, i) => message(i + 1, NOW - (200 - i) * 240_000));
+    const props = { openUrl: vi.fn(), label: "Messages with Ada", now: NOW, locale: "en-US" };
+    const { rerender } = render(ChatTimeline, { props: { ...props, messages: all.slice(100) } });
+    const viewport = document.querySelector(".virtual-list") as HTMLElement;
+    await vi.waitFor(() => expect(viewport.scrollTop).toBeGreaterThan(0));
+    // The reader scrolls to the top: the day's separator, then message 101.
+    viewport.scrollTop = 0;
+    viewport.dispatchEvent(new Event("scroll"));
+    await tick();
+    const shown = () =>
+      Array.from(document.querySelectorAll(".row"), (row) => row.querySelector("h3")?.textContent ?? row.querySelector("article")?.dataset.messageId);
+    expect(shown().slice(0, 2)).toEqual(["Today", "101"]);
+
+    await rerender({ ...props, messages: all });
+    await tick();
+    // The separator moved up to message 1; message 101 is where it was (64 px down, below the
+    // end of message 100), with no separator before it.
+    expect(viewport.scrollTop).toBe(101 * 64 - 64);
+    expect(shown().slice(0, 2)).toEqual(["100", "101"]);
+    expect(document.querySelector(".row")?.getAttribute("aria-posinset")).toBe("101");
   });
 
   it("survives times outside the range of Date", () => {

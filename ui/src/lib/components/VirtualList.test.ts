@@ -47,6 +47,45 @@ function scrollTo(top: number) {
 
 const HUNDRED_THOUSAND = Array.from({ length: 100_000 }, (_, i) => i);
 
+/** A ResizeObserver the test drives by hand: `notify()` reports every observed row. */
+function fakeResizeObserver() {
+  const observed = new Set<Element>();
+  let callback: (entries: { target: Element }[]) => void = () => {};
+  vi.stubGlobal(
+    "ResizeObserver",
+    class {
+      constructor(notify: (entries: { target: Element }[]) => void) {
+        callback = notify;
+      }
+      observe(element: Element) {
+        observed.add(element);
+      }
+      unobserve(element: Element) {
+        observed.delete(element);
+      }
+      disconnect() {
+        observed.clear();
+      }
+    },
+  );
+  const rows = () => Array.from(observed).filter((el) => (el as HTMLElement).classList.contains("row"));
+  return { rows, notify: () => callback(rows().map((target) => ({ target }))) };
+}
+
+/** Rows laid out `height(index)` px tall (jsdom lays nothing out), until `restore()`. */
+function rowHeightsInLayout(height: (index: number) => number) {
+  const original = Object.getOwnPropertyDescriptor(HTMLElement.prototype, "offsetHeight");
+  Object.defineProperty(HTMLElement.prototype, "offsetHeight", {
+    configurable: true,
+    get(this: HTMLElement) {
+      return this.classList.contains("row") ? height(Number(this.dataset.index)) : 0;
+    },
+  });
+  return () => {
+    if (original) Object.defineProperty(HTMLElement.prototype, "offsetHeight", original);
+  };
+}
+
 describe("VirtualList", () => {
   it("renders a bounded number of rows for 100,000 items", () => {
     render(VirtualList<number>, {
@@ -245,5 +284,110 @@ describe("VirtualList", () => {
     } finally {
       if (offsetHeight) Object.defineProperty(HTMLElement.prototype, "offsetHeight", offsetHeight);
     }
+  });
+
+  it("moves the view with a first row that is cut off at the top when it grows", async () => {
+    const observer = fakeResizeObserver();
+    const restore = rowHeightsInLayout(() => 100);
+    try {
+      render(VirtualList<number>, {
+        props: { items: HUNDRED_THOUSAND, row, label: "Messages", estimatedRowHeight: 50, overscan: 2 },
+      });
+      // Row 500 starts 20 px above the view.
+      await scrollTo(50 * 500 + 20);
+      observer.notify();
+      await tick();
+      // The two rows above and row 500 itself each grew by 50 px: what the reader sees of row
+      // 500 (its lower part) and everything after it stay put.
+      expect(list().scrollTop).toBe(50 * 500 + 20 + 3 * 50);
+    } finally {
+      restore();
+    }
+  });
+});
+
+describe("VirtualList, when rows arrive above the reader", () => {
+  /** Counts what the list does to the viewport that makes a browser lay out: reads and scroll writes. */
+  function watchLayout(viewport: HTMLElement) {
+    const counts = { heightReads: 0, scrollWrites: 0 };
+    let top = viewport.scrollTop;
+    Object.defineProperty(viewport, "scrollTop", {
+      configurable: true,
+      get: () => top,
+      set: (value: number) => {
+        counts.scrollWrites++;
+        top = value;
+      },
+    });
+    Object.defineProperty(viewport, "scrollHeight", {
+      configurable: true,
+      get: () => {
+        counts.heightReads++;
+        return 0;
+      },
+    });
+    return counts;
+  }
+
+  it("keeps the rows on screen, creates none above them and moves the view with one write", async () => {
+    const items = Array.from({ length: 1000 }, (_, i) => i);
+    const props = { row, label: "Messages", estimatedRowHeight: 50, overscan: 3, getKey: (i: number) => i };
+    const { rerender } = render(VirtualList<number>, { props: { ...props, items } });
+    // The reader is at the top of what is loaded, where an older page is asked for.
+    await scrollTo(0);
+    const onScreen = new Map(Array.from(document.querySelectorAll<HTMLElement>(".row"), (el) => [el.textContent, el]));
+    const counts = watchLayout(list());
+
+    const older = Array.from({ length: 100 }, (_, i) => i - 100);
+    await rerender({ ...props, items: [...older, ...items] });
+    await tick();
+
+    expect(list().scrollTop).toBe(100 * 50);
+    expect(counts).toEqual({ heightReads: 0, scrollWrites: 1 });
+    // The same elements, now further down the list; no row of the new page is rendered yet.
+    const rows = Array.from(document.querySelectorAll<HTMLElement>(".row"));
+    expect(rows.map((el) => el.textContent)).toEqual(Array.from(onScreen.keys()));
+    for (const el of rows) expect(el).toBe(onScreen.get(el.textContent));
+    expect(rows[0]?.getAttribute("aria-posinset")).toBe("101");
+    expect(rows[0]?.getAttribute("aria-setsize")).toBe("1100");
+
+    // The reader's next scroll brings back the rows rendered above the view.
+    await scrollTo(100 * 50 - 10);
+    expect(rendered().slice(0, 4)).toEqual([-4, -3, -2, -1]);
+  });
+
+  it("keeps what follows the first row in place when that row moves away", async () => {
+    // Like a day separator: when the older page has messages of the same day, the separator
+    // moves up to the first of them, and the message after it is what stays put.
+    const day = 1_000_000;
+    const loaded = [day, ...Array.from({ length: 100 }, (_, i) => i + 1)];
+    const props = { row, label: "Messages", estimatedRowHeight: 50, getKey: (i: number) => i };
+    const { rerender } = render(VirtualList<number>, { props: { ...props, items: loaded } });
+    await scrollTo(0);
+
+    const page = [2_000_000, -4, -3, day, -2, -1];
+    await rerender({ ...props, items: [...page, ...loaded.slice(1)] });
+    await tick();
+    // Message 1 was 50 px below the top of the view; it still is, below the end of message -1.
+    expect(list().scrollTop).toBe(6 * 50 - 50);
+    expect(rendered().slice(0, 2)).toEqual([-1, 1]);
+  });
+
+  it("asks for older rows within the given screens of the start, and again on scrolling further up", async () => {
+    const onreachstart = vi.fn();
+    const items = Array.from({ length: 1000 }, (_, i) => i);
+    render(VirtualList<number>, {
+      props: { items, row, label: "Messages", estimatedRowHeight: 50, reachStartScreens: 2, onreachstart },
+    });
+    await scrollTo(50 * 900);
+    onreachstart.mockClear();
+    await scrollTo(2 * VIEWPORT + 100);
+    expect(onreachstart).not.toHaveBeenCalled();
+    await scrollTo(2 * VIEWPORT);
+    expect(onreachstart).toHaveBeenCalledTimes(1);
+    await scrollTo(2 * VIEWPORT - 50);
+    expect(onreachstart).toHaveBeenCalledTimes(2);
+    await scrollTo(2 * VIEWPORT - 20);
+    expect(onreachstart).toHaveBeenCalledTimes(2);
   });
 });
