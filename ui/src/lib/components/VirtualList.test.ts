@@ -231,44 +231,20 @@ describe("VirtualList", () => {
 
   it("measures rows and keeps the content in view still when rows above it grow", async () => {
     // A ResizeObserver the test drives by hand, and rows that are 100 px tall once laid out.
-    const observed = new Set<Element>();
-    let notify: (entries: { target: Element }[]) => void = () => {};
-    vi.stubGlobal(
-      "ResizeObserver",
-      class {
-        constructor(callback: (entries: { target: Element }[]) => void) {
-          notify = callback;
-        }
-        observe(element: Element) {
-          observed.add(element);
-        }
-        unobserve(element: Element) {
-          observed.delete(element);
-        }
-        disconnect() {
-          observed.clear();
-        }
-      },
-    );
-    const offsetHeight = Object.getOwnPropertyDescriptor(HTMLElement.prototype, "offsetHeight");
-    Object.defineProperty(HTMLElement.prototype, "offsetHeight", {
-      configurable: true,
-      get(this: HTMLElement) {
-        return this.classList.contains("row") ? 100 : 0;
-      },
-    });
+    const observer = fakeResizeObserver();
+    const restore = rowHeightsInLayout(() => 100);
     try {
       render(VirtualList<number>, {
         props: { items: HUNDRED_THOUSAND, row, label: "Messages", estimatedRowHeight: 50, overscan: 2 },
       });
       await scrollTo(50 * 500);
-      const rows = Array.from(observed).filter((el) => (el as HTMLElement).classList.contains("row"));
+      const rows = observer.rows();
       expect(rows.length).toBeGreaterThan(0);
       const firstVisible = 500;
       const above = rows.filter((el) => Number((el as HTMLElement).dataset.index) < firstVisible).length;
       expect(above).toBe(2);
 
-      notify(rows.map((target) => ({ target })));
+      observer.notify();
       await tick();
 
       // Each of the two overscan rows above grew by 50 px; the view moved with them.
@@ -282,7 +258,7 @@ describe("VirtualList", () => {
       const inView = rendered().reduce((sum, i) => sum + (measuredIndices.has(i) ? 100 : 50), 0);
       expect(before + inView + after).toBe(100_000 * 50 + measuredIndices.size * 50);
     } finally {
-      if (offsetHeight) Object.defineProperty(HTMLElement.prototype, "offsetHeight", offsetHeight);
+      restore();
     }
   });
 
