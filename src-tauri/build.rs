@@ -16,6 +16,7 @@ const COMMANDS: &[&str] = &[
     "edit_message",
     "delete_message",
     "set_timer",
+    "save_draft",
     "contacts",
     "start_chat",
     "safety_number",

@@ -235,6 +235,20 @@ pub(crate) async fn set_timer(
     .await
 }
 
+/// Keeps a chat's unsent text across restarts (empty clears it); returns whether it was
+/// stored (never for secret chats). The engine bounds its size.
+#[tauri::command]
+pub(crate) async fn save_draft(
+    latch: State<'_, SharedLatch>,
+    conversation_id: i64,
+    text: String,
+) -> Result<bool, CommandError> {
+    with_engine(&latch, move |e| {
+        Ok(e.save_draft(ConversationId(conversation_id), &text)?)
+    })
+    .await
+}
+
 /// A contact as the UI lists it.
 #[derive(Debug, Serialize)]
 pub(crate) struct ContactView {

@@ -63,6 +63,7 @@ pub fn run() -> ExitCode {
             commands::edit_message,
             commands::delete_message,
             commands::set_timer,
+            commands::save_draft,
             commands::contacts,
             commands::start_chat,
             commands::safety_number,

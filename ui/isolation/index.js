@@ -18,6 +18,7 @@ const ALLOWED_COMMANDS = new Set([
   "edit_message",
   "delete_message",
   "set_timer",
+  "save_draft",
   "contacts",
   "start_chat",
   "safety_number",

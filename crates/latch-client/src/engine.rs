@@ -56,6 +56,10 @@ const OUTBOX_BATCH: u32 = 256;
 /// Envelopes the pump has in flight at once.
 const SEND_WINDOW: usize = 64;
 
+/// The longest draft kept, in bytes (a message may be at most [`MAX_TEXT_BYTES`], but the
+/// composer keeps whatever was typed or pasted, up to this).
+pub const MAX_DRAFT_BYTES: usize = 1024 * 1024;
+
 /// Envelopes acknowledged in one `AckThrough` at most.
 const ACK_BATCH: u32 = 64;
 
@@ -1405,6 +1409,39 @@ impl Engine {
         Ok(())
     }
 
+    /// Keeps the unsent text of a standard chat in the encrypted profile, so it survives a
+    /// restart (empty text clears it). A secret chat's draft is never written to disk: it
+    /// lives in the window only. Returns whether the draft was stored.
+    ///
+    /// # Errors
+    /// [`ClientError::Invalid`] for a draft over [`MAX_DRAFT_BYTES`]; a database error.
+    pub fn save_draft(
+        &self,
+        conversation: ConversationId,
+        text: &str,
+    ) -> Result<bool, ClientError> {
+        if text.len() > MAX_DRAFT_BYTES {
+            return Err(ClientError::Invalid(
+                "the draft is too long (1 MiB at most)",
+            ));
+        }
+        Ok(self.write(|tx| {
+            let conv = tx
+                .conversation(conversation)?
+                .ok_or(StoreError::NotFound("conversation"))?;
+            if matches!(conv.kind, ConversationKind::Secret { .. }) {
+                return Ok(false);
+            }
+            let key = draft_key(conv.id);
+            if text.is_empty() {
+                tx.delete_setting(&key)?;
+            } else {
+                tx.set_setting(&key, text)?;
+            }
+            Ok(true)
+        })?)
+    }
+
     /// Sets the disappearing timer (applies to messages sent from now on) and tells the
     /// contact, so both sides agree and both see who changed it.
     ///
@@ -1888,6 +1925,10 @@ fn conversation_view(
             .map(|who| who == TIMER_SET_BY_ME),
         unread: tx.unread_messages(conv.id)?.len(),
         key_change_pending: tx.key_change_pending(contact.id)?,
+        draft: match conv.kind {
+            ConversationKind::Standard => tx.setting(&draft_key(conv.id))?,
+            ConversationKind::Secret { .. } => None,
+        },
         last_message: tx
             .conversation_page(conv.id, None, 1)?
             .first()
@@ -1912,6 +1953,11 @@ fn forget_secret_sessions(tx: &Tx<'_>, contact: &Contact) -> Result<(), StoreErr
 /// Who last set a conversation's timer, kept so both sides can always show it.
 const TIMER_SET_BY_ME: &str = "me";
 const TIMER_SET_BY_CONTACT: &str = "contact";
+
+/// Where a standard chat's draft is kept (settings live in the encrypted profile).
+fn draft_key(conv: ConversationId) -> String {
+    format!("draft/{}", conv.0)
+}
 
 fn timer_setter_key(conv: ConversationId) -> String {
     format!("timer_set_by/{}", conv.0)

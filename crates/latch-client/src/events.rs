@@ -115,6 +115,8 @@ pub struct ConversationView {
     pub unread: usize,
     /// Whether the contact's key changed and the user has not accepted the new one yet.
     pub key_change_pending: bool,
+    /// The unsent text kept for this chat (standard chats only; see `Engine::save_draft`).
+    pub draft: Option<String>,
     /// The newest message, if any.
     pub last_message: Option<MessageView>,
 }

@@ -1,6 +1,7 @@
 //! Two `latch` profiles talking through a real relay: handshake, messages both ways,
 //! receipts, a secret chat beside the standard one, a 5-second timer that deletes on both
-//! sides, edits and deletes, and search that never sees secret-chat text.
+//! sides, edits and deletes, search that never sees secret-chat text, and drafts that survive a
+//! restart for standard chats only.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -112,6 +113,29 @@ fn two_profiles_talk_with_receipts_a_secret_chat_a_timer_and_search() {
     };
     assert_eq!(timer_by(&mut a, &secret_a), true);
     assert_eq!(timer_by(&mut b, &secret_b), false);
+
+    // Drafts: a standard chat's survives a restart; a secret chat's is never stored.
+    let stored = |s: &mut common::Session, chat: &serde_json::Value, text: &str| {
+        s.cmd(json!({"cmd": "draft", "chat": chat, "text": text}))["stored"].clone()
+    };
+    assert_eq!(stored(&mut a, &chat_a, "half a thought, kept"), true);
+    assert_eq!(stored(&mut a, &secret_a, "a secret half thought"), false);
+    a.close();
+    let mut a = t.session("alice");
+    let draft_of = |s: &mut common::Session, chat: &serde_json::Value| {
+        let chats = s.cmd(json!({"cmd": "chats"}))["chats"].clone();
+        chats
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == *chat)
+            .unwrap()["draft"]
+            .clone()
+    };
+    assert_eq!(draft_of(&mut a, &chat_a), "half a thought, kept");
+    assert_eq!(draft_of(&mut a, &secret_a), serde_json::Value::Null);
+    assert_eq!(stored(&mut a, &chat_a, ""), true);
+    assert_eq!(draft_of(&mut a, &chat_a), serde_json::Value::Null);
 
     // Bob's chat list: two threads with Alice, visibly different.
     let chats = b.cmd(json!({"cmd": "chats"}))["chats"].clone();

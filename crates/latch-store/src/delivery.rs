@@ -363,4 +363,15 @@ impl Tx<'_> {
         )?;
         Ok(())
     }
+
+    /// Removes a setting; returns whether it was set.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn delete_setting(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM settings WHERE key = ?1", [key])?
+            > 0)
+    }
 }

@@ -156,6 +156,14 @@ export function setTimer(conversationId: number, seconds: number | null): Promis
   return call<void>("set_timer", { conversationId, seconds });
 }
 
+/**
+ * Keeps a chat's unsent text across restarts ("" clears it). Secret chats' drafts are never
+ * stored; resolves to whether this one was.
+ */
+export function saveDraft(conversationId: number, text: string): Promise<boolean> {
+  return call<boolean>("save_draft", { conversationId, text });
+}
+
 /** Every contact. */
 export function contacts(): Promise<ContactView[]> {
   return call<ContactView[]>("contacts");
@@ -238,6 +246,7 @@ export const COMMANDS = [
   "edit_message",
   "delete_message",
   "set_timer",
+  "save_draft",
   "contacts",
   "start_chat",
   "safety_number",

@@ -29,6 +29,8 @@ export interface ConversationView {
   last_message: MessageView | null;
   /** The contact's identity key changed and the user has not accepted the new one yet. */
   key_change_pending: boolean;
+  /** The unsent text kept for this chat (standard chats only; secret chats' are never stored). */
+  draft: string | null;
 }
 
 /** A contact as `contacts` lists them. */

@@ -32,6 +32,7 @@ export function conversation(id: number, extra: Partial<ConversationView> = {}):
     unread: 0,
     last_message: null,
     key_change_pending: false,
+    draft: null,
     ...extra,
   };
 }
@@ -203,6 +204,13 @@ export class FakeCore {
       case "delete_message":
         Object.assign(this.message(args.messageId), { body: "", deleted: true });
         return null;
+      case "save_draft": {
+        const c = this.conversations.find((x) => x.id === args.conversationId);
+        if (!c) throw fail("not_found", "That chat no longer exists.");
+        if (c.kind === "secret") return false;
+        c.draft = args.text === "" ? null : String(args.text);
+        return true;
+      }
       case "set_timer": {
         const c = this.conversations.find((x) => x.id === args.conversationId);
         if (!c) throw fail("not_found", "That chat no longer exists.");

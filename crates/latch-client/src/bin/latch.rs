@@ -263,6 +263,10 @@ enum Request {
         chat: i64,
         seconds: Option<u32>,
     },
+    Draft {
+        chat: i64,
+        text: String,
+    },
     Edit {
         message: i64,
         text: String,
@@ -364,6 +368,9 @@ async fn execute(engine: &Engine, req: Request) -> Result<Value, CliError> {
             json!({ "messages": page })
         }
         Request::Read { chat } => json!({ "read": engine.mark_read(ConversationId(chat))? }),
+        Request::Draft { chat, text } => {
+            json!({ "stored": engine.save_draft(ConversationId(chat), &text)? })
+        }
         Request::Timer { chat, seconds } => {
             engine.set_timer(ConversationId(chat), seconds)?;
             json!({ "chat": chat, "seconds": seconds })

@@ -30,6 +30,7 @@ function conversation(id: number, extra: Partial<ConversationView> = {}): Conver
     unread: 0,
     last_message: null,
     key_change_pending: false,
+    draft: null,
     ...extra,
   };
 }
@@ -353,6 +354,20 @@ describe("drafts, opening and the list", () => {
     state = setDraft(state, 1, "");
     expect(state.drafts.has(1)).toBe(false);
     expect(setDraft(state, 1, "")).toBe(state);
+  });
+
+  it("takes stored drafts for chats it has not seen, and keeps the newer one it has", () => {
+    let state = loadConversations(emptyChats(), [conversation(1, { draft: "stored before a restart" }), conversation(2)]);
+    expect(state.drafts.get(1)).toBe("stored before a restart");
+    expect(state.drafts.has(2)).toBe(false);
+    // Typed since (not stored yet), then a resync brings the older stored text: the typing wins.
+    state = setDraft(state, 1, "typed since");
+    state = setDraft(state, 2, "");
+    state = loadConversations(state, [conversation(1, { draft: "stored before a restart" }), conversation(2, { draft: "stale" })]);
+    expect(state.drafts.get(1)).toBe("typed since");
+    expect(state.drafts.has(2)).toBe(false);
+    state = upsertConversation(state, conversation(3, { draft: "a new chat's" }));
+    expect(state.drafts.get(3)).toBe("a new chat's");
   });
 
   it("opening a chat clears its unread count", () => {

@@ -179,7 +179,21 @@ export function loadConversations(
     ...state,
     conversations: new Map(list.map((c) => [c.id, checkedSnapshot(state, c, now)])),
     keyChanges: withPendingKeyChanges(state.keyChanges, list),
+    drafts: withStoredDrafts(state, list),
   };
+}
+
+/**
+ * Drafts with the stored ones of conversations this state has not seen yet (at start-up, every
+ * one). For a conversation already on screen the draft here is the newer one: what was typed
+ * since may not be stored yet.
+ */
+function withStoredDrafts(state: ChatsState, list: readonly ConversationView[]): ReadonlyMap<number, string> {
+  let drafts = state.drafts;
+  for (const c of list) {
+    if (c.draft && !state.conversations.has(c.id) && !drafts.has(c.id)) drafts = withEntry(drafts, c.id, c.draft);
+  }
+  return drafts;
 }
 
 /** Adds or replaces one conversation (e.g. the one `start_chat` answered with). */
@@ -188,6 +202,7 @@ export function upsertConversation(state: ChatsState, conversation: Conversation
     ...state,
     conversations: withEntry(state.conversations, conversation.id, checkedSnapshot(state, conversation, now)),
     keyChanges: withPendingKeyChanges(state.keyChanges, [conversation]),
+    drafts: withStoredDrafts(state, [conversation]),
   };
 }
 

@@ -11,6 +11,9 @@ import { ChatStore } from "./chats.svelte";
 /** Messages per page when opening a chat or scrolling back. */
 export const PAGE_SIZE = 100;
 
+/** How long typing must pause before a chat's draft is stored (not one write per key). */
+export const DRAFT_SAVE_DELAY_MS = 400;
+
 export class Messenger {
   /** The conversations and messages on screen. */
   readonly chats = new ChatStore();
@@ -41,6 +44,8 @@ export class Messenger {
   private reloadAgain = false;
   private readPending = new Set<number>();
   private statusTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Drafts waiting for typing to pause before they are stored, by conversation. */
+  private draftTimers = new Map<number, ReturnType<typeof setTimeout>>();
   /** Moves on at each resync: a page asked for before it is not merged after it. */
   private epoch = 0;
   /** While a resync fetches the open chat's page: the messages events added or changed meanwhile. */
@@ -145,6 +150,35 @@ export class Messenger {
   }
 
   /** Sends `body` in the open chat. Rejects with the core's error, leaving the model unchanged. */
+  /**
+   * Keeps what the user typed in a chat, and stores it in the profile once typing pauses so it
+   * survives a restart. A secret chat's draft stays on screen only: it never reaches the core.
+   */
+  setDraft(conversationId: number, text: string): void {
+    this.chats.setDraft(conversationId, text);
+    if (this.chats.conversation(conversationId)?.kind === "secret") return;
+    clearTimeout(this.draftTimers.get(conversationId));
+    this.draftTimers.delete(conversationId);
+    if (text === "") {
+      // Cleared (usually: just sent): at once, so a quit right after cannot bring it back.
+      void this.storeDraft(conversationId);
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.draftTimers.delete(conversationId);
+      void this.storeDraft(conversationId);
+    }, DRAFT_SAVE_DELAY_MS);
+    this.draftTimers.set(conversationId, timer);
+  }
+
+  private async storeDraft(conversationId: number): Promise<void> {
+    try {
+      await api.saveDraft(conversationId, this.chats.draft(conversationId));
+    } catch (error) {
+      this.announce(`The draft could not be kept: ${api.describeError(error)}`);
+    }
+  }
+
   async send(conversationId: number, body: string): Promise<void> {
     const sent = await api.sendMessage(conversationId, body);
     // The engine may already have reported it (and its later status); keep the newer copy.

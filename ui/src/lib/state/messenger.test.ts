@@ -1,7 +1,7 @@
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { clearMocks } from "@tauri-apps/api/mocks";
 import { FakeCore, ME, conversation, message } from "../../test/fakeCore";
-import { Messenger, PAGE_SIZE } from "./messenger.svelte";
+import { DRAFT_SAVE_DELAY_MS, Messenger, PAGE_SIZE } from "./messenger.svelte";
 
 let core: FakeCore;
 
@@ -243,5 +243,52 @@ describe("Messenger", () => {
     const messenger = await started();
     await expect(messenger.send(1, "x")).rejects.toEqual({ kind: "invalid", message: "Too long." });
     expect(messenger.chats.messages(1)).toEqual([]);
+  });
+
+  it("stores a standard chat's draft once typing pauses, and never a secret chat's", async () => {
+    core.conversations = [conversation(1, { draft: "from last time" }), conversation(2, { kind: "secret" })];
+    const messenger = await started();
+    expect(messenger.chats.draft(1)).toBe("from last time");
+    vi.useFakeTimers();
+    try {
+      for (const text of ["h", "he", "hel", "hello"]) messenger.setDraft(1, text);
+      messenger.setDraft(2, "secret words");
+      await vi.advanceTimersByTimeAsync(DRAFT_SAVE_DELAY_MS - 1);
+      expect(core.callsOf("save_draft")).toEqual([]);
+      await vi.advanceTimersByTimeAsync(1);
+      // One write for the pause, with the last text; nothing for the secret chat.
+      expect(core.callsOf("save_draft")).toEqual([{ conversationId: 1, text: "hello" }]);
+      expect(messenger.chats.draft(2)).toBe("secret words");
+      // Clearing (as sending does) is stored at once.
+      messenger.setDraft(1, "");
+      await vi.advanceTimersByTimeAsync(0);
+      expect(core.callsOf("save_draft")).toEqual([
+        { conversationId: 1, text: "hello" },
+        { conversationId: 1, text: "" },
+      ]);
+      expect(core.conversations[0]?.draft).toBeNull();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("says so when a draft cannot be stored, and keeps it on screen", async () => {
+    core.conversations = [conversation(1)];
+    core.on("save_draft", () => {
+      throw { kind: "store", message: "The disk is full." };
+    });
+    const messenger = await started();
+    vi.useFakeTimers();
+    try {
+      messenger.setDraft(1, "keep me");
+      await vi.advanceTimersByTimeAsync(DRAFT_SAVE_DELAY_MS);
+      // The refusal's announcement goes up on the next turn.
+      await vi.advanceTimersByTimeAsync(1);
+      expect(core.callsOf("save_draft")).toEqual([{ conversationId: 1, text: "keep me" }]);
+      expect(messenger.status).toBe("The draft could not be kept: The disk is full.");
+      expect(messenger.chats.draft(1)).toBe("keep me");
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
