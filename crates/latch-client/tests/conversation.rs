@@ -101,16 +101,19 @@ fn two_profiles_talk_with_receipts_a_secret_chat_a_timer_and_search() {
     assert!(b.history(&secret_b).is_empty());
 
     // Both sides keep who changed the timer.
-    let timer_by = |s: &mut common::Session, chat: &serde_json::Value| {
+    // One field of one chat in a session's chat list.
+    let chat_field = |s: &mut common::Session, chat: &serde_json::Value, field: &str| {
         let chats = s.cmd(json!({"cmd": "chats"}))["chats"].clone();
         chats
             .as_array()
             .unwrap()
             .iter()
             .find(|c| c["id"] == *chat)
-            .unwrap()["timer_set_by_me"]
+            .unwrap()[field]
             .clone()
     };
+    let timer_by =
+        |s: &mut common::Session, chat: &serde_json::Value| chat_field(s, chat, "timer_set_by_me");
     assert_eq!(timer_by(&mut a, &secret_a), true);
     assert_eq!(timer_by(&mut b, &secret_b), false);
 
@@ -122,16 +125,7 @@ fn two_profiles_talk_with_receipts_a_secret_chat_a_timer_and_search() {
     assert_eq!(stored(&mut a, &secret_a, "a secret half thought"), false);
     a.close();
     let mut a = t.session("alice");
-    let draft_of = |s: &mut common::Session, chat: &serde_json::Value| {
-        let chats = s.cmd(json!({"cmd": "chats"}))["chats"].clone();
-        chats
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["id"] == *chat)
-            .unwrap()["draft"]
-            .clone()
-    };
+    let draft_of = |s: &mut common::Session, chat: &serde_json::Value| chat_field(s, chat, "draft");
     assert_eq!(draft_of(&mut a, &chat_a), "half a thought, kept");
     assert_eq!(draft_of(&mut a, &secret_a), serde_json::Value::Null);
     assert_eq!(stored(&mut a, &chat_a, ""), true);
