@@ -57,6 +57,17 @@ pub const MAX_PREKEY_BYTES: usize = 2048;
 /// Length of an Ed25519 signature; checked before verification.
 pub const SIGNATURE_LEN: usize = 64;
 
+/// Most bytes one encoded [`PrekeyBundle`] can take: a device number and three prekeys of
+/// [`MAX_PREKEY_BYTES`], each with its `Option` tag, id and length varints.
+pub const MAX_BUNDLE_BYTES: usize = 5 + 3 * (1 + 5 + 3 + MAX_PREKEY_BYTES);
+
+/// Most bundles one [`Response::Prekeys`] carries: with every bundle at [`MAX_BUNDLE_BYTES`]
+/// the answer still fits in [`MIN_MESSAGE_LIMIT_BYTES`] less [`FRAME_OVERHEAD_BYTES`], so it
+/// is never larger than what a client accepts. The relay's devices-per-identity cap may not
+/// exceed it.
+pub const MAX_BUNDLES_PER_CLAIM: usize =
+    (MIN_MESSAGE_LIMIT_BYTES - FRAME_OVERHEAD_BYTES) / MAX_BUNDLE_BYTES;
+
 /// A device's Ed25519 identity public key. `Debug` and `Display` print only a short
 /// fingerprint so keys never end up whole in logs.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -415,6 +426,9 @@ pub enum ErrorCode {
     /// Fatal: the relay could not read this device's mailbox, so live delivery stopped;
     /// reconnect to resume from the backlog.
     DeliveryFailed,
+    /// Registering this device would give its identity more devices than the relay allows;
+    /// unregister one first.
+    TooManyDevices,
 }
 
 impl ErrorCode {
@@ -525,6 +539,33 @@ mod tests {
             retry_after_ms: 0,
         };
         assert_eq!(ServerFrame::decode(&s.encode().unwrap()).unwrap(), s);
+    }
+
+    #[test]
+    fn the_largest_claim_answer_fits_the_smallest_message_limit() {
+        let key = |id| {
+            Some(Prekey {
+                id,
+                key: vec![0xff; MAX_PREKEY_BYTES],
+            })
+        };
+        let bundle = PrekeyBundle {
+            device_id: u32::MAX,
+            signed: key(u32::MAX),
+            one_time: key(u32::MAX),
+            last_resort: key(u32::MAX),
+        };
+        let one = postcard::to_allocvec(&bundle).unwrap().len();
+        assert!(one <= MAX_BUNDLE_BYTES, "{one} > {MAX_BUNDLE_BYTES}");
+        let frame = ServerFrame::Response {
+            req: u32::MAX,
+            body: Response::Prekeys {
+                bundles: vec![bundle; MAX_BUNDLES_PER_CLAIM],
+            },
+        };
+        let len = frame.encode().unwrap().len();
+        assert!(len <= MIN_MESSAGE_LIMIT_BYTES, "{len} bytes");
+        const { assert!(MAX_BUNDLES_PER_CLAIM >= 16) };
     }
 
     #[test]

@@ -53,6 +53,10 @@ pub enum LogFormat {
 pub struct Config {
     /// Address to listen on (port 0 picks a free port).
     pub listen: SocketAddr,
+    /// Address of a separate plain-HTTP listener serving `/metrics` (and `/healthz`); unset,
+    /// metrics are not served at all. Metrics tell traffic patterns, so they are kept off
+    /// the public listener: bind this to loopback or a private network.
+    pub metrics_listen: Option<SocketAddr>,
     /// The SQLite database file.
     pub database: PathBuf,
     /// Commit durability (`full`: survives power loss; `normal`: survives a relay crash).
@@ -84,6 +88,21 @@ pub struct Config {
     pub max_inflight_per_connection: usize,
     /// One-time prekey count under which the owner is told to replenish.
     pub prekey_low_threshold: u32,
+    /// Least time between two `PrekeysLow` notices to one device: claims in a row send one
+    /// notice, not one each (the owner learns its count again at every login anyway).
+    pub prekey_low_notice_interval_ms: u64,
+    /// Prekey claims per claiming identity (all its devices together): one account cannot
+    /// drain everybody's one-time prekeys.
+    pub claim_rate: Rate,
+    /// Prekey claims per claimed identity (from all claimers together): however many
+    /// accounts gang up, one identity's one-time prekeys drain, and its owner is asked to
+    /// make new ones, at most this fast.
+    pub claim_target_rate: Rate,
+    /// Most devices one identity may register: bounds a claim over all its devices (work in
+    /// the writer and the answer's size, at most [`crate::api::MAX_BUNDLES_PER_CLAIM`]).
+    pub max_devices_per_identity: u32,
+    /// Most one-time prekeys stored for one device; an upload past it stores only what fits.
+    pub max_one_time_prekeys: u32,
     /// How often expired envelopes are deleted (delivery hides them at once regardless).
     pub purge_interval_ms: u64,
     /// How long shutdown waits for connections to finish their in-flight commits.
@@ -98,13 +117,18 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
+/// The port the relay listens on by default, the one the app and the CLI connect to
+/// (`ws://127.0.0.1:7878`).
+pub const DEFAULT_PORT: u16 = 7878;
+
 /// Thirty days, the life of an undelivered envelope.
 pub const DEFAULT_ENVELOPE_TTL_MS: u64 = 30 * 24 * 60 * 60 * 1000;
 
 impl Default for Config {
     fn default() -> Self {
         Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 7700)),
+            listen: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
+            metrics_listen: None,
             database: PathBuf::from("latch-relay.db"),
             durability: Durability::Full,
             tls_cert: None,
@@ -125,6 +149,17 @@ impl Default for Config {
             challenge_ttl_ms: 30_000,
             max_inflight_per_connection: 256,
             prekey_low_threshold: 10,
+            prekey_low_notice_interval_ms: 60_000,
+            claim_rate: Rate {
+                per_second: 0.5,
+                burst: 50.0,
+            },
+            claim_target_rate: Rate {
+                per_second: 0.1,
+                burst: 20.0,
+            },
+            max_devices_per_identity: 16,
+            max_one_time_prekeys: 500,
             purge_interval_ms: 60_000,
             shutdown_grace_ms: 10_000,
             outbound_queue_bytes: 8 * 1024 * 1024,
@@ -175,12 +210,39 @@ impl Config {
                 "max_inflight_per_connection must be positive",
             ));
         }
-        for r in [self.device_rate, self.ip_rate] {
+        for r in [
+            self.device_rate,
+            self.ip_rate,
+            self.claim_rate,
+            self.claim_target_rate,
+        ] {
             if !(r.burst >= 1.0 && r.per_second >= 0.0) {
                 return Err(ConfigError::Invalid(
                     "rates need burst >= 1 and per_second >= 0",
                 ));
             }
+        }
+        if self.max_devices_per_identity == 0
+            || self.max_devices_per_identity as usize > crate::api::MAX_BUNDLES_PER_CLAIM
+        {
+            return Err(ConfigError::Invalid(
+                "max_devices_per_identity must be 1..=84 (a claim answer must fit one frame)",
+            ));
+        }
+        if self.max_one_time_prekeys == 0 {
+            return Err(ConfigError::Invalid(
+                "max_one_time_prekeys must be positive",
+            ));
+        }
+        if self.prekey_low_notice_interval_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "prekey_low_notice_interval_ms must be positive",
+            ));
+        }
+        if self.metrics_listen.is_some() && self.metrics_listen == Some(self.listen) {
+            return Err(ConfigError::Invalid(
+                "metrics_listen must differ from listen",
+            ));
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(ConfigError::Invalid("tls_cert and tls_key go together"));
@@ -200,9 +262,12 @@ pub struct Args {
     /// TOML config file (flags and environment override it).
     #[arg(long, env = "LATCH_RELAY_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Listen address, e.g. 0.0.0.0:7700.
+    /// Listen address, e.g. 0.0.0.0:7878.
     #[arg(long, env = "LATCH_RELAY_LISTEN")]
     pub listen: Option<SocketAddr>,
+    /// Separate listener for /metrics, e.g. 127.0.0.1:9478 (unset: no metrics).
+    #[arg(long, env = "LATCH_RELAY_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// SQLite database file.
     #[arg(long, env = "LATCH_RELAY_DATABASE")]
     pub database: Option<PathBuf>,
@@ -239,6 +304,27 @@ pub struct Args {
     /// Idle timeout in milliseconds.
     #[arg(long, env = "LATCH_RELAY_IDLE_TIMEOUT_MS")]
     pub idle_timeout_ms: Option<u64>,
+    /// Prekey claims per second, per claiming identity.
+    #[arg(long, env = "LATCH_RELAY_CLAIM_RATE")]
+    pub claim_rate: Option<f64>,
+    /// Prekey claim burst, per claiming identity.
+    #[arg(long, env = "LATCH_RELAY_CLAIM_BURST")]
+    pub claim_burst: Option<f64>,
+    /// Prekey claims per second, per claimed identity.
+    #[arg(long, env = "LATCH_RELAY_CLAIM_TARGET_RATE")]
+    pub claim_target_rate: Option<f64>,
+    /// Prekey claim burst, per claimed identity.
+    #[arg(long, env = "LATCH_RELAY_CLAIM_TARGET_BURST")]
+    pub claim_target_burst: Option<f64>,
+    /// Least milliseconds between two PrekeysLow notices to one device.
+    #[arg(long, env = "LATCH_RELAY_PREKEY_LOW_NOTICE_INTERVAL_MS")]
+    pub prekey_low_notice_interval_ms: Option<u64>,
+    /// Most devices per identity.
+    #[arg(long, env = "LATCH_RELAY_MAX_DEVICES_PER_IDENTITY")]
+    pub max_devices_per_identity: Option<u32>,
+    /// Most one-time prekeys stored per device.
+    #[arg(long, env = "LATCH_RELAY_MAX_ONE_TIME_PREKEYS")]
+    pub max_one_time_prekeys: Option<u32>,
     /// Log format: text or json.
     #[arg(long, env = "LATCH_RELAY_LOG_FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -302,6 +388,30 @@ impl Args {
         if let Some(v) = self.log_format {
             c.log_format = v;
         }
+        if let Some(v) = self.metrics_listen {
+            c.metrics_listen = Some(v);
+        }
+        if let Some(v) = self.claim_rate {
+            c.claim_rate.per_second = v;
+        }
+        if let Some(v) = self.claim_burst {
+            c.claim_rate.burst = v;
+        }
+        if let Some(v) = self.claim_target_rate {
+            c.claim_target_rate.per_second = v;
+        }
+        if let Some(v) = self.claim_target_burst {
+            c.claim_target_rate.burst = v;
+        }
+        if let Some(v) = self.prekey_low_notice_interval_ms {
+            c.prekey_low_notice_interval_ms = v;
+        }
+        if let Some(v) = self.max_devices_per_identity {
+            c.max_devices_per_identity = v;
+        }
+        if let Some(v) = self.max_one_time_prekeys {
+            c.max_one_time_prekeys = v;
+        }
         c.validate()?;
         Ok(c)
     }
@@ -333,6 +443,64 @@ mod tests {
         assert_eq!(c.listen.port(), 9001);
         assert_eq!(c.device_rate.burst, 2.0);
         assert_eq!(c.idle_timeout_ms, Config::default().idle_timeout_ms);
+    }
+
+    #[test]
+    fn a_bare_relay_listens_where_the_app_connects() {
+        let c = Args::try_parse_from(["latch-relay"])
+            .unwrap()
+            .into_config()
+            .unwrap();
+        assert_eq!(c.listen.port(), DEFAULT_PORT);
+        assert!(c.listen.ip().is_loopback());
+        // The app's and the CLI's default relay (latch-client's DEFAULT_RELAY).
+        assert_eq!(DEFAULT_PORT, 7878);
+        assert_eq!(c.metrics_listen, None, "metrics are off unless asked for");
+    }
+
+    #[test]
+    fn abuse_limits_have_defaults_and_flags() {
+        let d = Config::default();
+        assert_eq!(d.max_devices_per_identity, 16);
+        assert_eq!(d.max_one_time_prekeys, 500);
+        assert!(d.claim_target_rate.burst >= 1.0 && d.claim_rate.burst >= 1.0);
+        let c = Args::try_parse_from([
+            "latch-relay",
+            "--claim-rate",
+            "2",
+            "--claim-burst",
+            "3",
+            "--claim-target-rate",
+            "4",
+            "--claim-target-burst",
+            "5",
+            "--max-devices-per-identity",
+            "6",
+            "--max-one-time-prekeys",
+            "7",
+            "--prekey-low-notice-interval-ms",
+            "8",
+            "--metrics-listen",
+            "127.0.0.1:9478",
+        ])
+        .unwrap()
+        .into_config()
+        .unwrap();
+        assert_eq!((c.claim_rate.per_second, c.claim_rate.burst), (2.0, 3.0));
+        assert_eq!(
+            (c.claim_target_rate.per_second, c.claim_target_rate.burst),
+            (4.0, 5.0)
+        );
+        assert_eq!(c.max_devices_per_identity, 6);
+        assert_eq!(c.max_one_time_prekeys, 7);
+        assert_eq!(c.prekey_low_notice_interval_ms, 8);
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9478".parse().unwrap()));
+        // A device cap whose claim answer could outgrow a client's frame is refused.
+        assert!(matches!(
+            Config::from_toml("max_devices_per_identity = 85"),
+            Err(ConfigError::Invalid(_))
+        ));
+        assert!(Config::from_toml("max_devices_per_identity = 84").is_ok());
     }
 
     #[test]

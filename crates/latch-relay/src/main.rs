@@ -45,7 +45,11 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        // Tests and scripts read the bound address (port 0) from this one stdout line.
+        // Tests and scripts read the bound addresses (port 0) from these stdout lines; the
+        // metrics line, when there is one, comes first.
+        if let Some(addr) = relay.metrics_addr() {
+            println!("latch-relay metrics on {addr}");
+        }
         println!("latch-relay listening on {}", relay.local_addr());
         let token = relay.shutdown_token();
         tokio::spawn(async move {

@@ -23,16 +23,17 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::api::{
-    self, ClientFrame, DeliveredEnvelope, DeviceAddress, ErrorCode, PROTOCOL_VERSION, Response,
-    ServerFrame,
+    self, ClientFrame, DeliveredEnvelope, DeviceAddress, ErrorCode, IdentityKey, PROTOCOL_VERSION,
+    Response, ServerFrame,
 };
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::limits::RateLimiter;
+use crate::limits::{Rate, RateLimiter};
 use crate::metrics::Metrics;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{
-    DirectoryStore, EnqueueOutcome, MailboxStore, NewEnvelope, StoreError, Subscription,
+    DirectoryStore, EnqueueOutcome, MailboxStore, NewEnvelope, Registration, StoreError,
+    StoreLimits, Subscription,
 };
 
 /// Why the relay could not start or stopped abnormally.
@@ -101,6 +102,12 @@ struct Shared {
     directory: Arc<dyn DirectoryStore>,
     device_limits: RateLimiter<DeviceAddress>,
     ip_limits: RateLimiter<IpAddr>,
+    /// Prekey claims by claiming identity.
+    claim_limits: RateLimiter<IdentityKey>,
+    /// Prekey claims by claimed identity.
+    claim_target_limits: RateLimiter<IdentityKey>,
+    /// One token per notice interval per device: `PrekeysLow` notices collapse.
+    prekey_notices: RateLimiter<DeviceAddress>,
     metrics: Metrics,
     /// Authenticated connections, for pushes that are not envelopes (prekeys running low).
     controls: Mutex<HashMap<DeviceAddress, (u64, Outbox)>>,
@@ -109,9 +116,17 @@ struct Shared {
     next_conn: AtomicU64,
 }
 
+/// The metrics listener: its address, handle and server task.
+struct MetricsServer {
+    addr: SocketAddr,
+    handle: axum_server::Handle,
+    task: tokio::task::JoinHandle<Result<(), RelayError>>,
+}
+
 /// A running relay.
 pub struct RunningRelay {
     addr: SocketAddr,
+    metrics: Option<MetricsServer>,
     shared: Arc<Shared>,
     store: Arc<SqliteStore>,
     handle: axum_server::Handle,
@@ -123,6 +138,11 @@ impl RunningRelay {
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The bound address of the metrics listener, if `metrics_listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|m| m.addr)
     }
 
     /// A token that starts a graceful shutdown when cancelled (wire it to signals).
@@ -151,6 +171,10 @@ impl RunningRelay {
             tracing::warn!("connections still open after the grace period");
         }
         self.purger.abort();
+        if let Some(m) = self.metrics {
+            m.handle.shutdown();
+            let _ = m.task.await;
+        }
         let served = match self.server.await {
             Ok(r) => r,
             Err(_) => Ok(()),
@@ -166,16 +190,30 @@ impl RunningRelay {
 /// Open the store and serve on `config.listen` until shut down.
 pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningRelay, RelayError> {
     let store = {
-        let (path, durability, cap) =
-            (config.database.clone(), config.durability, config.queue_cap);
-        tokio::task::spawn_blocking(move || SqliteStore::open(&path, durability, cap))
-            .await
-            .map_err(|_| RelayError::Store(StoreError::Closed))??
+        let (path, durability) = (config.database.clone(), config.durability);
+        let limits = StoreLimits {
+            queue_cap: config.queue_cap,
+            max_devices_per_identity: config.max_devices_per_identity,
+            max_one_time_prekeys: config.max_one_time_prekeys,
+        };
+        tokio::task::spawn_blocking(move || {
+            SqliteStore::open_with_limits(&path, durability, limits)
+        })
+        .await
+        .map_err(|_| RelayError::Store(StoreError::Closed))??
+    };
+    // At most one notice per interval: a bucket of one token refilling once per interval.
+    let notice_rate = Rate {
+        per_second: 1_000.0 / config.prekey_low_notice_interval_ms.max(1) as f64,
+        burst: 1.0,
     };
     let store = Arc::new(store);
     let shared = Arc::new(Shared {
         device_limits: RateLimiter::new(config.device_rate, clock.clone()),
         ip_limits: RateLimiter::new(config.ip_rate, clock.clone()),
+        claim_limits: RateLimiter::new(config.claim_rate, clock.clone()),
+        claim_target_limits: RateLimiter::new(config.claim_target_rate, clock.clone()),
+        prekey_notices: RateLimiter::new(notice_rate, clock.clone()),
         mailboxes: store.clone(),
         directory: store.clone(),
         clock,
@@ -186,27 +224,16 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningRelay
         next_conn: AtomicU64::new(1),
         config,
     });
+    // `/metrics` tells traffic patterns: it is served only on its own listener.
     let app = Router::new()
         .route(api::WS_PATH, get(ws_upgrade))
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
         .with_state(shared.clone());
-
-    let listen = shared.config.listen;
-    let listener = std::net::TcpListener::bind(listen).map_err(|source| RelayError::Bind {
-        addr: listen,
-        source,
-    })?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|source| RelayError::Bind {
-            addr: listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| RelayError::Bind {
-        addr: listen,
-        source,
-    })?;
+    let (listener, addr) = bind(shared.config.listen)?;
+    let metrics = match shared.config.metrics_listen {
+        Some(listen) => Some(serve_metrics(&shared, listen)?),
+        None => None,
+    };
     let handle = axum_server::Handle::new();
     let make = app.into_make_service_with_connect_info::<SocketAddr>();
     let server = match (&shared.config.tls_cert, &shared.config.tls_key) {
@@ -230,12 +257,45 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningRelay
     tracing::info!(%addr, tls = shared.config.tls_cert.is_some(), "relay listening");
     Ok(RunningRelay {
         addr,
+        metrics,
         shared,
         store,
         handle,
         server,
         purger,
     })
+}
+
+/// Bind a non-blocking listener; returns it with its bound address.
+fn bind(listen: SocketAddr) -> Result<(std::net::TcpListener, SocketAddr), RelayError> {
+    let err = |source| RelayError::Bind {
+        addr: listen,
+        source,
+    };
+    let listener = std::net::TcpListener::bind(listen).map_err(err)?;
+    listener.set_nonblocking(true).map_err(err)?;
+    let addr = listener.local_addr().map_err(err)?;
+    Ok((listener, addr))
+}
+
+/// Serve `/metrics` and `/healthz` over plain HTTP on their own listener, for a scraper on
+/// loopback or a private network.
+fn serve_metrics(shared: &Arc<Shared>, listen: SocketAddr) -> Result<MetricsServer, RelayError> {
+    let (listener, addr) = bind(listen)?;
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .with_state(shared.clone());
+    let handle = axum_server::Handle::new();
+    let server = axum_server::from_tcp(listener).handle(handle.clone());
+    let task = tokio::spawn(async move {
+        server
+            .serve(app.into_make_service())
+            .await
+            .map_err(RelayError::Serve)
+    });
+    tracing::info!(%addr, "metrics listening");
+    Ok(MetricsServer { addr, handle, task })
 }
 
 fn tls_config(
@@ -769,11 +829,15 @@ impl Connection {
             return;
         }
         let known = if register {
-            self.shared
-                .directory
-                .register_device(device, now)
-                .await
-                .map(|_| true)
+            match self.shared.directory.register_device(device, now).await {
+                Ok(Registration::TooManyDevices) => {
+                    tracing::info!(device = %device, "registration refused: too many devices");
+                    self.reply_error(None, ErrorCode::TooManyDevices, 0);
+                    return;
+                }
+                Ok(_) => Ok(true),
+                Err(e) => Err(e),
+            }
         } else {
             self.shared.directory.device_exists(device).await
         };
@@ -978,6 +1042,16 @@ impl Connection {
                 identity_key,
                 device_id,
             } => {
+                // Each claim may consume one-time keys and ask their owner for new ones: it is
+                // charged to the claimer and to the claimed identity before anything is read.
+                let limited = shared
+                    .claim_limits
+                    .check(&me.identity_key)
+                    .and_then(|()| shared.claim_target_limits.check(&identity_key));
+                if let Err(wait) = limited {
+                    self.reply_error(Some(req), ErrorCode::RateLimited, wait);
+                    return None;
+                }
                 let fut = shared.directory.claim_prekeys(identity_key, device_id);
                 Some(Box::pin(async move {
                     let claimed = match fut.await {
@@ -994,7 +1068,10 @@ impl Connection {
                                 identity_key,
                                 device_id: bundle.device_id,
                             };
-                            notify_prekeys_low(&shared, owner, remaining);
+                            // Claims in a row send one notice per interval, not one each.
+                            if shared.prekey_notices.check(&owner).is_ok() {
+                                notify_prekeys_low(&shared, owner, remaining);
+                            }
                         }
                         bundles.push(bundle);
                     }

@@ -40,6 +40,8 @@ pub fn relay_bin() -> PathBuf {
 pub struct RelayProc {
     child: Child,
     pub addr: String,
+    /// The relay's metrics listener (kept off its public one).
+    metrics_addr: String,
     dir: PathBuf,
 }
 
@@ -55,7 +57,13 @@ impl RelayProc {
             .open(dir.join("relay.log"))
             .unwrap();
         let mut child = Command::new(relay_bin())
-            .args(["--listen", listen, "--database"])
+            .args([
+                "--listen",
+                listen,
+                "--metrics-listen",
+                "127.0.0.1:0",
+                "--database",
+            ])
             .arg(dir.join("relay.db"))
             .stdout(Stdio::piped())
             .stderr(log)
@@ -64,19 +72,25 @@ impl RelayProc {
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
+            // The metrics line comes first, then the listening line.
+            let mut metrics = None;
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
+                if let Some(addr) = line.strip_prefix("latch-relay metrics on ") {
+                    metrics = Some(addr.to_owned());
+                }
                 if let Some(addr) = line.strip_prefix("latch-relay listening on ") {
-                    let _ = tx.send(addr.to_owned());
+                    let _ = tx.send((addr.to_owned(), metrics.take()));
                 }
             }
         });
-        let addr = rx
+        let (addr, metrics_addr) = rx
             .recv_timeout(WAIT)
             .expect("the relay did not start listening");
         Self {
             child,
             addr,
+            metrics_addr: metrics_addr.expect("the relay did not report its metrics address"),
             dir: dir.to_owned(),
         }
     }
@@ -93,7 +107,7 @@ impl RelayProc {
 
     /// Envelopes waiting in the relay's mailboxes, from its Prometheus metrics.
     pub fn queue_depth(&self) -> u64 {
-        let mut conn = std::net::TcpStream::connect(&self.addr).unwrap();
+        let mut conn = std::net::TcpStream::connect(&self.metrics_addr).unwrap();
         conn.set_read_timeout(Some(WAIT)).unwrap();
         write!(conn, "GET /metrics HTTP/1.0\r\nHost: relay\r\n\r\n").unwrap();
         let mut text = String::new();

@@ -121,8 +121,8 @@ pub trait MailboxStore: Send + Sync + 'static {
 
 /// Devices, handles and prekeys.
 pub trait DirectoryStore: Send + Sync + 'static {
-    /// Create the device if new; returns whether it was created.
-    fn register_device(&self, device: DeviceAddress, now_ms: u64) -> StoreFuture<bool>;
+    /// Create the device if new, unless its identity already has the most devices allowed.
+    fn register_device(&self, device: DeviceAddress, now_ms: u64) -> StoreFuture<Registration>;
 
     /// Whether the device is registered.
     fn device_exists(&self, device: DeviceAddress) -> StoreFuture<bool>;
@@ -137,11 +137,14 @@ pub trait DirectoryStore: Send + Sync + 'static {
     /// The identity owning `handle`.
     fn lookup_handle(&self, handle: String) -> StoreFuture<Option<IdentityKey>>;
 
-    /// Store `device`'s prekeys; returns its one-time prekey count afterwards.
+    /// Store `device`'s prekeys; returns its one-time prekey count afterwards. One-time keys
+    /// past the store's per-device cap are not stored.
     fn publish_prekeys(&self, device: DeviceAddress, upload: PrekeyUpload) -> StoreFuture<u32>;
 
     /// One bundle per device (or for `device_id` only), each one-time key removed atomically
-    /// as it is handed out. Each bundle comes with the device's one-time keys left.
+    /// as it is handed out. Each bundle comes with the device's one-time keys left. A claim
+    /// over all devices answers for at most the store's devices-per-identity cap (the lowest
+    /// device numbers), so its work and its answer stay bounded.
     fn claim_prekeys(
         &self,
         identity_key: IdentityKey,
@@ -155,6 +158,40 @@ pub trait DirectoryStore: Send + Sync + 'static {
     /// dropped undelivered) and its prekeys; when its identity has no device left, its handle
     /// is released too. Later sends to it get [`EnqueueOutcome::UnknownRecipient`].
     fn unregister_device(&self, device: DeviceAddress) -> StoreFuture<Unregistered>;
+}
+
+/// What [`DirectoryStore::register_device`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Registration {
+    /// The device is new and now registered.
+    Created,
+    /// The device was registered already; nothing changed.
+    Existing,
+    /// The identity already has the most devices allowed; nothing stored.
+    TooManyDevices,
+}
+
+/// Caps a store enforces per identity and per device (see [`crate::config::Config`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreLimits {
+    /// Most envelopes one mailbox holds.
+    pub queue_cap: u64,
+    /// Most devices one identity may register.
+    pub max_devices_per_identity: u32,
+    /// Most one-time prekeys stored for one device.
+    pub max_one_time_prekeys: u32,
+}
+
+impl Default for StoreLimits {
+    fn default() -> Self {
+        let c = crate::config::Config::default();
+        Self {
+            queue_cap: c.queue_cap,
+            max_devices_per_identity: c.max_devices_per_identity,
+            max_one_time_prekeys: c.max_one_time_prekeys,
+        }
+    }
 }
 
 /// What [`DirectoryStore::unregister_device`] removed.

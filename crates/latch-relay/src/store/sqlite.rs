@@ -18,8 +18,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use super::{
-    DirectoryStore, EnqueueOutcome, MailboxStore, NewEnvelope, StoreError, StoreFuture,
-    StoredEnvelope, SubscriberRegistry, Subscription, Unregistered,
+    DirectoryStore, EnqueueOutcome, MailboxStore, NewEnvelope, Registration, StoreError,
+    StoreFuture, StoreLimits, StoredEnvelope, SubscriberRegistry, Subscription, Unregistered,
 };
 use crate::api::{DeviceAddress, EnvelopeId, IdentityKey, Prekey, PrekeyBundle, PrekeyUpload};
 
@@ -80,7 +80,7 @@ enum Command {
     Register(
         DeviceAddress,
         u64,
-        oneshot::Sender<Result<bool, StoreError>>,
+        oneshot::Sender<Result<Registration, StoreError>>,
     ),
     ClaimHandle(
         String,
@@ -189,8 +189,24 @@ fn key_array<const N: usize>(v: Vec<u8>) -> Result<[u8; N], rusqlite::Error> {
 
 impl SqliteStore {
     /// Open (creating and migrating if needed) the database at `path`. `queue_cap` is the most
-    /// envelopes one mailbox may hold.
+    /// envelopes one mailbox may hold; the other limits keep their defaults.
     pub fn open(path: &Path, durability: Durability, queue_cap: u64) -> Result<Self, StoreError> {
+        Self::open_with_limits(
+            path,
+            durability,
+            StoreLimits {
+                queue_cap,
+                ..StoreLimits::default()
+            },
+        )
+    }
+
+    /// Open (creating and migrating if needed) the database at `path`, enforcing `limits`.
+    pub fn open_with_limits(
+        path: &Path,
+        durability: Durability,
+        limits: StoreLimits,
+    ) -> Result<Self, StoreError> {
         let writer_conn = open(path, durability, false)?;
         migrate(&writer_conn)?;
         let total: i64 = writer_conn
@@ -234,7 +250,7 @@ impl SqliteStore {
                     shared: writer_shared,
                     depth: HashMap::new(),
                     known: HashSet::new(),
-                    queue_cap,
+                    limits,
                     checkpoint: Some((ckpt_tx, checkpointer)),
                 }
                 .run(rx)
@@ -317,7 +333,7 @@ struct Writer {
     /// Devices seen registered; an unregistered device is removed from it in the same
     /// command that deletes its row (both run on this thread).
     known: HashSet<DeviceAddress>,
-    queue_cap: u64,
+    limits: StoreLimits,
     /// Wakes the checkpoint thread after commits; dropping the sender stops it.
     checkpoint: Option<(mpsc::SyncSender<()>, JoinHandle<()>)>,
 }
@@ -589,16 +605,7 @@ impl Writer {
                 });
                 r.map(Output::Count)
             }
-            Command::Register(d, now, _) => {
-                let r = self
-                    .conn
-                    .prepare_cached(
-                        "INSERT OR IGNORE INTO devices (identity_key, device_id, registered_at) VALUES (?1, ?2, ?3)",
-                    )
-                    .and_then(|mut s| s.execute(params![&d.identity_key.0[..], d.device_id, to_i64(*now)]))
-                    .map(|n| n == 1);
-                r.map(Output::Flag)
-            }
+            Command::Register(d, now, _) => self.register(*d, *now).map(Output::Registered),
             Command::ClaimHandle(handle, owner, _) => {
                 let r = (|| -> Result<bool, rusqlite::Error> {
                     let current: Option<Vec<u8>> = self
@@ -645,7 +652,7 @@ impl Writer {
             self.known.insert(to);
         }
         let depth = self.depth_of(to)?;
-        if depth >= self.queue_cap {
+        if depth >= self.limits.queue_cap {
             let exists = self
                 .conn
                 .prepare_cached(
@@ -736,6 +743,25 @@ impl Writer {
         })
     }
 
+    fn register(&mut self, d: DeviceAddress, now: u64) -> Result<Registration, rusqlite::Error> {
+        if device_exists(&self.conn, d)? {
+            return Ok(Registration::Existing);
+        }
+        let count: i64 = self
+            .conn
+            .prepare_cached("SELECT COUNT(*) FROM devices WHERE identity_key = ?1")?
+            .query_row(params![&d.identity_key.0[..]], |r| r.get(0))?;
+        if to_u64(count) >= u64::from(self.limits.max_devices_per_identity) {
+            return Ok(Registration::TooManyDevices);
+        }
+        self.conn
+            .prepare_cached(
+                "INSERT INTO devices (identity_key, device_id, registered_at) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![&d.identity_key.0[..], d.device_id, to_i64(now)])?;
+        Ok(Registration::Created)
+    }
+
     fn publish(&mut self, d: DeviceAddress, upload: &PrekeyUpload) -> Result<u32, rusqlite::Error> {
         let k = &d.identity_key.0[..];
         for (kind, key) in [(0u8, &upload.signed), (1u8, &upload.last_resort)] {
@@ -750,8 +776,16 @@ impl Writer {
         let mut stmt = self.conn.prepare_cached(
             "INSERT OR IGNORE INTO one_time_prekeys (identity_key, device_id, key_id, key) VALUES (?1, ?2, ?3, ?4)",
         )?;
+        // Past the cap the rest of the upload is dropped: the answer's count tells the owner
+        // how many are stored, and nothing an owner sends grows its rows without bound.
+        let cap = self.limits.max_one_time_prekeys;
+        let mut stored = one_time_count(&self.conn, d)?;
         for p in &upload.one_time {
-            stmt.execute(params![k, d.device_id, p.id, &p.key[..]])?;
+            if stored >= cap {
+                break;
+            }
+            let added = stmt.execute(params![k, d.device_id, p.id, &p.key[..]])?;
+            stored = stored.saturating_add(u32::try_from(added).unwrap_or(u32::MAX));
         }
         drop(stmt);
         one_time_count(&self.conn, d)
@@ -774,7 +808,8 @@ impl Writer {
                     vec![]
                 }
             }
-            None => devices(&self.conn, identity)?,
+            // Only a database from before the cap can hold more; answer for the first ones.
+            None => first_devices(&self.conn, identity, self.limits.max_devices_per_identity)?,
         };
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
@@ -819,6 +854,7 @@ enum Output {
     Count(u64),
     Count32(u32),
     Flag(bool),
+    Registered(Registration),
     Claimed(Vec<(PrekeyBundle, u32)>),
     Unregistered(Unregistered),
     Done,
@@ -852,7 +888,13 @@ fn answer(cmd: Command, result: Result<Output, StoreError>) {
                 _ => None,
             }));
         }
-        Command::Register(_, _, tx) | Command::ClaimHandle(_, _, tx) => {
+        Command::Register(_, _, tx) => {
+            let _ = tx.send(take(r, |o| match o {
+                Output::Registered(v) => Some(v),
+                _ => None,
+            }));
+        }
+        Command::ClaimHandle(_, _, tx) => {
             let _ = tx.send(take(r, |o| match o {
                 Output::Flag(v) => Some(v),
                 _ => None,
@@ -929,6 +971,19 @@ fn devices(conn: &Connection, identity: IdentityKey) -> Result<Vec<u32>, rusqlit
         "SELECT device_id FROM devices WHERE identity_key = ?1 ORDER BY device_id",
     )?;
     let rows = stmt.query_map(params![&identity.0[..]], |r| r.get(0))?;
+    rows.collect()
+}
+
+/// The `limit` lowest device numbers of an identity, ascending.
+fn first_devices(
+    conn: &Connection,
+    identity: IdentityKey,
+    limit: u32,
+) -> Result<Vec<u32>, rusqlite::Error> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT device_id FROM devices WHERE identity_key = ?1 ORDER BY device_id LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![&identity.0[..], limit], |r| r.get(0))?;
     rows.collect()
 }
 
@@ -1019,7 +1074,7 @@ impl MailboxStore for SqliteStore {
 }
 
 impl DirectoryStore for SqliteStore {
-    fn register_device(&self, device: DeviceAddress, now_ms: u64) -> StoreFuture<bool> {
+    fn register_device(&self, device: DeviceAddress, now_ms: u64) -> StoreFuture<Registration> {
         self.submit(|r| Command::Register(device, now_ms, r))
     }
 
@@ -1094,7 +1149,10 @@ mod tests {
         let path = dir.path().join("r.db");
         let s = SqliteStore::open(&path, Durability::Normal, 100).unwrap();
         let to = dev(1, 1);
-        assert!(s.register_device(to, 1).await.unwrap());
+        assert_eq!(
+            s.register_device(to, 1).await.unwrap(),
+            Registration::Created
+        );
         // A real database-level failure for one body only.
         let other = Connection::open(&path).unwrap();
         other
@@ -1119,7 +1177,7 @@ mod tests {
         for i in [0, 2, 3] {
             assert_eq!(outcomes[i].as_ref().unwrap(), &EnqueueOutcome::Stored);
         }
-        assert!(register_later.await.unwrap());
+        assert_eq!(register_later.await.unwrap(), Registration::Created);
         let got: Vec<u8> = s
             .backlog(to, 0, 10, 0)
             .await
@@ -1138,7 +1196,10 @@ mod tests {
         let path = dir.path().join("r.db");
         let s = SqliteStore::open(&path, Durability::Full, 10_000).unwrap();
         let to = dev(1, 1);
-        assert!(s.register_device(to, 1).await.unwrap());
+        assert_eq!(
+            s.register_device(to, 1).await.unwrap(),
+            Registration::Created
+        );
         let before = std::fs::metadata(&path).unwrap().len();
         // Far below the writer's own auto-checkpoint threshold: only the checkpoint thread
         // can copy these pages from the WAL into the database file.
@@ -1163,7 +1224,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStore::open(&dir.path().join("r.db"), Durability::Normal, 2).unwrap();
         let to = dev(1, 1);
-        assert!(s.register_device(to, 1).await.unwrap());
+        assert_eq!(
+            s.register_device(to, 1).await.unwrap(),
+            Registration::Created
+        );
         let first = env(1, to);
         let mut other_sender = env(1, to);
         other_sender.from = dev(8, 1);
@@ -1266,7 +1330,10 @@ mod tests {
             s.enqueue(env(1, to)).await.unwrap(),
             EnqueueOutcome::UnknownRecipient
         );
-        assert!(s.register_device(to, 1).await.unwrap());
+        assert_eq!(
+            s.register_device(to, 1).await.unwrap(),
+            Registration::Created
+        );
         assert_eq!(s.enqueue(env(1, to)).await.unwrap(), EnqueueOutcome::Stored);
         assert_eq!(
             s.enqueue(env(1, to)).await.unwrap(),

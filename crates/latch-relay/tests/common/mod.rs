@@ -29,11 +29,14 @@ pub struct TestRelay {
     pub clock: ManualClock,
     pub dir: tempfile::TempDir,
     pub addr: SocketAddr,
+    /// The metrics listener (tests turn it on; it is off by default).
+    pub metrics_addr: SocketAddr,
 }
 
 pub fn test_config(dir: &std::path::Path) -> Config {
     Config {
         listen: "127.0.0.1:0".parse().unwrap(),
+        metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
         database: dir.join("relay.db"),
         durability: latch_relay::store::sqlite::Durability::Normal,
         ..Config::default()
@@ -49,11 +52,13 @@ pub async fn start(tweak: impl FnOnce(&mut Config)) -> TestRelay {
         .await
         .unwrap();
     let addr = relay.local_addr();
+    let metrics_addr = relay.metrics_addr().expect("tests serve metrics");
     TestRelay {
         relay,
         clock,
         dir,
         addr,
+        metrics_addr,
     }
 }
 
@@ -213,6 +218,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
                 other => self.buffered.push_back(other),
             }
         }
+    }
+
+    /// Frames that arrived while waiting for answers and were kept for later.
+    pub fn take_buffered(&mut self) -> Vec<ServerFrame> {
+        self.buffered.drain(..).collect()
     }
 
     pub async fn ping(&mut self) {
