@@ -174,7 +174,7 @@ impl Store {
         }
         let key = DatabaseKey::generate().map_err(|_| OpenError::Random)?;
         let wrapped = passphrase::wrap_key(&key, passphrase, params)?;
-        fs::create_dir_all(dir)?;
+        create_private_dir(dir)?;
         write_atomically(&dir.join(WRAPPED_KEY_FILE), &wrapped)?;
         Self::create(dir, &key, options)
     }
@@ -272,10 +272,22 @@ impl Store {
             }
             create_private_dir(dir)?;
             create_private_dir(&dir.join(ATTACHMENTS_DIR))?;
+            // SQLite would create the database 0644. Created here owner-only and empty (an
+            // empty file is a new database to SQLite), it sets the mode that SQLite copies
+            // to the `-wal` and `-shm` files it makes next to it. What an interrupted
+            // creation left (an empty database, its side files) is replaced, so every mode
+            // is ours.
+            for suffix in ["", "-wal", "-shm", "-journal"] {
+                remove_if_present(&dir.join(format!("{DATABASE_FILE}{suffix}")))?;
+            }
+            drop(create_private_file(&db_path)?);
         } else {
             if !database_exists(dir) {
                 return Err(OpenError::NotFound(dir.to_owned()));
             }
+            // Profiles made by builds that left them readable by other users are closed
+            // before SQLite opens (and keeps the modes of) their files.
+            restrict_existing(dir)?;
             if key.is_some() && has_plain_sqlite_header(&db_path)? {
                 return Err(OpenError::Unencrypted);
             }
@@ -394,21 +406,108 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Mode of every directory a profile keeps: only its owner may list or enter it.
+#[cfg(unix)]
+const PRIVATE_DIR_MODE: u32 = 0o700;
+/// Mode of every file a profile keeps: only its owner may read it.
+#[cfg(unix)]
+const PRIVATE_FILE_MODE: u32 = 0o600;
+
+/// Creates `dir` (and missing parents) owner-only. The mode given at creation is narrowed
+/// by the umask, so it is then set exactly: an odd umask can neither widen it nor lock
+/// the owner out. An existing directory is narrowed too.
 fn create_private_dir(dir: &Path) -> io::Result<()> {
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
+        builder.mode(PRIVATE_DIR_MODE);
     }
-    builder.create(dir)
+    builder.create(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(PRIVATE_DIR_MODE))?;
+    }
+    Ok(())
 }
 
+/// Creates a new file owner-only, failing if it exists. It is created with that mode (never
+/// wider, whatever the umask), then set exactly through the open handle, so there is no
+/// moment in which another user could open it.
+pub(crate) fn create_private_file(path: &Path) -> io::Result<fs::File> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(PRIVATE_FILE_MODE);
+    }
+    let file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(fs::Permissions::from_mode(PRIVATE_FILE_MODE))?;
+    }
+    Ok(file)
+}
+
+fn remove_if_present(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Narrows the modes of an existing profile's directories and files to owner-only.
+#[cfg(unix)]
+fn restrict_existing(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    // Whether the mode had to change.
+    let narrow = |path: &Path, mode: u32| -> io::Result<bool> {
+        match fs::symlink_metadata(path) {
+            Ok(m) if m.permissions().mode() & 0o777 != mode => {
+                fs::set_permissions(path, fs::Permissions::from_mode(mode))?;
+                Ok(true)
+            }
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(false),
+        }
+    };
+    narrow(dir, PRIVATE_DIR_MODE)?;
+    for file in [DATABASE_FILE, WRAPPED_KEY_FILE] {
+        narrow(&dir.join(file), PRIVATE_FILE_MODE)?;
+    }
+    for suffix in ["-wal", "-shm", "-journal"] {
+        narrow(
+            &dir.join(format!("{DATABASE_FILE}{suffix}")),
+            PRIVATE_FILE_MODE,
+        )?;
+    }
+    // Attachments written into an open directory are narrowed once, with it; in an
+    // owner-only directory every file is created owner-only, so nothing to walk.
+    let attachments = dir.join(ATTACHMENTS_DIR);
+    if narrow(&attachments, PRIVATE_DIR_MODE)? {
+        for entry in fs::read_dir(&attachments)? {
+            narrow(&entry?.path(), PRIVATE_FILE_MODE)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn restrict_existing(_dir: &Path) -> io::Result<()> {
+    Ok(())
+}
+
+/// Replaces `path` with `data` through a temporary file that is owner-only from its creation.
 fn write_atomically(path: &Path, data: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("tmp");
+    // A leftover of an interrupted write may have any mode: never reused.
+    remove_if_present(&tmp)?;
     {
-        let mut f = fs::File::create(&tmp)?;
+        let mut f = create_private_file(&tmp)?;
         f.write_all(data)?;
         f.sync_all()?;
     }

@@ -1,7 +1,6 @@
 //! One transaction over a profile: every query the client makes.
 
 use std::cell::{Cell, RefCell};
-use std::fs;
 use std::io::{self, Write};
 use std::path::PathBuf;
 
@@ -687,10 +686,7 @@ impl Tx<'_> {
         let path = self.attachments_dir.join(&file_name);
         self.new_files.borrow_mut().push(path.clone());
         {
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)?;
+            let mut f = crate::open::create_private_file(&path)?;
             f.write_all(&nonce)?;
             f.write_all(&ct)?;
             f.sync_all()?;

@@ -209,3 +209,26 @@ fn locked_keyring_is_a_typed_error() {
     assert!(err.to_string().contains("locked"), "{err}");
     assert!(all_files(dir.path()).is_empty());
 }
+
+/// The modes test of tests/store.rs against the real Secret Service.
+#[cfg(unix)]
+#[test]
+#[ignore = "needs a Secret Service keyring; run by scripts/test"]
+fn keyring_profile_files_are_owner_only_under_any_umask() {
+    if !in_child_under_open_umask("keyring_profile_files_are_owner_only_under_any_umask") {
+        return;
+    }
+    let keys = OsKeyring::new(&unique("latch-test"));
+    let profile = ProfileId::new(&unique("p")).unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("db");
+    let options = StoreOptions::default();
+    let store = Store::create_with_keyring(&dir, &profile, &keys, &options).unwrap();
+    assert_open_profile_owner_only(&store, &dir);
+    store.close().unwrap();
+    widen_modes(&dir);
+    let store = Store::open_with_keyring(&dir, &profile, &keys, &options).unwrap();
+    assert_open_profile_owner_only(&store, &dir);
+    drop(store);
+    keys.delete(&KeyName::database_key(&profile)).unwrap();
+}

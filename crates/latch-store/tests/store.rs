@@ -563,6 +563,48 @@ fn memory_keystore_profile_and_missing_key() {
     );
 }
 
+/// Both kinds of profile keep every directory 0700 and every file 0600, the SQLite side
+/// files and the rewritten wrapped key included, whatever the umask; a profile left
+/// readable by an older build is narrowed when it opens.
+#[cfg(unix)]
+#[test]
+fn profile_files_are_owner_only_under_any_umask() {
+    if !in_child_under_open_umask("profile_files_are_owner_only_under_any_umask") {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let params = KdfParams::insecure_for_tests();
+    let options = StoreOptions::default();
+
+    // A passphrase profile, in a `db/` directory that does not exist yet (as the app's).
+    let dir = root.path().join("passphrase").join("db");
+    let store = Store::create_with_passphrase(&dir, "pass phrase", params, &options).unwrap();
+    assert_open_profile_owner_only(&store, &dir);
+    store.close().unwrap();
+    let wrapped = std::fs::read(dir.join("db-key.wrapped")).unwrap();
+    let key = unwrap_key(&wrapped, "pass phrase").unwrap();
+    // Rewrapping goes through a temporary file and a rename.
+    Store::set_passphrase(&dir, &key, "new phrase", params).unwrap();
+    let files = assert_owner_only(&dir);
+    assert!(files.iter().any(|f| f == "db-key.wrapped"), "{files:?}");
+    widen_modes(&dir);
+    let store = Store::open_with_passphrase(&dir, "new phrase", &options).unwrap();
+    assert_open_profile_owner_only(&store, &dir);
+    drop(store);
+
+    // A keyring profile (an in-memory key store stands in for the Secret Service here;
+    // tests/keyring.rs runs the same checks against the real one).
+    let dir = root.path().join("keyring").join("db");
+    let keys = MemoryKeyStore::new();
+    let profile = ProfileId::new("modes").unwrap();
+    let store = Store::create_with_keyring(&dir, &profile, &keys, &options).unwrap();
+    assert_open_profile_owner_only(&store, &dir);
+    store.close().unwrap();
+    widen_modes(&dir);
+    let store = Store::open_with_keyring(&dir, &profile, &keys, &options).unwrap();
+    assert_open_profile_owner_only(&store, &dir);
+}
+
 // ---- sweeper -------------------------------------------------------------------------
 
 #[test]
