@@ -5,7 +5,8 @@ mod common;
 
 use common::{Device, rng};
 use latch_protocol::keys::{KemKeyPair, KeyPair};
-use latch_protocol::session::{encrypt, process_prekey_bundle};
+use latch_protocol::session::{decrypt, encrypt, process_prekey_bundle};
+use latch_protocol::store::SessionStore;
 use latch_protocol::*;
 
 #[test]
@@ -45,7 +46,111 @@ fn debug_snapshots_are_redacted() {
     assert!(dbg.ends_with(".. }"), "{dbg}");
 }
 
-/// No Debug output of a record or message contains any secret byte string.
+/// Shortest run of secret bytes looked for: long enough that no public prefix or counter
+/// matches by chance, short enough that any printed key is caught.
+const RUN: usize = 8;
+
+/// The runs of bytes `out` spells as a list of numbers in `radix` (`[171, 12, ...]` in
+/// decimal, `[ab, 0c, ...]` or `[0xab, 0xc, ...]` in hex), split wherever something else
+/// stands between two numbers.
+fn number_runs(out: &str, radix: u32) -> Vec<Vec<u8>> {
+    let mut runs = vec![Vec::new()];
+    for token in out.split(|c: char| !c.is_ascii_alphanumeric()) {
+        if token.is_empty() {
+            continue;
+        }
+        let digits = match radix {
+            16 => token.strip_prefix("0x").unwrap_or(token),
+            _ => token,
+        };
+        let max_digits = if radix == 16 { 2 } else { 3 };
+        match u8::from_str_radix(digits, radix) {
+            Ok(b) if digits.len() <= max_digits => runs.last_mut().unwrap().push(b),
+            _ => runs.push(Vec::new()),
+        }
+    }
+    runs
+}
+
+/// How `out` shows a run of [`RUN`] bytes of `secret`, if it does: as raw or escaped
+/// text, as hex digits (either case), or as a decimal or hex list.
+fn printed_form(out: &str, secret: &[u8]) -> Option<&'static str> {
+    let lower = out.to_lowercase();
+    let lists = [
+        ("a decimal list", number_runs(out, 10)),
+        ("a hex list", number_runs(out, 16)),
+    ];
+    for window in secret.windows(RUN) {
+        // Counters and padding are not secret; key material has many distinct bytes.
+        let mut distinct = window.to_vec();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if distinct.len() < RUN - 2 {
+            continue;
+        }
+        let text = String::from_utf8_lossy(window);
+        let debug_text = format!("{text:?}");
+        let forms = [
+            ("text", text.to_string()),
+            ("escaped text", debug_text.trim_matches('"').to_owned()),
+            ("a byte string", window.escape_ascii().to_string()),
+            ("hex", hex::encode(window)),
+        ];
+        for (name, form) in &forms {
+            if out.contains(form.as_str()) || lower.contains(&form.to_lowercase()) {
+                return Some(name);
+            }
+        }
+        for (name, runs) in &lists {
+            if runs.iter().any(|run| run.windows(RUN).any(|w| w == window)) {
+                return Some(name);
+            }
+        }
+    }
+    None
+}
+
+fn assert_not_printed(out: &str, secret: &[u8], what: &str) {
+    if let Some(form) = printed_form(out, secret) {
+        panic!("{what} printed as {form} in: {out}");
+    }
+}
+
+#[test]
+fn the_leak_check_sees_every_form_debug_prints_bytes_in() {
+    let secret: Vec<u8> = (0u8..32)
+        .map(|i| i.wrapping_mul(37).wrapping_add(11))
+        .collect();
+    let leaks = [
+        format!("{secret:?}"),
+        format!("{secret:#?}"),
+        format!("{secret:x?}"),
+        format!("{secret:#x?}"),
+        format!("{secret:X?}"),
+        format!("{:?}", hex::encode(&secret)),
+        format!("{:?}", hex::encode_upper(&secret)),
+        // As `bytes::Bytes` and `bstr` print.
+        format!("b\"{}\"", secret.escape_ascii()),
+        format!("{:?}", String::from_utf8_lossy(&secret)),
+        format!("Wrapper {{ key: {:?} }}", &secret[3..12]),
+    ];
+    for leak in leaks {
+        assert!(printed_form(&leak, &secret).is_some(), "not caught: {leak}");
+    }
+    // Fewer than RUN bytes, or other bytes, are not a leak.
+    assert_eq!(
+        printed_form(&format!("{:?}", &secret[..RUN - 1]), &secret),
+        None
+    );
+    let other: Vec<u8> = secret.iter().map(|b| b ^ 0x5a).collect();
+    assert_eq!(
+        printed_form(&format!("{other:?} {other:x?}"), &secret),
+        None
+    );
+}
+
+/// No Debug output of a secret, record, store or message shows any run of secret bytes, in
+/// any form Debug could print them.
 #[test]
 fn records_and_messages_never_print_key_material() {
     let mut r = rng(42);
@@ -54,28 +159,57 @@ fn records_and_messages_never_print_key_material() {
     let bundle = bob.bundle(&mut r);
     process_prekey_bundle(&mut alice.store, &bob.address(), &bundle, &mut r).unwrap();
     let msg = encrypt(&mut alice.store, &bob.address(), b"secret plaintext").unwrap();
-    let spk_secret = hex::encode(bob.signed.key_pair.secret_bytes().expose());
-    let id_secret = hex::encode(alice.identity.to_secret_bytes().expose());
+    let plaintext = decrypt(&mut bob.store, &alice.address(), &msg, &mut r).unwrap();
     assert_eq!(
         format!("{:?}", bob.store),
         format!(
-            "InMemoryStore {{ identity: {:?}, sessions: 0, pre_keys: 1, signed_pre_keys: 1, kem_pre_keys: 2, .. }}",
+            "InMemoryStore {{ identity: {:?}, sessions: 1, pre_keys: 0, signed_pre_keys: 1, kem_pre_keys: 1, .. }}",
             bob.identity
         )
     );
-    let outputs = [
-        format!("{:?}", bob.signed),
-        format!("{:?}", bob.kem_last_resort),
-        format!("{:?}", alice.store),
-        format!("{:?}", bob.store),
-        format!("{msg:?}"),
-        format!("{:?}", alice.identity),
+    let alice_session = alice.store.load_session(&bob.address()).unwrap().unwrap();
+    let bob_session = bob.store.load_session(&alice.address()).unwrap().unwrap();
+    // Every secret either side holds: both stores (prekeys and sessions, serialized),
+    // both identities, the plaintext.
+    let secrets = [
+        ("alice's store", alice.store.contents()),
+        ("bob's store", bob.store.contents()),
+        (
+            "alice's identity",
+            alice.identity.to_secret_bytes().expose().to_vec(),
+        ),
+        (
+            "bob's identity",
+            bob.identity.to_secret_bytes().expose().to_vec(),
+        ),
+        ("the plaintext", plaintext.expose().to_vec()),
     ];
-    for out in outputs {
-        let lower = out.to_lowercase();
-        assert!(!lower.contains(&spk_secret[..16]));
-        assert!(!lower.contains(&id_secret[2..18]));
-        assert!(!out.contains("secret plaintext"));
+    let spk = bob.signed.key_pair.secret_bytes();
+    let kem_seed = bob.kem_last_resort.key_pair.seed().clone();
+    let kem_expanded = bob.kem_last_resort.key_pair.expanded_bytes();
+    let session_bytes = alice_session.to_bytes();
+    let debugs: [&dyn std::fmt::Debug; 14] = [
+        &bob.signed,
+        &bob.kem_last_resort,
+        &bob.signed.key_pair,
+        &bob.kem_last_resort.key_pair,
+        &alice.store,
+        &bob.store,
+        &msg,
+        &alice.identity,
+        &alice_session,
+        &bob_session,
+        &spk,
+        &kem_seed,
+        &kem_expanded,
+        &session_bytes,
+    ];
+    for debug in debugs {
+        for out in [format!("{debug:?}"), format!("{debug:#?}")] {
+            for (what, secret) in &secrets {
+                assert_not_printed(&out, secret, what);
+            }
+        }
     }
 }
 

@@ -371,9 +371,22 @@ mod tests {
             load_database_key(&ks, &p),
             Err(KeyStoreError::Malformed(_))
         ));
-        ks.delete(&KeyName::database_key(&p)).unwrap();
-        ks.delete(&KeyName::database_key(&p)).unwrap();
-        assert!(!format!("{ks:?}").contains("\\x01"));
+        let other = KeyName::identity_key(&p, "identity").unwrap();
+        ks.set(&other, &SecretBytes::new(vec![2; 32])).unwrap();
+        assert_eq!(format!("{ks:?}"), "MemoryKeyStore { entries: 2 }");
+
+        let name = KeyName::database_key(&p);
+        ks.delete(&name).unwrap();
+        assert!(matches!(ks.get(&name), Err(KeyStoreError::NotFound(n)) if n == name));
+        assert!(matches!(
+            load_database_key(&ks, &p),
+            Err(KeyStoreError::NotFound(_))
+        ));
+        assert_eq!(format!("{ks:?}"), "MemoryKeyStore { entries: 1 }");
+        // Deleting what is gone is not an error, and deletes nothing else.
+        ks.delete(&name).unwrap();
+        assert_eq!(ks.get(&other).unwrap().expose(), &[2; 32]);
+        assert_eq!(format!("{ks:?}"), "MemoryKeyStore { entries: 1 }");
     }
 
     #[test]
