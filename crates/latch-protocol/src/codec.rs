@@ -4,6 +4,7 @@
 //! [`DecodeError`] instead of panicking, so untrusted bytes can be fed straight in.
 
 use crate::error::DecodeError;
+use crate::secret::Secret;
 
 /// Appends fields to a byte vector.
 #[derive(Default)]
@@ -60,6 +61,10 @@ impl<'a> Reader<'a> {
         let mut out = [0u8; N];
         out.copy_from_slice(self.take(N)?);
         Ok(out)
+    }
+    /// A secret read straight into its own storage, with no stack copy on the way.
+    pub(crate) fn secret<const N: usize>(&mut self) -> Result<Secret<N>, DecodeError> {
+        Secret::copy_from_slice(self.take(N)?).ok_or(DecodeError::Truncated)
     }
     pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
         Ok(self.array::<1>()?[0])

@@ -208,8 +208,8 @@ impl IdentityKeyPair {
     /// Decodes [`Self::to_secret_bytes`].
     pub fn from_secret_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = codec::open(bytes, IDENTITY_KEY_PAIR_LEN, IDENTITY_KEY_PAIR_VERSION)?;
-        let signing = Secret::new(r.array()?);
-        let dh = Secret::new(r.array()?);
+        let signing = r.secret()?;
+        let dh = r.secret()?;
         r.finish()?;
         Ok(Self::from_parts(&signing, &dh))
     }

@@ -4,6 +4,8 @@
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use hkdf::Hkdf;
+use hmac::digest::FixedOutput;
+use hmac::digest::generic_array::GenericArray;
 use hmac::{Hmac, Mac};
 use ml_kem::kem::{Decapsulate, Encapsulate};
 use ml_kem::{EncodedSizeUser, KemCore, MlKem1024};
@@ -79,7 +81,7 @@ impl KeyPair {
 
     /// The secret scalar, for serialization into a store.
     pub fn secret_bytes(&self) -> Secret<32> {
-        Secret::new(self.secret.to_bytes())
+        Secret::copy_from(self.secret.as_bytes())
     }
 }
 
@@ -99,7 +101,7 @@ pub fn x25519(secret: &StaticSecret, public: &[u8; 32]) -> Result<Secret<32>, Cr
     if !shared.was_contributory() {
         return Err(CryptoError::NonContributory);
     }
-    Ok(Secret::new(shared.to_bytes()))
+    Ok(Secret::copy_from(shared.as_bytes()))
 }
 
 /// X25519 on raw scalar bytes (used by the known-answer tests).
@@ -172,16 +174,11 @@ pub(crate) fn hkdf_pair(
     info: &[u8],
 ) -> Result<(Secret<32>, Secret<32>), CryptoError> {
     let hk = Hkdf::<Sha256>::new(salt, ikm);
-    let mut out = [0u8; 64];
-    if hk.expand(info, &mut out).is_err() {
-        return Err(CryptoError::InvalidLength);
-    }
-    let mut a = [0u8; 32];
-    let mut b = [0u8; 32];
-    a.copy_from_slice(&out[..32]);
-    b.copy_from_slice(&out[32..]);
-    out.zeroize();
-    Ok((Secret::new(a), Secret::new(b)))
+    let out =
+        Secret::<64>::try_fill(|out| hk.expand(info, out).map_err(|_| CryptoError::InvalidLength))?;
+    let (a, b) = out.expose().split_at(32);
+    let half = |h| Secret::copy_from_slice(h).ok_or(CryptoError::InvalidLength);
+    Ok((half(a)?, half(b)?))
 }
 
 /// HMAC-SHA256 of a one-byte constant, as the symmetric-key ratchet uses it.
@@ -192,7 +189,11 @@ pub(crate) fn hmac_sha256(key: &[u8; 32], input: &[u8]) -> Result<Secret<32>, Cr
     let mut mac =
         <Hmac<Sha256> as Mac>::new_from_slice(key).map_err(|_| CryptoError::InvalidLength)?;
     mac.update(input);
-    Ok(Secret::new(mac.finalize().into_bytes().into()))
+    // Straight into the secret's storage: the usual `finalize()` returns the tag by value.
+    Secret::try_fill(|out| {
+        FixedOutput::finalize_into(mac, GenericArray::from_mut_slice(out));
+        Ok(())
+    })
 }
 
 /// ChaCha20-Poly1305 seal.
@@ -339,11 +340,11 @@ impl KemKeyPair {
     pub fn decapsulate(&self, ciphertext: &[u8]) -> Result<Secret<32>, CryptoError> {
         let ct = ml_kem::Ciphertext::<MlKem1024>::try_from(ciphertext)
             .map_err(|_| CryptoError::InvalidKem)?;
-        let ss = self
+        let mut ss = self
             .expanded()
             .decapsulate(&ct)
             .map_err(|_| CryptoError::InvalidKem)?;
-        Ok(Secret::new(ss.into()))
+        shared_key(ss.as_mut_slice())
     }
 }
 
@@ -364,6 +365,13 @@ pub fn kem_encapsulate<R: CryptoRng + RngCore>(
     if ek.as_bytes().as_slice() != public {
         return Err(CryptoError::InvalidKem);
     }
-    let (ct, ss) = ek.encapsulate(rng).map_err(|_| CryptoError::InvalidKem)?;
-    Ok((ct.to_vec(), Secret::new(ss.into())))
+    let (ct, mut ss) = ek.encapsulate(rng).map_err(|_| CryptoError::InvalidKem)?;
+    Ok((ct.to_vec(), shared_key(ss.as_mut_slice())?))
+}
+
+/// Copies an ML-KEM shared key into a secret, then wipes the KEM's copy.
+fn shared_key(ss: &mut [u8]) -> Result<Secret<32>, CryptoError> {
+    let out = Secret::copy_from_slice(ss).ok_or(CryptoError::InvalidKem);
+    ss.zeroize();
+    out
 }

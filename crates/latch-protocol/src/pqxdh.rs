@@ -44,9 +44,7 @@ fn derive_sk(dhs: &[&Secret<32>], ss: &Secret<32>) -> Result<Secret<32>, CryptoE
     let okm = keys::hkdf_sha256(Some(&[0u8; 32]), &ikm, PQXDH_INFO, 32);
     ikm.zeroize();
     let okm = okm?;
-    let mut sk = [0u8; 32];
-    sk.copy_from_slice(okm.expose());
-    Ok(Secret::new(sk))
+    Secret::copy_from_slice(okm.expose()).ok_or(CryptoError::InvalidLength)
 }
 
 /// Initiator side: verifies the bundle and derives the first session state.

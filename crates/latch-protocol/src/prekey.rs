@@ -11,7 +11,7 @@ use crate::codec::{self, Writer};
 use crate::error::DecodeError;
 use crate::identity::{IDENTITY_KEY_LEN, IdentityKey, IdentityKeyPair};
 use crate::keys::{KEM_DECAPSULATION_KEY_LEN, KEM_PUBLIC_KEY_LEN, KemKeyPair, KeyPair};
-use crate::secret::{Secret, SecretVec};
+use crate::secret::SecretVec;
 
 /// Version byte of [`PreKeyBundle`] and of the first (secrets-only) prekey record format.
 pub const PREKEY_RECORD_VERSION: u8 = 1;
@@ -30,7 +30,7 @@ const KEM_V2_LEN: usize = KEM_V1_LEN + KEM_DECAPSULATION_KEY_LEN;
 /// Reads a stored X25519 key pair: v1 kept the secret only (the public key is recomputed),
 /// v2 keeps both halves.
 fn read_key_pair(r: &mut codec::Reader<'_>, version: u8) -> Result<KeyPair, DecodeError> {
-    let secret = Secret::new(r.array()?);
+    let secret = r.secret()?;
     Ok(if version == 1 {
         KeyPair::from_secret(&secret)
     } else {
@@ -236,7 +236,7 @@ impl KemPreKeyRecord {
         let id = r.u32()?;
         let created_at_ms = r.u64()?;
         let last_resort = r.bool()?;
-        let seed = Secret::new(r.array()?);
+        let seed = r.secret()?;
         let key_pair = if version == PREKEY_RECORD_VERSION {
             KemKeyPair::from_seed(seed)
         } else {

@@ -167,9 +167,9 @@ fn message_keys(mk: &Secret<32>) -> Result<(Secret<32>, [u8; 12]), RatchetError>
         .expose()
         .split_at_checked(32)
         .ok_or(CryptoError::InvalidLength)?;
-    let key: [u8; 32] = key.try_into().map_err(|_| CryptoError::InvalidLength)?;
     let nonce: [u8; 12] = nonce.try_into().map_err(|_| CryptoError::InvalidLength)?;
-    Ok((Secret::new(key), nonce))
+    let key = Secret::copy_from_slice(key).ok_or(CryptoError::InvalidLength)?;
+    Ok((key, nonce))
 }
 
 impl SessionState {
@@ -366,8 +366,17 @@ impl SessionState {
                 index: 0,
             },
         });
-        while self.receiver_chains.len() > MAX_RECEIVER_CHAINS {
-            self.receiver_chains.pop_front();
+        if self.receiver_chains.len() > MAX_RECEIVER_CHAINS {
+            while self.receiver_chains.len() > MAX_RECEIVER_CHAINS {
+                self.receiver_chains.pop_front();
+            }
+            // The skipped keys of an evicted chain go with it, as in libsignal: lookups go
+            // through the chain, so nothing could reach them, and keeping them would only keep
+            // old message keys on disk. Keys records of older builds kept for chains evicted
+            // back then go too.
+            let chains = &self.receiver_chains;
+            self.skipped
+                .retain(|s| chains.iter().any(|c| c.ratchet_key == s.ratchet_key));
         }
         self.previous_counter = self.sender_chain.as_ref().map_or(0, |c| c.index);
         // The key pair is generated now (encrypting takes no RNG); the sending chain is
@@ -379,6 +388,20 @@ impl SessionState {
     }
 
     // ---- storage encoding (version 1) ----
+
+    /// The exact length [`Self::encode`] writes, so a record's buffer is allocated once at
+    /// its final size and never reallocated (a reallocation frees a copy of the keys unwiped).
+    fn encoded_len(&self) -> usize {
+        const CHAIN: usize = 32 + 4;
+        let fixed = 1 + 2 * IDENTITY_KEY_LEN + 32 + 32 + 32 + 32 + 1 + CHAIN + 4;
+        let receivers = 4 + self.receiver_chains.len() * (32 + CHAIN);
+        let skipped = 4 + self.skipped.len() * (32 + 4 + 32);
+        let pending = match &self.pending_prekey {
+            Some(p) => 1 + 4 + 1 + 4 + 4 + 4 + p.kem_ciphertext.len(),
+            None => 1,
+        };
+        fixed + receivers + skipped + pending
+    }
 
     fn encode(&self, w: &mut Writer) {
         w.u8(u8::from(self.initiator));
@@ -436,11 +459,11 @@ impl SessionState {
             return Err(DecodeError::InvalidField("identity key version"));
         }
         let base_key = r.array()?;
-        let root_key = Secret::new(r.array()?);
-        let ratchet_secret = Secret::new(r.array()?);
+        let root_key = r.secret()?;
+        let ratchet_secret = r.secret()?;
         let sender_ratchet = KeyPair::from_parts_unchecked(&ratchet_secret, r.array()?);
         let has_chain = r.bool()?;
-        let key = Secret::new(r.array()?);
+        let key = r.secret()?;
         let index = r.u32()?;
         if !has_chain && (key.expose() != &[0u8; 32] || index != 0) {
             return Err(DecodeError::InvalidField("sender chain"));
@@ -451,7 +474,7 @@ impl SessionState {
         let mut receiver_chains = VecDeque::with_capacity(n);
         for _ in 0..n {
             let ratchet_key = r.array()?;
-            let key = Secret::new(r.array()?);
+            let key = r.secret()?;
             let index = r.u32()?;
             receiver_chains.push_back(ReceiverChain {
                 ratchet_key,
@@ -463,7 +486,7 @@ impl SessionState {
         for _ in 0..n {
             let ratchet_key = r.array()?;
             let index = r.u32()?;
-            let key = Secret::new(r.array()?);
+            let key = r.secret()?;
             skipped.push_back(SkippedKey {
                 ratchet_key,
                 index,
@@ -695,25 +718,38 @@ impl SessionRecord {
     /// Layout (versions 1 and 2): `version || has_current(u8) || [u32 len || state] || u32 count ||
     /// count × (u32 len || state)`.
     pub fn to_bytes(&self) -> SecretVec {
-        let mut w = Writer::default();
+        // Written once into a buffer of the exact final size: growing it would free copies of
+        // the keys unwiped, and so would encoding each state into a buffer of its own.
+        let len = self.encoded_len();
+        let mut w = Writer::with_capacity(len);
+        let start = w.buf.as_ptr();
         w.u8(SESSION_RECORD_VERSION);
-        let enc = |s: &SessionState| {
-            let mut sw = Writer::default();
-            s.encode(&mut sw);
-            SecretVec::new(sw.finish())
+        let state = |w: &mut Writer, s: &SessionState| {
+            w.u32(u32::try_from(s.encoded_len()).unwrap_or(u32::MAX));
+            s.encode(w);
         };
         match &self.current {
             Some(s) => {
                 w.u8(1);
-                w.var_bytes(enc(s).expose());
+                state(&mut w, s);
             }
             None => w.u8(0),
         }
         w.u32(self.archived.len() as u32);
         for s in &self.archived {
-            w.var_bytes(enc(s).expose());
+            state(&mut w, s);
         }
+        // Every test that stores a session checks the length was exact and never grew.
+        debug_assert_eq!(w.buf.len(), len, "encoded_len is exact");
+        debug_assert_eq!(w.buf.as_ptr(), start, "the buffer was never moved");
         SecretVec::new(w.finish())
+    }
+
+    /// The exact length of [`Self::to_bytes`].
+    fn encoded_len(&self) -> usize {
+        let current = self.current.as_ref().map_or(0, |s| 4 + s.encoded_len());
+        let archived: usize = self.archived.iter().map(|s| 4 + s.encoded_len()).sum();
+        1 + 1 + current + 4 + archived
     }
 
     /// Decodes any supported record version (today: 1 and 2, which share a layout). A future

@@ -31,6 +31,28 @@ impl<const N: usize> Secret<N> {
         Self(boxed)
     }
 
+    /// A secret written in place by `fill`, so its bytes exist only in this secret's heap
+    /// storage and never in a stack array copied in and left behind. If `fill` fails, what
+    /// it wrote is wiped with the storage.
+    pub(crate) fn try_fill<E>(fill: impl FnOnce(&mut [u8; N]) -> Result<(), E>) -> Result<Self, E> {
+        let mut secret = Self(Box::new([0u8; N]));
+        fill(&mut secret.0)?;
+        Ok(secret)
+    }
+
+    /// Copies borrowed bytes straight into the secret's storage (wiping the source stays
+    /// its owner's job).
+    pub(crate) fn copy_from(bytes: &[u8; N]) -> Self {
+        let mut boxed = Box::new([0u8; N]);
+        boxed.copy_from_slice(bytes);
+        Self(boxed)
+    }
+
+    /// [`Self::copy_from`] for a slice; `None` unless it is exactly `N` bytes long.
+    pub(crate) fn copy_from_slice(bytes: &[u8]) -> Option<Self> {
+        <&[u8; N]>::try_from(bytes).ok().map(Self::copy_from)
+    }
+
     /// Borrows the secret bytes; keep the borrow short and never log it.
     pub fn expose(&self) -> &[u8; N] {
         &self.0

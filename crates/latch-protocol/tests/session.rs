@@ -474,6 +474,59 @@ fn skipped_key_store_is_capped_oldest_first() {
     assert_eq!(recv(&mut bob, &alice, &first, &mut r), b"n0");
 }
 
+/// When a receiver chain is evicted (more than `MAX_RECEIVER_CHAINS` ratchet turns later),
+/// the keys skipped on it go too: they were unreachable, and the stored record kept them.
+#[test]
+fn skipped_keys_leave_the_record_with_their_evicted_chain() {
+    use latch_protocol::ratchet::MAX_RECEIVER_CHAINS;
+    let (mut alice, mut bob, mut r) = established(16);
+    let skipped = send(&mut alice, &bob, b"lost");
+    let delivered = send(&mut alice, &bob, b"kept");
+    recv(&mut bob, &alice, &delivered, &mut r);
+    let CiphertextMessage::Ratchet(m) = &delivered else {
+        panic!("a plain ratchet message");
+    };
+    let old_chain = m.ratchet_key;
+    let alice_address = alice.address();
+    let stored = |bob: &Device| {
+        bob.store
+            .load_session(&alice_address)
+            .unwrap()
+            .unwrap()
+            .to_bytes()
+    };
+    let with_key = stored(&bob);
+    assert!(
+        with_key.expose().windows(32).any(|w| w == old_chain),
+        "the chain and its skipped key are stored"
+    );
+
+    // Turns up to one short of eviction keep the chain and its skipped key.
+    let mut late = Vec::new();
+    for turn in 0..MAX_RECEIVER_CHAINS {
+        let m = send(&mut bob, &alice, b"ping");
+        recv(&mut alice, &bob, &m, &mut r);
+        let m = send(&mut alice, &bob, b"pong");
+        if turn + 1 < MAX_RECEIVER_CHAINS {
+            recv(&mut bob, &alice, &m, &mut r);
+        } else {
+            late.push(m);
+        }
+    }
+    assert!(stored(&bob).expose().windows(32).any(|w| w == old_chain));
+    // This turn evicts the chain: neither it nor the key skipped on it stays in the record.
+    recv(&mut bob, &alice, &late[0], &mut r);
+    assert!(
+        !stored(&bob).expose().windows(32).any(|w| w == old_chain),
+        "the evicted chain's skipped key was kept"
+    );
+    // The message whose key was skipped no longer decrypts (its chain is unknown now, as it
+    // was before this change), and trying changes nothing.
+    let before = stored(&bob);
+    assert!(decrypt(&mut bob.store, &alice.address(), &skipped, &mut r).is_err());
+    assert_eq!(stored(&bob).expose(), before.expose());
+}
+
 #[test]
 fn a_decoded_bundle_changed_after_decoding_is_verified_again() {
     let (mut alice, mut bob, mut r) = pair(23);
