@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+mod device_prekeys;
 pub mod engine;
 pub mod events;
 mod fault;

@@ -12,10 +12,10 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use latch_protocol::{IdentityKeyPair, KemPreKeyRecord, OneTimePreKeyRecord, SignedPreKeyRecord};
+use latch_protocol::IdentityKeyPair;
 use latch_store::keystore::{KeyName, load_identity_key, store_identity_key};
 use latch_store::{
-    KdfParams, KeyStore, KeyStoreError, OpenError, PassphraseError, PreKeyKind, Profile, ProfileId,
+    KdfParams, KeyStore, KeyStoreError, OpenError, PassphraseError, Profile, ProfileId,
     SecretBytes, Store, StoreError, StoreOptions, UnixMillis,
 };
 use rand_core::OsRng;
@@ -44,12 +44,8 @@ pub fn default_home() -> Option<PathBuf> {
 /// This device's number. Linked devices will get others.
 pub const PRIMARY_DEVICE_ID: u32 = 1;
 
-/// One-time prekeys generated at a time (X25519 and ML-KEM, paired by id).
-pub const ONE_TIME_PREKEY_BATCH: u32 = 50;
-
 /// Settings keys.
 pub(crate) const SETTING_RELAY_URL: &str = "relay_url";
-pub(crate) const SETTING_NEXT_PREKEY_ID: &str = "next_prekey_id";
 /// Where a passphrase-protected profile keeps its identity key: inside the encrypted
 /// database, whose own key is wrapped under the passphrase. Keyring profiles never set it.
 const SETTING_IDENTITY_KEY: &str = "identity_key";
@@ -317,21 +313,7 @@ impl Profiles {
                 created_at: now,
             })?;
             tx.set_setting(SETTING_RELAY_URL, &info.relay_url)?;
-            let signed = SignedPreKeyRecord::generate(1, now as u64, &identity, &mut OsRng);
-            tx.put_prekey(
-                PreKeyKind::Signed,
-                1,
-                signed.to_secret_bytes().expose(),
-                now,
-            )?;
-            let last_resort = KemPreKeyRecord::generate(1, now as u64, true, &identity, &mut OsRng);
-            tx.put_prekey(
-                PreKeyKind::PostQuantum,
-                1,
-                last_resort.to_secret_bytes().expose(),
-                now,
-            )?;
-            generate_one_time_prekeys(tx, &identity, now)?;
+            crate::device_prekeys::create_initial(tx, &identity, now)?;
             Ok(())
         })?;
         let json =
@@ -480,37 +462,6 @@ fn lock(dir: &Path, name: &str) -> Result<fs::File, ProfileError> {
         Err(fs::TryLockError::WouldBlock) => Err(ProfileError::InUse(name.to_owned())),
         Err(fs::TryLockError::Error(e)) => Err(e.into()),
     }
-}
-
-/// Generates the next batch of one-time prekeys (an X25519 and an ML-KEM key per id) and
-/// returns their ids.
-pub(crate) fn generate_one_time_prekeys(
-    tx: &latch_store::Tx<'_>,
-    identity: &IdentityKeyPair,
-    now: UnixMillis,
-) -> Result<Vec<u32>, StoreError> {
-    // Id 1 is the last-resort ML-KEM key; one-time ids start above it.
-    let first: u32 = tx
-        .setting(SETTING_NEXT_PREKEY_ID)?
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2);
-    let ids: Vec<u32> = (first..first.saturating_add(ONE_TIME_PREKEY_BATCH)).collect();
-    for &id in &ids {
-        let x = OneTimePreKeyRecord::generate(id, &mut OsRng);
-        tx.put_prekey(PreKeyKind::OneTime, id, x.to_secret_bytes().expose(), now)?;
-        let kem = KemPreKeyRecord::generate(id, now as u64, false, identity, &mut OsRng);
-        tx.put_prekey(
-            PreKeyKind::PostQuantum,
-            id,
-            kem.to_secret_bytes().expose(),
-            now,
-        )?;
-    }
-    tx.set_setting(
-        SETTING_NEXT_PREKEY_ID,
-        &first.saturating_add(ONE_TIME_PREKEY_BATCH).to_string(),
-    )?;
-    Ok(ids)
 }
 
 #[cfg(test)]

@@ -59,7 +59,10 @@ pub enum Inbound {
     /// The backlog queued while offline has been delivered.
     BacklogDone,
     /// Few one-time prekeys are left on the relay.
-    PrekeysLow,
+    PrekeysLow {
+        /// How many the relay says it still holds (a hint: a hostile relay can lie).
+        remaining: u32,
+    },
 }
 
 type Pending = Arc<Mutex<HashMap<u32, oneshot::Sender<Result<Response, ErrorCode>>>>>;
@@ -94,6 +97,8 @@ pub struct Relay {
     next_req: Arc<AtomicU32>,
     /// Whether the relay asked for more one-time prekeys when we signed in.
     pub replenish: bool,
+    /// How many one-time prekeys of ours the relay said it holds when we signed in.
+    pub one_time_prekeys: u32,
 }
 
 impl std::fmt::Debug for Relay {
@@ -169,17 +174,20 @@ impl Relay {
                             .await
                             .map_err(|_| RelayError::Unreachable)?;
                     }
-                    Some(ServerFrame::Authenticated { replenish, .. }) => {
-                        authenticated = Some(replenish);
+                    Some(ServerFrame::Authenticated {
+                        replenish,
+                        one_time_prekeys,
+                    }) => {
+                        authenticated = Some((replenish, one_time_prekeys));
                     }
                     Some(ServerFrame::Error { code, .. }) => return Err(RelayError::Refused(code)),
                     Some(_) => return Err(RelayError::Protocol),
                     None => {}
                 }
             }
-            Ok(authenticated.unwrap_or(false))
+            Ok(authenticated.unwrap_or((false, 0)))
         };
-        let replenish = tokio::time::timeout(REQUEST_TIMEOUT, handshake)
+        let (replenish, one_time_prekeys) = tokio::time::timeout(REQUEST_TIMEOUT, handshake)
             .await
             .map_err(|_| RelayError::Timeout)??;
 
@@ -226,7 +234,9 @@ impl Relay {
                         Some((Inbound::Envelope(e), size))
                     }
                     ServerFrame::BacklogDone => Some((Inbound::BacklogDone, 0)),
-                    ServerFrame::PrekeysLow { .. } => Some((Inbound::PrekeysLow, 0)),
+                    ServerFrame::PrekeysLow { remaining } => {
+                        Some((Inbound::PrekeysLow { remaining }, 0))
+                    }
                     ServerFrame::Response { req, body } => {
                         if let Some(tx) = reader_pending.lock().await.remove(&req) {
                             let _ = tx.send(Ok(body));
@@ -269,6 +279,7 @@ impl Relay {
                 pending,
                 next_req: Arc::new(AtomicU32::new(1)),
                 replenish,
+                one_time_prekeys,
             },
             InboundQueue {
                 rx: inbound_rx,

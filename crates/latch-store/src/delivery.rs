@@ -339,6 +339,18 @@ impl Tx<'_> {
     // ---- settings ------------------------------------------------------------------
 
     /// A setting's value.
+    /// Forgets the recorded uses of a last-resort prekey once the key itself is gone: with
+    /// no key, a replayed message cannot decrypt anyway, and the list would only grow.
+    /// Returns how many were removed.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn forget_last_resort_uses(&self, kem_id: u32) -> Result<usize, StoreError> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM last_resort_uses WHERE kem_id = ?1", [kem_id])?)
+    }
+
     ///
     /// # Errors
     /// A database error.
@@ -375,3 +387,16 @@ impl Tx<'_> {
             > 0)
     }
 }
+
+    /// Every setting whose key starts with `prefix`, by key.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn settings_with_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
+        // `substr` rather than LIKE: a prefix may hold `%` or `_`.
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT key, value FROM settings WHERE substr(key, 1, length(?1)) = ?1 ORDER BY key",
+        )?;
+        let rows = stmt.query_map([prefix], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }

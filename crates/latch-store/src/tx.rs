@@ -879,6 +879,24 @@ impl Tx<'_> {
     /// A database error.
     pub fn enqueue_outbox(
         &self,
+    /// The ids of stored prekeys of a kind with when each was made, ascending by id.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn prekey_ages(&self, kind: PreKeyKind) -> Result<Vec<(u32, UnixMillis)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, created_at FROM prekeys WHERE kind = ?1 ORDER BY id")?;
+        let rows = stmt.query_map([prekey_kind_to_sql(kind)], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+        })?;
+        rows.map(|r| {
+            let (id, at) = r?;
+            Ok((u32_from_sql(id, "prekeys.id")?, at))
+        })
+        .collect()
+    }
+
         message: Option<MessageId>,
         recipient: &str,
         device_id: u32,

@@ -56,8 +56,10 @@ impl Engine {
         *self.inner.relay.write().await = Some(relay.clone());
         self.set_connection(ConnectionState::Online);
         self.write(|tx| tx.prune_seen_envelopes(now_ms() - SEEN_ENVELOPE_RETENTION_MS))?;
+        self.rotate_prekeys(&relay).await?;
         if relay.replenish {
-            self.replenish_prekeys(&relay).await?;
+            self.replenish_prekeys(&relay, relay.one_time_prekeys)
+                .await?;
         }
         self.release_all_held().await;
         self.inner.outbox_changed.notify_one();
@@ -91,7 +93,9 @@ impl Engine {
                     self.ack(&relay, &mut unacked, &mut pending_acks).await?;
                     self.emit(Event::Synced);
                 }
-                Some(Inbound::PrekeysLow) => self.replenish_prekeys(&relay).await?,
+                Some(Inbound::PrekeysLow { remaining }) => {
+                    self.replenish_prekeys(&relay, remaining).await?;
+                }
                 None => return Err(ClientError::Relay(RelayError::Unreachable)),
             }
             if inbound.is_empty() || pending_acks >= ACK_BATCH {

@@ -158,6 +158,8 @@ struct Inner {
     sweeper: tokio::sync::Mutex<Option<Sweeper>>,
     /// One release of held messages at a time (each claims prekeys and encrypts).
     releasing: tokio::sync::Mutex<()>,
+    /// Collapses the relay's "prekeys low" notices (see `registration`).
+    replenish_gate: registration::ReplenishGate,
     /// The engine's tasks, awaited by [`Engine::shutdown`]: each holds the engine (and so the
     /// profile's lock) until it ends.
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -225,6 +227,7 @@ impl Engine {
             shutdown: watch::channel(false).0,
             sweeper: tokio::sync::Mutex::new(Some(sweeper)),
             releasing: tokio::sync::Mutex::new(()),
+            replenish_gate: registration::ReplenishGate::default(),
             tasks: std::sync::Mutex::new(Vec::new()),
         });
         let engine = Self { inner };
