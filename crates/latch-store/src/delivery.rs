@@ -185,7 +185,8 @@ impl Tx<'_> {
             .transpose()
     }
 
-    /// Replaces a message's text after an edit (the search index follows by trigger).
+    /// Replaces a message's text after an edit (the search index follows by trigger). After
+    /// commit the WAL is checkpointed, so the old text leaves no copy there.
     ///
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown message.
@@ -202,6 +203,8 @@ impl Tx<'_> {
         if n == 0 {
             return Err(StoreError::NotFound("message"));
         }
+        // The old text lives on in the WAL until a checkpoint, which the commit runs.
+        self.text_removed.set(true);
         Ok(())
     }
 
@@ -336,9 +339,6 @@ impl Tx<'_> {
         Ok(())
     }
 
-    // ---- settings ------------------------------------------------------------------
-
-    /// A setting's value.
     /// Forgets the recorded uses of a last-resort prekey once the key itself is gone: with
     /// no key, a replayed message cannot decrypt anyway, and the list would only grow.
     /// Returns how many were removed.
@@ -351,6 +351,9 @@ impl Tx<'_> {
             .execute("DELETE FROM last_resort_uses WHERE kem_id = ?1", [kem_id])?)
     }
 
+    // ---- settings ------------------------------------------------------------------
+
+    /// A setting's value.
     ///
     /// # Errors
     /// A database error.
@@ -386,7 +389,6 @@ impl Tx<'_> {
             .execute("DELETE FROM settings WHERE key = ?1", [key])?
             > 0)
     }
-}
 
     /// Every setting whose key starts with `prefix`, by key.
     ///
@@ -400,3 +402,4 @@ impl Tx<'_> {
         let rows = stmt.query_map([prefix], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}

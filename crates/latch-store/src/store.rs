@@ -187,7 +187,7 @@ impl Store {
         &self,
         f: impl FnOnce(&Tx<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let (committed, expiry_added, new_files, dead_files) = {
+        let (committed, expiry_added, new_files, dead_files, text_removed) = {
             let mut conn = self.lock();
             let sql_tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let tx = Tx {
@@ -196,12 +196,14 @@ impl Store {
                 expiry_added: Cell::new(false),
                 new_files: RefCell::new(Vec::new()),
                 dead_files: RefCell::new(Vec::new()),
+                text_removed: Cell::new(false),
             };
             let result = f(&tx);
             let Tx {
                 expiry_added,
                 new_files,
                 dead_files,
+                text_removed,
                 ..
             } = tx;
             let committed = match result {
@@ -209,12 +211,15 @@ impl Store {
                 // Dropping the transaction rolls it back.
                 Err(e) => Err(e),
             };
-            (committed, expiry_added, new_files, dead_files)
+            (committed, expiry_added, new_files, dead_files, text_removed)
         };
         match committed {
             Ok(v) => {
                 for path in dead_files.into_inner() {
                     remove_file_tolerant(&path);
+                }
+                if text_removed.get() {
+                    self.scrub_wal();
                 }
                 if expiry_added.get() {
                     self.inner.expiry_changed.notify_one();
@@ -303,6 +308,18 @@ impl Store {
             self.inner.checkpoint_pending.store(false, Ordering::SeqCst);
         }
         Ok(removed)
+    }
+
+    /// After a write that deleted or replaced message text (a deletion for everyone, an edit,
+    /// either way), checkpoints the WAL so the old text leaves no trace, as a sweep does
+    /// after an expiry. The write has committed whatever happens here, so a checkpoint that
+    /// fails is not its error: it is owed, and the sweeper, woken now, retries it until it
+    /// succeeds (every few seconds while it fails).
+    fn scrub_wal(&self) {
+        if self.checkpoint().is_err() {
+            self.inner.checkpoint_pending.store(true, Ordering::SeqCst);
+            self.inner.expiry_changed.notify_one();
+        }
     }
 
     /// Copies the WAL into the database and truncates it, so deleted content lives on in

@@ -23,6 +23,9 @@ pub struct Tx<'a> {
     pub(crate) new_files: RefCell<Vec<PathBuf>>,
     /// Files of deleted attachments: removed only after commit.
     pub(crate) dead_files: RefCell<Vec<PathBuf>>,
+    /// Set when a write deletes or replaces message text: the WAL, which still holds the
+    /// old pages, is checkpointed after commit, as after an expiry.
+    pub(crate) text_removed: Cell<bool>,
 }
 
 /// The settings key of the highest message id ever handed out.
@@ -583,16 +586,21 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Deletes a message with its search entry and attachments (files go after commit).
+    /// Deletes a message with its search entry and attachments (files go after commit). After
+    /// commit the WAL is checkpointed, so the text leaves no copy there ([`Store::write`]).
     ///
     /// # Errors
     /// A database error. Deleting an unknown message returns `false`.
     pub fn delete_message(&self, id: MessageId) -> Result<bool, StoreError> {
         self.forget_attachment_files(id)?;
-        Ok(self
+        let deleted = self
             .conn
             .execute("DELETE FROM messages WHERE id = ?1", [id.0])?
-            > 0)
+            > 0;
+        if deleted {
+            self.text_removed.set(true);
+        }
+        Ok(deleted)
     }
 
     fn forget_attachment_files(&self, id: MessageId) -> Result<Vec<AttachmentId>, StoreError> {
@@ -871,14 +879,6 @@ impl Tx<'_> {
         rows.map(|r| u32_from_sql(r?, "prekeys.id")).collect()
     }
 
-    // ---- outbox --------------------------------------------------------------------
-
-    /// Queues an encrypted envelope for the relay, due immediately.
-    ///
-    /// # Errors
-    /// A database error.
-    pub fn enqueue_outbox(
-        &self,
     /// The ids of stored prekeys of a kind with when each was made, ascending by id.
     ///
     /// # Errors
@@ -897,6 +897,14 @@ impl Tx<'_> {
         .collect()
     }
 
+    // ---- outbox --------------------------------------------------------------------
+
+    /// Queues an encrypted envelope for the relay, due immediately.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn enqueue_outbox(
+        &self,
         message: Option<MessageId>,
         recipient: &str,
         device_id: u32,

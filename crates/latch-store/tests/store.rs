@@ -745,6 +745,60 @@ async fn sweeper_sleeps_until_the_earliest_expiry_and_wakes_early_for_a_new_one(
     sweeper.stop().await;
 }
 
+/// A deletion (for everyone, or of an incoming message) and an edit leave no copy of the old
+/// text in the WAL or the database once the write returns, as an expiry does: on SQLCipher
+/// (the WAL is truncated, the decrypted pages are clean) and on plain SQLite through the same
+/// code (the raw bytes of every file are clean).
+#[test]
+fn deleted_and_edited_text_leaves_no_trace_in_the_wal() {
+    let encrypted = tempfile::tempdir().unwrap();
+    let (store, key) = new_store(encrypted.path());
+    removed_text_leaves_no_trace(&store, encrypted.path(), Some(&key));
+    let plain = tempfile::tempdir().unwrap();
+    let store = Store::create_unencrypted(plain.path(), &StoreOptions::default()).unwrap();
+    removed_text_leaves_no_trace(&store, plain.path(), None);
+}
+
+fn removed_text_leaves_no_trace(store: &Store, dir: &std::path::Path, key: Option<&DatabaseKey>) {
+    const OLD: &str = "wombatnumbatoldtextmarker";
+    let wal_len = || std::fs::metadata(dir.join("latch.db-wal")).map_or(0, |m| m.len());
+    let (_, conv, _) = contact_and_conversations(store);
+    let keep = insert(store, conv, "unrelated survivor", 1, None);
+    let deleted = insert(store, conv, &format!("deleted {MARKER}"), 2, None);
+    let edited = insert(store, conv, &format!("edited {OLD}"), 3, None);
+    assert!(
+        wal_len() > 0,
+        "the texts are in the WAL (so the checks below can fail)"
+    );
+    if key.is_none() {
+        assert!(on_disk(dir, None, MARKER.as_bytes()));
+        assert!(on_disk(dir, None, OLD.as_bytes()));
+    }
+
+    assert!(store.write(|tx| tx.delete_message(deleted)).unwrap());
+    assert_eq!(wal_len(), 0, "the WAL was checkpointed after the deletion");
+    assert!(
+        !on_disk(dir, key, MARKER.as_bytes()),
+        "deleted text on disk"
+    );
+
+    insert(store, conv, "another write", 4, None);
+    assert!(wal_len() > 0);
+    store
+        .write(|tx| tx.edit_message(edited, "the new text", 5))
+        .unwrap();
+    assert_eq!(wal_len(), 0, "the WAL was checkpointed after the edit");
+    assert!(!on_disk(dir, key, OLD.as_bytes()), "replaced text on disk");
+    assert!(on_disk(dir, key, b"the new text"));
+    assert!(on_disk(dir, key, b"unrelated survivor"));
+    assert!(store.write(|tx| tx.message(keep)).unwrap().is_some());
+
+    // A write that removes no text leaves the WAL alone (no checkpoint per write).
+    insert(store, conv, "one more", 6, None);
+    assert!(!store.write(|tx| tx.delete_message(deleted)).unwrap());
+    assert!(wal_len() > 0);
+}
+
 /// Whether any decrypted page (SQLCipher) or any file (plain) holds `needle`.
 fn on_disk(dir: &std::path::Path, key: Option<&DatabaseKey>, needle: &[u8]) -> bool {
     match key {
