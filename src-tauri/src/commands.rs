@@ -382,13 +382,20 @@ pub(crate) async fn verify_qr_image(
     with_engine(&latch, move |e| {
         let result = match e.verify_image(ContactId(contact_id), &bytes) {
             Ok(true) => ScanOutcome::Verified,
+    key: String,
             Ok(false) => ScanOutcome::Mismatch,
+    if key.len() > MAX_KEY_NAME_LEN {
+        return Err(CommandError::BAD_KEY);
+    }
             Err(latch_client::ClientError::Qr(_)) => ScanOutcome::NoCode,
             Err(other) => return Err(other.into()),
         };
         Ok(ScanResult { result })
     })
     .await
+/// A contact key as the UI names it: 64 hex digits.
+const MAX_KEY_NAME_LEN: usize = 64;
+
 }
 
 /// Marks a contact verified after the user compared `digits` (the 60 digits the screen
@@ -414,7 +421,7 @@ pub(crate) async fn accept_key_change(
 ) -> Result<(), CommandError> {
     Ok(latch
         .engine()?
-        .accept_key_change(ContactId(contact_id))
+        .accept_key_change(ContactId(contact_id), &key)
         .await?)
 }
 

@@ -100,6 +100,7 @@ impl CommandError {
         ErrorKind::Environment,
         "No web browser could be started to open the link.",
     );
+    pub(crate) const BAD_KEY: Self = error(ErrorKind::Invalid, "That is not a contact's key.");
     pub(crate) const NO_TIMER: Self = error(
         ErrorKind::Invalid,
         "A secret chat needs a disappearing timer between 5 seconds and 24 hours.",

@@ -115,6 +115,9 @@ pub struct ConversationView {
     pub unread: usize,
     /// Whether the contact's key changed and the user has not accepted the new one yet.
     pub key_change_pending: bool,
+    /// The contact's current key (hex of its signing key), which accepting a pending
+    /// change accepts.
+    pub contact_key: String,
     /// The unsent text kept for this chat (standard chats only; see `Engine::save_draft`).
     pub draft: Option<String>,
     /// The newest message, if any.
@@ -177,6 +180,8 @@ pub enum Event {
         contact: String,
         /// Whether the old key had been verified.
         was_verified: bool,
+        /// The new key (hex of its signing key): what accepting the change accepts.
+        key: String,
     },
     /// The relay connection changed state.
     Connection {

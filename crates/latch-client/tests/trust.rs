@@ -21,6 +21,7 @@ fn a_changed_identity_key_warns_resets_verification_and_holds_secret_messages() 
     let t = Testbed::new();
     let (mut a, mut b, chat_a, _) = t.pair();
     let theirs = b.cmd(json!({"cmd": "safety_number", "handle": "alice"}));
+    let old_key = a.cmd(json!({"cmd": "safety_number", "handle": "bob"}))["key"].clone();
     let verified =
         a.cmd(json!({"cmd": "verify", "handle": "bob", "payload": theirs["qr_payload"]}));
     assert_eq!(verified["verified"], true);
@@ -78,7 +79,16 @@ fn a_changed_identity_key_warns_resets_verification_and_holds_secret_messages() 
         .unwrap_err();
     assert!(err.contains("accept the new key"), "{err}");
 
-    a.cmd(json!({"cmd": "accept_key", "handle": "bob"}));
+    // Accepting is bound to the key the user was shown: the old one (what a banner raised
+    // before a further change would carry) is refused and changes nothing.
+    assert_eq!(sn["key"], warning["key"]);
+    assert_ne!(sn["key"], old_key);
+    let err = a
+        .try_cmd(json!({"cmd": "accept_key", "handle": "bob", "key": old_key}))
+        .unwrap_err();
+    assert!(err.contains("changed again"), "{err}");
+    assert_eq!(a.history(&secret_a).last().unwrap()["status"], "pending");
+    a.cmd(json!({"cmd": "accept_key", "handle": "bob", "key": warning["key"]}));
     let got = b.wait_message("held until the new key is accepted");
     assert_ne!(
         got["conversation_id"], chat_b,

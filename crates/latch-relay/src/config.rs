@@ -239,7 +239,8 @@ impl Config {
                 "prekey_low_notice_interval_ms must be positive",
             ));
         }
-        if self.metrics_listen.is_some() && self.metrics_listen == Some(self.listen) {
+        // Port 0 asks the system for a free port each time, so two of them never clash.
+        if self.metrics_listen == Some(self.listen) && self.listen.port() != 0 {
             return Err(ConfigError::Invalid(
                 "metrics_listen must differ from listen",
             ));
@@ -501,6 +502,17 @@ mod tests {
             Err(ConfigError::Invalid(_))
         ));
         assert!(Config::from_toml("max_devices_per_identity = 84").is_ok());
+    }
+
+    #[test]
+    fn metrics_share_no_address_with_the_public_listener_unless_both_take_a_free_port() {
+        let mut c = Config::default();
+        c.metrics_listen = Some(c.listen);
+        assert!(c.validate().is_err());
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        c.listen = any;
+        c.metrics_listen = Some(any);
+        assert!(c.validate().is_ok(), "each port 0 is its own free port");
     }
 
     #[test]

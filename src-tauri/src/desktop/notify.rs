@@ -290,6 +290,7 @@ mod tests {
             timer_set_by_me: None,
             unread: 1,
             key_change_pending: false,
+            contact_key: "ab".repeat(32),
             draft: None,
             last_message: None,
         }

@@ -58,7 +58,7 @@ describe("the command contract", () => {
     const relay = [
       outcome(api.createProfile({ name: "a", handle: "abc", relayUrl: "wss://r", passphrase: null })),
       outcome(api.startChat("abc", false, null)),
-      outcome(api.acceptKeyChange(1)),
+      outcome(api.acceptKeyChange(1, "ab".repeat(32))),
     ];
     const local = outcome(api.conversations());
     await vi.advanceTimersByTimeAsync(api.COMMAND_TIMEOUT_MS);

@@ -198,9 +198,12 @@ export function markVerified(contactId: number, verified: boolean, digits = ""):
   return call<void>("mark_verified", { ...args });
 }
 
-/** Accepts a contact's new identity key; held secret-chat messages are released. */
-export function acceptKeyChange(contactId: number): Promise<void> {
-  return call<void>("accept_key_change", { contactId }, RELAY_COMMAND_TIMEOUT_MS);
+/**
+ * Accepts a contact's new identity key, the one the banner showed (`key`); held secret-chat
+ * messages are released. Refused when the key changed again since.
+ */
+export function acceptKeyChange(contactId: number, key: string): Promise<void> {
+  return call<void>("accept_key_change", { contactId, key }, RELAY_COMMAND_TIMEOUT_MS);
 }
 
 /** Full-text search over standard chats (secret chats are never indexed). */

@@ -32,6 +32,7 @@ const loaded = loadMessages(
       unread: 0,
       last_message: null,
       key_change_pending: false,
+      contact_key: "key",
       draft: null,
     },
   ]),

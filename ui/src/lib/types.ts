@@ -29,6 +29,8 @@ export interface ConversationView {
   last_message: MessageView | null;
   /** The contact's identity key changed and the user has not accepted the new one yet. */
   key_change_pending: boolean;
+  /** The contact's current key (hex): what accepting a pending change accepts. */
+  contact_key: string;
   /** The unsent text kept for this chat (standard chats only; secret chats' are never stored). */
   draft: string | null;
 }
@@ -47,6 +49,13 @@ export interface Me {
   /** The relay handle; null until one is registered. */
   handle: string | null;
   relay_url: string;
+/** A key change the user has not accepted yet, as its banner shows it. */
+export interface KeyChange {
+  was_verified: boolean;
+  /** The new key (hex), sent back when the user accepts it. */
+  key: string;
+}
+
 }
 
 /** What the shell finds at start-up: no profile yet, a passphrase-locked one, or one ready. */
@@ -84,7 +93,9 @@ export type EngineEvent =
   | { type: "message_updated"; message: MessageView } // status/edit/delete
   | { type: "messages_expired"; conversation_id: number; message_ids: number[] }
   | { type: "timer_changed"; conversation_id: number; seconds: number | null; by_me: boolean }
-  | { type: "key_changed"; contact_id: number; contact: string; was_verified: boolean }
+  // `key` names the new key: accepting the change sends it back, so a key that changed again
+  // after the banner appeared is refused rather than accepted unseen.
+  | { type: "key_changed"; contact_id: number; contact: string; was_verified: boolean; key: string }
   | { type: "connection"; state: "connecting" | "online" | "offline" }
   // A contact opened a conversation this device did not know yet: reload the list.
   | { type: "conversation_started"; conversation_id: number; kind: ConversationKind }

@@ -328,7 +328,7 @@ describe("key changes", () => {
     await renderMain();
     await open(1);
     expect(byId("key-change-banner")).toBeNull();
-    core.emit({ type: "key_changed", contact_id: 1, contact: "ada", was_verified: true });
+    core.emit({ type: "key_changed", contact_id: 1, contact: "ada", was_verified: true, key: "key1" });
     await settle();
     const banner = byId("key-change-banner");
     expect(banner.textContent?.replace(/\s+/g, " ")).toContain(
@@ -338,7 +338,28 @@ describe("key changes", () => {
 
     await fireEvent.click(byId("accept-key-change"));
     await settle();
-    expect(core.callsOf("accept_key_change")).toEqual([{ contactId: 1 }]);
+    expect(core.callsOf("accept_key_change")).toEqual([{ contactId: 1, key: "key1" }]);
+    expect(byId("key-change-banner")).toBeNull();
+  });
+
+  it("accept the key the banner announced, and say so when it changed again since", async () => {
+    seed();
+    await renderMain();
+    await open(1);
+    core.emit({ type: "key_changed", contact_id: 1, contact: "ada", was_verified: false, key: "key1" });
+    await settle();
+    // The contact's key moves on before the user clicks; the banner still names the one shown.
+    core.conversations = core.conversations.map((c) => (c.contact_id === 1 ? { ...c, contact_key: "newer" } : c));
+    await fireEvent.click(byId("accept-key-change"));
+    await settle();
+    expect(core.callsOf("accept_key_change")).toEqual([{ contactId: 1, key: "key1" }]);
+    expect(byId("key-change-banner").textContent).toContain("changed again since it was shown");
+    // The newer key's own event replaces the banner's key; accepting it then works.
+    core.emit({ type: "key_changed", contact_id: 1, contact: "ada", was_verified: false, key: "newer" });
+    await settle();
+    await fireEvent.click(byId("accept-key-change"));
+    await settle();
+    expect(core.callsOf("accept_key_change")[1]).toEqual({ contactId: 1, key: "newer" });
     expect(byId("key-change-banner")).toBeNull();
   });
 
@@ -377,7 +398,7 @@ describe("the safety number", () => {
     // The key changes again while the dialog is open.
     const digits = "5".repeat(60);
     core.safety.set(1, safetyReport(1, { contact_name: "ada", digits, key_change_pending: true }));
-    core.emit({ type: "key_changed", contact_id: 1, contact: "ada", was_verified: true });
+    core.emit({ type: "key_changed", contact_id: 1, contact: "ada", was_verified: true, key: "key1" });
     await vi.waitFor(() => expect(byId("safety-digits").textContent?.replace(/\D/g, "")).toBe(digits));
     expect(byId("verify-result").textContent).toContain("The safety number changed while this was open");
     expect(byId("mark-verified")).toBeTruthy();

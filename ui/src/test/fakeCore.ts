@@ -39,6 +39,7 @@ export function conversation(id: number, extra: Partial<ConversationView> = {}):
 
 export function message(id: number, conversation_id: number, extra: Partial<MessageView> = {}): MessageView {
   return {
+    contact_key: `key${extra.contact_id ?? id}`,
     id,
     conversation_id,
     direction: "incoming",
@@ -260,7 +261,14 @@ export class FakeCore {
         this.safety.set(id, { ...report, verified: args.verified === true });
         return null;
       }
-      case "accept_key_change":
+      case "accept_key_change": {
+        // Like the core: only the key the banner showed is accepted.
+        const current = this.conversations.find((c) => c.contact_id === Number(args.contactId));
+        if (current && args.key !== current.contact_key) {
+          throw fail("invalid", "The contact's key changed again since it was shown. Review the new one.");
+        }
+        return null;
+      }
       case "open_link":
       case "set_active_conversation":
       case "ui_ready":

@@ -157,6 +157,9 @@ enum Command {
     AcceptKey {
         /// The contact's handle.
         handle: String,
+        /// The new key you were shown: `key` of the `key_changed` event or of
+        /// `safety-number`. Refused if the contact's key changed again since.
+        key: String,
     },
     /// Search standard chats (secret chats are never indexed).
     Search {
@@ -284,6 +287,7 @@ enum Request {
     },
     AcceptKey {
         handle: String,
+        key: String,
     },
     Search {
         query: String,
@@ -390,6 +394,7 @@ async fn execute(engine: &Engine, req: Request) -> Result<Value, CliError> {
                 "qr_payload": hex::encode(&sn.qr_payload),
                 "qr": sn.qr_modules().map_err(ClientError::from)?,
                 "verified": sn.verified,
+                "key": sn.key,
             })
         }
         Request::Verify {
@@ -419,8 +424,8 @@ async fn execute(engine: &Engine, req: Request) -> Result<Value, CliError> {
             };
             json!({ "verified": verified })
         }
-        Request::AcceptKey { handle } => {
-            engine.accept_key_change(contact(&handle)?).await?;
+        Request::AcceptKey { handle, key } => {
+            engine.accept_key_change(contact(&handle)?, &key).await?;
             json!({ "accepted": handle })
         }
         Request::Search { query } => json!({ "results": engine.search(&query, 100)? }),
@@ -582,7 +587,7 @@ fn to_request(command: Command) -> Result<Request, Command> {
             payload,
             image,
         },
-        Command::AcceptKey { handle } => Request::AcceptKey { handle },
+        Command::AcceptKey { handle, key } => Request::AcceptKey { handle, key },
         Command::Search { query } => Request::Search { query },
         other => return Err(other),
     })

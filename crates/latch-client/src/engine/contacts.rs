@@ -153,6 +153,7 @@ impl Engine {
                     contact_id: id.0,
                     contact: handle.to_owned(),
                     was_verified,
+                    key: hex::encode(key),
                 });
             }
             let c = tx.contact(id)?.ok_or(StoreError::NotFound("contact"))?;

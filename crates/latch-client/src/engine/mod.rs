@@ -182,6 +182,14 @@ fn relay_key(contact: &Contact) -> Result<[u8; 32], StoreError> {
         .map_err(|_| StoreError::BadValue("contacts.identity_key"))
 }
 
+/// How a contact's identity key is named to the user and the UI: the hex of its signing key,
+/// as in invite codes. A key change is accepted only for the key it names.
+fn key_name(identity_key: &[u8]) -> Result<String, StoreError> {
+    latch_protocol::identity::signing_key_of(identity_key)
+        .map(hex::encode)
+        .map_err(|_| StoreError::BadValue("contacts.identity_key"))
+}
+
 fn random_id() -> Result<[u8; 16], ClientError> {
     let mut id = [0u8; 16];
     getrandom::fill(&mut id).map_err(|_| ClientError::Invalid("the OS random source failed"))?;

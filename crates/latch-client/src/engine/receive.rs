@@ -15,7 +15,7 @@ use crate::protocol_store::TxProtocolStore;
 use crate::relay::{Relay, RelayError};
 use crate::wire::{Content, ReceiptKind, Sealed, ThreadTag, WireError};
 
-use super::{
+use super::{key_name, 
     Engine, ReceiveError, TIMER_PRESETS, TIMER_RANGE, TIMER_SET_BY_CONTACT,
     UNREAD_DISAPPEARING_LIMIT_MS, forget_secret_sessions, relay_key, session_address,
     timer_setter_key,
@@ -163,6 +163,7 @@ impl Engine {
                     contact_id: k.contact.0,
                     contact: contact.address.clone(),
                     was_verified: k.was_verified,
+                    key: key_name(&contact.identity_key)?,
                 });
             }
             self.apply(tx, &contact, sealed.thread, content, now, &mut events)?;

@@ -11,7 +11,7 @@ use crate::events::{ConversationView, Event, MessageView, kind_name};
 use crate::profile::{PRIMARY_DEVICE_ID, now_ms};
 use crate::wire::{Content, ReceiptKind, ThreadTag};
 
-use super::{
+use super::{key_name, 
     ClientError, Engine, MAX_DRAFT_BYTES, TIMER_SET_BY_ME, draft_key, relay_key, timer_setter_key,
     validate_timer,
 };
@@ -272,6 +272,7 @@ fn conversation_view(
             .map(|who| who == TIMER_SET_BY_ME),
         unread: tx.unread_messages(conv.id)?.len(),
         key_change_pending: tx.key_change_pending(contact.id)?,
+        contact_key: key_name(&contact.identity_key)?,
         draft: match conv.kind {
             ConversationKind::Standard => tx.setting(&draft_key(conv.id))?,
             ConversationKind::Secret { .. } => None,

@@ -5,7 +5,7 @@ use latch_protocol::IdentityKey;
 use latch_protocol::fingerprint::Fingerprint;
 use latch_store::{ContactId, StoreError};
 
-use super::{ClientError, Engine};
+use super::{ClientError, Engine, key_name};
 
 impl Engine {
     /// The safety number with a contact: 60 digits and the QR payload.
@@ -30,6 +30,7 @@ impl Engine {
             digits: fp.display.to_string(),
             qr_payload: fp.scannable.to_bytes(),
             verified: c.verified,
+            key: key_name(&c.identity_key)?,
             fingerprint: fp,
             remote_key: c.identity_key,
         })
@@ -110,12 +111,31 @@ impl Engine {
         }
     }
 
-    /// Accepts a contact's new identity key: secret chats release their held messages.
+    /// Accepts a contact's new identity key, the one the user was shown (`shown_key`, as the
+    /// key-change event and the conversation name it): secret chats release their held
+    /// messages. The key is compared in the transaction that clears the warning, so a key
+    /// that changed again after the banner appeared is never accepted unseen.
     ///
     /// # Errors
-    /// `NotFound`.
-    pub async fn accept_key_change(&self, contact: ContactId) -> Result<(), ClientError> {
-        self.write(|tx| tx.set_key_change_pending(contact, false))?;
+    /// `NotFound`; [`ClientError::Invalid`] when the contact's key is no longer `shown_key`.
+    pub async fn accept_key_change(
+        &self,
+        contact: ContactId,
+        shown_key: &str,
+    ) -> Result<(), ClientError> {
+        let accepted = self.write(|tx| {
+            let c = tx.contact(contact)?.ok_or(StoreError::NotFound("contact"))?;
+            if !key_name(&c.identity_key)?.eq_ignore_ascii_case(shown_key.trim()) {
+                return Ok(false);
+            }
+            tx.set_key_change_pending(contact, false)?;
+            Ok(true)
+        })?;
+        if !accepted {
+            return Err(ClientError::Invalid(
+                "The contact's key changed again since it was shown. Review the new one.",
+            ));
+        }
         self.release_all_held().await;
         Ok(())
     }
@@ -130,6 +150,8 @@ pub struct SafetyNumber {
     pub qr_payload: Vec<u8>,
     /// Whether the contact is verified.
     pub verified: bool,
+    /// The contact key the number was computed for, named as key-change events name it.
+    pub key: String,
     fingerprint: Fingerprint,
     /// The contact key this number was computed for: verification applies to it only.
     remote_key: Vec<u8>,

@@ -62,6 +62,11 @@ impl RelayProc {
                 listen,
                 "--metrics-listen",
                 "127.0.0.1:0",
+                // The claim limits are the relay's to test; here tests claim in bursts.
+                "--claim-burst",
+                "10000",
+                "--claim-target-burst",
+                "10000",
                 "--database",
             ])
             .arg(dir.join("relay.db"))

@@ -30,6 +30,7 @@ function conversation(id: number, extra: Partial<ConversationView> = {}): Conver
     unread: 0,
     last_message: null,
     key_change_pending: false,
+    contact_key: "key",
     draft: null,
     ...extra,
   };
@@ -292,8 +293,8 @@ describe("other events", () => {
   });
 
   it("key_changed raises a banner until dismissed", () => {
-    let state = apply(base(), { type: "key_changed", contact_id: 7, contact: "eve", was_verified: true });
-    expect(state.keyChanges.get(7)).toEqual({ was_verified: true });
+    let state = apply(base(), { type: "key_changed", contact_id: 7, contact: "eve", was_verified: true, key: "key7" });
+    expect(state.keyChanges.get(7)).toEqual({ was_verified: true, key: "key7" });
     state = dismissKeyChange(state, 7);
     expect(state.keyChanges.size).toBe(0);
   });
@@ -304,7 +305,7 @@ describe("other events", () => {
       conversation(2, { contact_id: 7, kind: "secret", verified: true }),
       conversation(3, { contact_id: 8, verified: true }),
     ]);
-    state = apply(state, { type: "key_changed", contact_id: 7, contact: "eve", was_verified: true });
+    state = apply(state, { type: "key_changed", contact_id: 7, contact: "eve", was_verified: true, key: "key7" });
     expect([1, 2, 3].map((id) => state.conversations.get(id)?.verified)).toEqual([false, false, true]);
     expect(state.conversations.get(2)?.key_change_pending).toBe(true);
     state = acceptKeyChange(frozen(state), 7);
@@ -319,7 +320,7 @@ describe("other events", () => {
     ]);
     expect(Array.from(state.keyChanges.keys())).toEqual([7]);
     // A banner raised by an event survives a reload of the list.
-    const again = loadConversations(apply(state, { type: "key_changed", contact_id: 8, contact: "x", was_verified: false }), [
+    const again = loadConversations(apply(state, { type: "key_changed", contact_id: 8, contact: "x", was_verified: false, key: "key8" }), [
       conversation(1, { contact_id: 7, key_change_pending: true }),
       conversation(2, { contact_id: 8 }),
     ]);
@@ -414,7 +415,7 @@ describe("ChatStore", () => {
     expect(store.draft(2)).toBe("draft");
     expect(store.draft(1)).toBe("");
     expect(store.conversations().map((c) => c.id)).toEqual([2, 1]);
-    store.apply({ type: "key_changed", contact_id: 3, contact: "cy", was_verified: false });
+    store.apply({ type: "key_changed", contact_id: 3, contact: "cy", was_verified: false, key: "key3" });
     store.dismissKeyChange(3);
     expect(store.state.keyChanges.size).toBe(0);
     store.loadMessages(1, [message(0, 1, 10)]);

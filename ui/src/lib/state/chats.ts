@@ -2,7 +2,7 @@
 // functions over immutable data: every change returns a new state and leaves the old one as it
 // was, so Svelte sees a change by reference and tests can compare before and after.
 
-import type { ConversationView, EngineEvent, MessageView } from "../types";
+import type { ConversationView, EngineEvent, KeyChange, MessageView } from "../types";
 
 /** The relay connection as the engine last reported it. */
 export type ConnectionState = "connecting" | "online" | "offline";
@@ -20,7 +20,7 @@ export interface ChatsState {
   /** The relay connection. */
   readonly connection: ConnectionState;
   /** Contacts whose identity key changed and whose warning banner has not been dismissed. */
-  readonly keyChanges: ReadonlyMap<number, { was_verified: boolean }>;
+  readonly keyChanges: ReadonlyMap<number, KeyChange>;
   /** The latest timer change per conversation, for a "timer set to…" notice. */
   readonly timerChanges: ReadonlyMap<number, { seconds: number | null; by_me: boolean }>;
   /**
@@ -154,13 +154,13 @@ function checkedSnapshot(state: ChatsState, conversation: ConversationView, now:
 
 /** Contacts with a pending key change in `list`, added to the banners already raised. */
 function withPendingKeyChanges(
-  keyChanges: ReadonlyMap<number, { was_verified: boolean }>,
+  keyChanges: ReadonlyMap<number, KeyChange>,
   list: readonly ConversationView[],
-): ReadonlyMap<number, { was_verified: boolean }> {
+): ReadonlyMap<number, KeyChange> {
   let next = keyChanges;
   for (const c of list) {
     if (c.key_change_pending && !next.has(c.contact_id)) {
-      next = withEntry(next, c.contact_id, { was_verified: c.verified });
+      next = withEntry(next, c.contact_id, { was_verified: c.verified, key: c.contact_key });
     }
   }
   return next;
@@ -453,7 +453,7 @@ export function applyEvent(state: ChatsState, event: EngineEvent): ChatsState {
       return {
         ...state,
         conversations: updateContact(state, event.contact_id, { verified: false, key_change_pending: true }),
-        keyChanges: withEntry(state.keyChanges, event.contact_id, { was_verified: event.was_verified }),
+        keyChanges: withEntry(state.keyChanges, event.contact_id, { was_verified: event.was_verified, key: event.key }),
       };
     case "connection":
       return state.connection === event.state ? state : { ...state, connection: event.state };

@@ -215,9 +215,9 @@ export class Messenger {
     return started;
   }
 
-  /** Accepts a contact's new identity key. */
-  async acceptKeyChange(contactId: number): Promise<void> {
-    await api.acceptKeyChange(contactId);
+  /** Accepts a contact's new identity key, the one its banner showed. */
+  async acceptKeyChange(contactId: number, key: string): Promise<void> {
+    await api.acceptKeyChange(contactId, key);
     this.chats.acceptKeyChange(contactId);
   }
 
