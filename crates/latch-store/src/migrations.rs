@@ -11,6 +11,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_initial.sql"),
     include_str!("../migrations/0002_delivery.sql"),
     include_str!("../migrations/0003_lookup_indexes.sql"),
+    include_str!("../migrations/0004_contact_standing.sql"),
 ];
 
 /// The schema version this build writes and understands.
@@ -100,6 +101,7 @@ mod tests {
         include_str!("../migrations/snapshots/0001.sql"),
         include_str!("../migrations/snapshots/0002.sql"),
         include_str!("../migrations/snapshots/0003.sql"),
+        include_str!("../migrations/snapshots/0004.sql"),
     ];
 
     fn schema_at(version: usize) -> String {
@@ -144,6 +146,20 @@ mod tests {
 
     /// The conversation list asks every conversation for its unread and its held messages;
     /// both lookups must use their partial index, not walk the whole history.
+    #[test]
+    fn a_sender_lookup_by_signing_key_uses_its_index() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        let plan: String = conn
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT id FROM contacts WHERE substr(identity_key, 2, 32) = ?1",
+                [vec![7u8; 32]],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("contacts_signing_key"), "{plan}");
+    }
+
     #[test]
     fn unread_and_pending_lookups_use_their_partial_indexes() {
         let mut conn = Connection::open_in_memory().unwrap();

@@ -66,6 +66,43 @@ pub struct Contact {
     pub verified: bool,
     /// When the contact was added.
     pub added_at: UnixMillis,
+    /// Whether the user let them in.
+    pub standing: ContactStanding,
+}
+
+/// Whether the user let a contact in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ContactStanding {
+    /// The user added them, or accepted their request: their messages notify with text and
+    /// get receipts.
+    #[default]
+    Accepted,
+    /// They wrote first and the user has not answered: their chat waits in the requests, its
+    /// notifications show no text, and they learn nothing (no receipts) until accepted.
+    Request,
+    /// The user blocked them: what they send is dropped unread.
+    Blocked,
+}
+
+impl ContactStanding {
+    /// The stored code.
+    pub(crate) fn to_sql(self) -> i64 {
+        match self {
+            Self::Accepted => 0,
+            Self::Request => 1,
+            Self::Blocked => 2,
+        }
+    }
+
+    /// From the stored code (anything unknown is treated as blocked: the safe side).
+    pub(crate) fn from_sql(v: i64) -> Self {
+        match v {
+            0 => Self::Accepted,
+            1 => Self::Request,
+            _ => Self::Blocked,
+        }
+    }
 }
 
 /// Stands in for a personal string in `Debug` output: says whether it is there, not what.
@@ -103,6 +140,7 @@ impl fmt::Debug for Contact {
             )
             .field("verified", &self.verified)
             .field("added_at", &self.added_at)
+            .field("standing", &self.standing)
             .finish()
     }
 }
@@ -415,13 +453,14 @@ mod tests {
             identity_key: vec![0xAB; 33],
             verified: true,
             added_at: 9,
+            standing: ContactStanding::Accepted,
         };
         let shown = format!("{c:?}");
         assert_eq!(
             shown,
             "Contact { id: ContactId(3), address: <redacted>, \
              display_name: Some(<redacted>), identity_key: <33 bytes>, verified: true, \
-             added_at: 9 }"
+             added_at: 9, standing: Accepted }"
         );
         let pretty = format!("{c:#?}");
         for secret in ["bob-handle", "Bob Builder", "171"] {

@@ -146,7 +146,7 @@ pub(crate) fn message_from_row(row: MessageRow) -> Result<Message, StoreError> {
 
 /// The columns of a contact, in the order [`contact_row`] reads them.
 pub(crate) const CONTACT_COLUMNS: &str =
-    "id, address, display_name, identity_key, verified, added_at";
+    "id, address, display_name, identity_key, verified, added_at, standing";
 
 /// Reads a contact selected with [`CONTACT_COLUMNS`].
 pub(crate) fn contact_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Contact> {
@@ -157,6 +157,7 @@ pub(crate) fn contact_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Contact> {
         identity_key: r.get(3)?,
         verified: r.get(4)?,
         added_at: r.get(5)?,
+        standing: ContactStanding::from_sql(r.get(6)?),
     })
 }
 
@@ -331,6 +332,53 @@ impl Tx<'_> {
             "address = ?1",
             rusqlite::types::Value::Text(address.to_owned()),
         )
+    }
+
+    /// The contact whose identity key has this Ed25519 signing key (how the relay names a
+    /// sender), through an index: no key is decoded.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn contact_by_signing_key(
+        &self,
+        signing_key: &[u8; 32],
+    ) -> Result<Option<Contact>, StoreError> {
+        self.contact_where(
+            "substr(identity_key, 2, 32) = ?1",
+            rusqlite::types::Value::Blob(signing_key.to_vec()),
+        )
+    }
+
+    /// Sets whether the user lets a contact in. Returns whether the contact exists.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn set_contact_standing(
+        &self,
+        id: ContactId,
+        standing: ContactStanding,
+    ) -> Result<bool, StoreError> {
+        Ok(self.conn.execute(
+            "UPDATE contacts SET standing = ?2 WHERE id = ?1",
+            params![id.0, standing.to_sql()],
+        )? > 0)
+    }
+
+    /// Deletes a contact with their conversations and messages (a declined request).
+    /// Returns whether the contact existed.
+    ///
+    /// # Errors
+    /// A database error.
+    pub fn delete_contact(&self, id: ContactId) -> Result<bool, StoreError> {
+        let deleted = self
+            .conn
+            .execute("DELETE FROM contacts WHERE id = ?1", [id.0])?
+            > 0;
+        if deleted {
+            // Their messages' text lives on in the WAL until a checkpoint.
+            self.text_removed.set(true);
+        }
+        Ok(deleted)
     }
 
     fn contact_where(

@@ -359,6 +359,50 @@ fn conversation_pages_are_newest_first_and_contiguous() {
 }
 
 #[test]
+fn a_sender_is_found_by_signing_key_through_the_index_and_standing_persists() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = new_store(dir.path());
+    // Identity keys as the protocol encodes them: a version byte, then the signing key.
+    let identity = |signing: u8| {
+        let mut k = vec![1u8];
+        k.extend_from_slice(&[signing; 32]);
+        k.extend_from_slice(&[0xEE; 96]);
+        k
+    };
+    let carol = store
+        .write(|tx| tx.observe_identity("carol", &identity(7), 1))
+        .unwrap()
+        .0;
+    store
+        .write(|tx| tx.observe_identity("dave", &identity(8), 1))
+        .unwrap();
+    let found = store
+        .write(|tx| tx.contact_by_signing_key(&[7; 32]))
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id, carol);
+    assert_eq!(found.standing, ContactStanding::Accepted);
+    assert!(
+        store
+            .write(|tx| tx.contact_by_signing_key(&[9; 32]))
+            .unwrap()
+            .is_none()
+    );
+
+    for standing in [ContactStanding::Request, ContactStanding::Blocked] {
+        assert!(
+            store
+                .write(|tx| tx.set_contact_standing(carol, standing))
+                .unwrap()
+        );
+        let c = store.write(|tx| tx.contact(carol)).unwrap().unwrap();
+        assert_eq!(c.standing, standing);
+    }
+    assert!(store.write(|tx| tx.delete_contact(carol)).unwrap());
+    assert!(store.write(|tx| tx.contact(carol)).unwrap().is_none());
+}
+
+#[test]
 fn contact_key_changes_are_recorded_and_reset_verification() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = new_store(dir.path());
