@@ -6,6 +6,7 @@
 mod common;
 
 use std::os::unix::process::ExitStatusExt;
+use std::time::Duration;
 
 use common::Testbed;
 use serde_json::{Value, json};
@@ -15,6 +16,25 @@ fn bodies(history: &[Value]) -> Vec<String> {
         .iter()
         .map(|m| m["body"].as_str().unwrap().to_owned())
         .collect()
+}
+
+#[test]
+#[ignore = "needs a Secret Service keyring; run by scripts/test"]
+fn an_idle_connection_outlives_the_relays_idle_timeout() {
+    // The relay drops a silent connection after a second; the client pings every 200 ms.
+    let t = Testbed::with_relay_args(&["--idle-timeout-ms", "1000"]);
+    t.profile("alice");
+    let mut a = t.session_with_env("alice", &[("LATCH_KEEPALIVE_MS", "200")]);
+    a.wait_event("connection", |e| e["state"] == "online");
+    // Only what happens from now on counts (the first "connecting" came before).
+    a.events.clear();
+    // Time passing is what is under test: three idle timeouts without a drop.
+    let dropped = a.try_wait_event(
+        "connection",
+        |e| e["state"] != "online",
+        Duration::from_millis(3_500),
+    );
+    assert_eq!(dropped, None, "the relay dropped the idle connection");
 }
 
 #[test]

@@ -669,6 +669,13 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         other => other,
     };
     let engine = Engine::new(profiles.open(&profile_name()?)?)?;
+    // For a relay that drops idle connections sooner than the usual two minutes.
+    if let Some(ms) = std::env::var("LATCH_KEEPALIVE_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        engine.set_keepalive_interval(Duration::from_millis(ms));
+    }
     let result = match command {
         Command::Register { handle } => {
             let handle = engine.register(&handle).await?;

@@ -1,6 +1,9 @@
 //! The relay connection: connecting with back-off, serving what the relay pushes, and
 //! acknowledging envelopes once their effects are committed.
 
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
 use latch_relay::api::ClientFrame;
 use tokio::sync::watch;
 
@@ -9,6 +12,13 @@ use crate::profile::{PRIMARY_DEVICE_ID, now_ms};
 use crate::relay::{Inbound, Relay, RelayError};
 
 use super::{ACK_BATCH, ClientError, Engine, SEEN_ENVELOPE_RETENTION_MS, backoff};
+
+/// How often an idle connection pings the relay by default: well inside the relay's
+/// two-minute idle timeout.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+
+/// How often a long-lived connection checks whether the signed prekeys are due to rotate.
+const ROTATION_CHECK_INTERVAL: Duration = Duration::from_secs(3_600);
 
 impl Engine {
     fn set_connection(&self, state: ConnectionState) {
@@ -65,9 +75,28 @@ impl Engine {
         self.inner.outbox_changed.notify_one();
         let mut unacked: Option<u64> = None;
         let mut pending_acks = 0u32;
+        // The relay drops a connection that is silent for a while, and a connection whose
+        // other end vanished (sleep, a NAT dropping state) stays open here until something is
+        // written to it: a ping now and then answers both.
+        let period = self.keepalive_interval();
+        let mut keepalive = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut rotation = tokio::time::interval_at(
+            tokio::time::Instant::now() + ROTATION_CHECK_INTERVAL,
+            ROTATION_CHECK_INTERVAL,
+        );
         loop {
             let item = tokio::select! {
                 item = inbound.recv() => item,
+                _ = keepalive.tick() => {
+                    // Answered, or the connection is gone and the loop reconnects.
+                    relay.request(|req| ClientFrame::Ping { req }).await?;
+                    continue;
+                }
+                _ = rotation.tick() => {
+                    self.rotate_prekeys(&relay).await?;
+                    continue;
+                }
                 _ = stop.changed() => {
                     relay.close().await;
                     return Ok(());
@@ -102,6 +131,19 @@ impl Engine {
                 self.ack(&relay, &mut unacked, &mut pending_acks).await?;
             }
         }
+    }
+
+    /// How often an idle connection pings the relay.
+    fn keepalive_interval(&self) -> Duration {
+        Duration::from_millis(self.inner.keepalive_ms.load(Ordering::Relaxed).max(1))
+    }
+
+    /// Sets how often an idle connection pings the relay: [`KEEPALIVE_INTERVAL`] unless the
+    /// relay drops idle connections sooner than its default of two minutes. Applies from the
+    /// next connection.
+    pub fn set_keepalive_interval(&self, every: Duration) {
+        let ms = u64::try_from(every.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.inner.keepalive_ms.store(ms, Ordering::Relaxed);
     }
 
     pub(super) async fn ack(

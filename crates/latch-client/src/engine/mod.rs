@@ -23,6 +23,7 @@ mod send;
 mod threads;
 mod trust;
 
+pub use connection::KEEPALIVE_INTERVAL;
 pub use trust::SafetyNumber;
 
 use std::sync::Arc;
@@ -158,6 +159,8 @@ struct Inner {
     sweeper: tokio::sync::Mutex<Option<Sweeper>>,
     /// One release of held messages at a time (each claims prekeys and encrypts).
     releasing: tokio::sync::Mutex<()>,
+    /// How often an idle connection pings the relay, in milliseconds.
+    keepalive_ms: std::sync::atomic::AtomicU64,
     /// Collapses the relay's "prekeys low" notices (see `registration`).
     replenish_gate: registration::ReplenishGate,
     /// The engine's tasks, awaited by [`Engine::shutdown`]: each holds the engine (and so the
@@ -236,6 +239,9 @@ impl Engine {
             sweeper: tokio::sync::Mutex::new(Some(sweeper)),
             releasing: tokio::sync::Mutex::new(()),
             replenish_gate: registration::ReplenishGate::default(),
+            keepalive_ms: std::sync::atomic::AtomicU64::new(
+                u64::try_from(KEEPALIVE_INTERVAL.as_millis()).unwrap_or(30_000),
+            ),
             tasks: std::sync::Mutex::new(Vec::new()),
         });
         let engine = Self { inner };

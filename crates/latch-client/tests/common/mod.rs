@@ -43,14 +43,16 @@ pub struct RelayProc {
     /// The relay's metrics listener (kept off its public one).
     metrics_addr: String,
     dir: PathBuf,
+    /// Settings given on top of the test defaults.
+    extra: Vec<String>,
 }
 
 impl RelayProc {
     pub fn start(dir: &Path) -> Self {
-        Self::start_on(dir, "127.0.0.1:0")
+        Self::start_on(dir, "127.0.0.1:0", &[])
     }
 
-    fn start_on(dir: &Path, listen: &str) -> Self {
+    fn start_on(dir: &Path, listen: &str, extra: &[String]) -> Self {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -70,6 +72,7 @@ impl RelayProc {
                 "--database",
             ])
             .arg(dir.join("relay.db"))
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -97,6 +100,7 @@ impl RelayProc {
             addr,
             metrics_addr: metrics_addr.expect("the relay did not report its metrics address"),
             dir: dir.to_owned(),
+            extra: extra.to_vec(),
         }
     }
 
@@ -130,7 +134,7 @@ impl RelayProc {
         loop {
             // The port is free again once the old process is gone; binding can still race
             // with the kernel for a moment, so retry within the bound.
-            match std::panic::catch_unwind(|| Self::start_on(&self.dir, &self.addr)) {
+            match std::panic::catch_unwind(|| Self::start_on(&self.dir, &self.addr, &self.extra)) {
                 Ok(r) => {
                     *self = r;
                     return;
@@ -156,8 +160,14 @@ pub struct Testbed {
 
 impl Testbed {
     pub fn new() -> Self {
+        Self::with_relay_args(&[])
+    }
+
+    /// A testbed whose relay runs with these extra command-line settings.
+    pub fn with_relay_args(args: &[&str]) -> Self {
         let home = tempfile::tempdir().unwrap();
-        let relay = RelayProc::start(home.path());
+        let extra: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let relay = RelayProc::start_on(home.path(), "127.0.0.1:0", &extra);
         Self { home, relay }
     }
 
