@@ -265,7 +265,7 @@ fn report_frames(label: &str, frames: &[(f64, bool)]) {
 
 fn scroll_frames(home: &Path) {
     let artifacts = Artifacts::for_test("bench-desktop").unwrap();
-    let driver = TauriDriver::start_with(&artifacts, home, false).unwrap();
+    let driver = TauriDriver::start(&artifacts, home).unwrap();
     let session = driver.launch_app().unwrap();
     let chat = wait_for("the filled chat", LAUNCH_LIMIT, || {
         Ok(session.try_find("[data-conversation-id]")?)

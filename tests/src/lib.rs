@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+mod proc;
 mod webdriver;
 
 pub use webdriver::{ENTER, Element, Session, WebDriverError};
@@ -12,6 +13,7 @@ use std::net::TcpListener;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -47,6 +49,9 @@ pub enum HarnessError {
     /// `tauri-driver` exited before it listened (every attempt; e.g. its ports were taken).
     #[error("tauri-driver exited before listening; see its log in the artifacts directory")]
     DriverExited,
+    /// The app exited (or its launch thread died) before its WebDriver session was created.
+    #[error("the app exited before its window could be driven; see its output in {0}")]
+    AppExited(PathBuf),
     /// The app binary has not been built.
     #[error(
         "{0} does not exist: build the app first (`cargo build -p latch-desktop`, as scripts/test does)"
@@ -149,6 +154,7 @@ impl Drop for ScreenshotOnFailure<'_> {
 pub struct TauriDriver {
     child: Child,
     port: u16,
+    native_port: u16,
     log: PathBuf,
     app: PathBuf,
     home: PathBuf,
@@ -162,19 +168,6 @@ impl TauriDriver {
     /// # Errors
     /// When the app is not built, the driver cannot start, or it never listens.
     pub fn start(artifacts: &Artifacts, home: &Path) -> Result<Self, HarnessError> {
-        Self::start_with(artifacts, home, true)
-    }
-
-    /// As [`TauriDriver::start`]; `composite: false` leaves the webview in the app's default,
-    /// non-composited mode (benchmarks, which take no screenshots).
-    ///
-    /// # Errors
-    /// As [`TauriDriver::start`].
-    pub fn start_with(
-        artifacts: &Artifacts,
-        home: &Path,
-        composite: bool,
-    ) -> Result<Self, HarnessError> {
         let app = app_binary()?;
         let program =
             std::env::var_os("LATCH_TAURI_DRIVER").unwrap_or_else(|| "tauri-driver".into());
@@ -183,9 +176,11 @@ impl TauriDriver {
         for sub in ["data", "config", "cache"] {
             fs::create_dir_all(home.join(sub)).map_err(io_error("creating the test home"))?;
         }
-        // A port found free can be taken by someone else before the driver binds it (other
-        // tests start drivers, apps and relays at the same time); the driver then exits at
-        // once, and a new pair of ports is tried.
+        // `tauri-driver` takes its two ports on the command line, so they are chosen free
+        // here and bound by the drivers a moment later; another process (other tests start
+        // drivers, apps and relays at the same time) can bind one in between. The attempt
+        // then sees its own driver fail to listen (not another's `/status`), stops it, and
+        // tries a new pair.
         for _ in 0..DRIVER_START_ATTEMPTS {
             let [port, native_port] = free_ports()?;
             let stdout = out
@@ -202,12 +197,9 @@ impl TauriDriver {
                 .env("XDG_DATA_HOME", home.join("data"))
                 .env("XDG_CONFIG_HOME", home.join("config"))
                 .env("XDG_CACHE_HOME", home.join("cache"))
-                // WebKitWebDriver's screenshots stall once pages change in the webview's
-                // non-composited mode (the app's default, to save memory), so tests composite.
-                .env(
-                    "LATCH_WEBVIEW_COMPOSITING",
-                    if composite { "1" } else { "0" },
-                )
+                // The webview as it ships (no GPU compositing), whatever the caller's
+                // environment says.
+                .env_remove("LATCH_WEBVIEW_COMPOSITING")
                 // No camera here: WebKit's mock camera goes through the real permission path.
                 .env("LATCH_WEBVIEW_MOCK_CAMERA", "1")
                 // Its own process group, so teardown reaches WebKitWebDriver and the app too.
@@ -223,40 +215,131 @@ impl TauriDriver {
             let mut driver = Self {
                 child,
                 port,
+                native_port,
                 log: log.clone(),
                 app: app.clone(),
                 home: home.to_path_buf(),
             };
             match driver.wait_until_ready() {
-                Err(HarnessError::DriverExited) => continue,
+                // Dropping it stops whatever of the attempt still runs (a native driver left
+                // listening, for one), so only this attempt's processes remain.
+                Err(HarnessError::DriverExited) => drop(driver),
                 result => return result.map(|()| driver),
             }
         }
         Err(HarnessError::DriverExited)
     }
 
-    /// Ready means WebDriver's `/status` answers through `tauri-driver`, which proxies it to
-    /// WebKitWebDriver: `tauri-driver` listens before the native driver it starts does.
+    /// Ready means both drivers of this attempt listen on their own ports and `/status`
+    /// answers through them. `/status` alone is not enough: a port chosen free can be bound
+    /// by another test's driver first, and its answer would then send this test's session,
+    /// and app, to that driver (which launches apps with the other test's data directory).
     fn wait_until_ready(&mut self) -> Result<(), HarnessError> {
         let deadline = Instant::now() + DRIVER_START_TIMEOUT;
-        while Instant::now() < deadline {
-            if webdriver::is_ready(self.port) {
-                return Ok(());
-            }
+        loop {
             if matches!(self.child.try_wait(), Ok(Some(_))) {
                 return Err(HarnessError::DriverExited);
             }
+            let native = self.native_driver();
+            // WebKitWebDriver exits when its port is taken; tauri-driver never reaps it.
+            if native.is_some_and(|pid| !proc::alive(pid)) {
+                return Err(HarnessError::DriverExited);
+            }
+            if proc::listens(self.child.id(), self.port)
+                && native.is_some_and(|pid| proc::listens(pid, self.native_port))
+                && webdriver::is_ready(self.port)
+            {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(HarnessError::DriverStart(DRIVER_START_TIMEOUT));
+            }
             thread::sleep(POLL_INTERVAL);
         }
-        Err(HarnessError::DriverStart(DRIVER_START_TIMEOUT))
+    }
+
+    /// WebKitWebDriver, the one child `tauri-driver` starts.
+    fn native_driver(&self) -> Option<u32> {
+        proc::children(self.child.id()).into_iter().next()
+    }
+
+    /// The app WebKitWebDriver launched, while it runs.
+    fn launched_app(&self) -> Option<u32> {
+        let name = self.app.file_name()?;
+        let native = self.native_driver()?;
+        proc::children(native)
+            .into_iter()
+            .find(|&pid| proc::alive(pid) && proc::is_program(pid, name))
     }
 
     /// Launches the app and opens a WebDriver session on its main window.
     ///
+    /// WebKitWebDriver answers a new session once the app's webview connects to it, and
+    /// waits for that as long as the app runs: an app that exits first (a start-up error, or
+    /// a second instance for a data directory whose app still runs, which hands over to that
+    /// one and exits) leaves the request hanging until its timeout. So the launch waits for
+    /// the data directory to be free first, and while the request runs it watches the app
+    /// and both drivers and fails as soon as one of them is gone.
+    ///
     /// # Errors
-    /// When the driver refuses the session (typically: the app failed to start; see the log).
+    /// When the driver refuses the session, the app or a driver exits, or the previous app of
+    /// this data directory never lets go of it (see the log).
     pub fn launch_app(&self) -> Result<Session, HarnessError> {
-        Ok(Session::create(self.port, &self.app)?)
+        self.wait_for_data_dir_released(DRIVER_STOP_TIMEOUT)?;
+        let (port, app) = (self.port, self.app.clone());
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let _ = tx.send(Session::create(port, &app));
+        });
+        let mut launched = None;
+        loop {
+            match rx.recv_timeout(POLL_INTERVAL) {
+                Ok(session) => return Ok(session?),
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(HarnessError::AppExited(self.log.clone()));
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            let native_alive = self.native_driver().is_some_and(proc::alive);
+            if !native_alive || !proc::alive(self.child.id()) {
+                return Err(HarnessError::DriverExited);
+            }
+            match (launched, self.launched_app()) {
+                (_, Some(pid)) => launched = Some(pid),
+                (Some(_), None) => return Err(HarnessError::AppExited(self.log.clone())),
+                (None, None) => {}
+            }
+        }
+    }
+
+    /// Waits until no process holds the app's single-instance lock on this data directory:
+    /// the app takes it first thing and the kernel frees it when the app is gone, so this is
+    /// exactly what the next launch needs (a launch that finds it taken hands over and exits).
+    fn wait_for_data_dir_released(&self, timeout: Duration) -> Result<(), HarnessError> {
+        let path = self.home.join("data").join("latch").join("desktop.lock");
+        let Ok(file) = File::open(&path) else {
+            return Ok(()); // never launched here
+        };
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(fs::TryLockError::WouldBlock) => {}
+            Err(fs::TryLockError::Error(e)) => {
+                return Err(io_error(format!("locking {}", path.display()))(e));
+            }
+        }
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            // Returns (and unlocks, dropping the file) when the holder is gone.
+            let _ = tx.send(file.lock());
+        });
+        match rx.recv_timeout(timeout) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(io_error(format!("locking {}", path.display()))(e)),
+            Err(_) => Err(HarnessError::Timeout {
+                what: "the previous app to release its data directory".into(),
+                timeout,
+            }),
+        }
     }
 
     /// Where the driver's and the app's output goes.
@@ -338,20 +421,18 @@ impl Drop for TauriDriver {
         let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.wait();
         // The app may outlive the driver for a moment (it finishes its engine's commits on
-        // SIGTERM); the next launch on the same home must not find it still holding the lock.
-        let deadline = Instant::now() + DRIVER_STOP_TIMEOUT;
-        let mut killed = false;
-        while let Some(pid) = self.app_pid() {
-            if Instant::now() >= deadline + DRIVER_STOP_TIMEOUT {
-                break;
-            }
-            if Instant::now() >= deadline && !killed {
+        // SIGTERM); the next launch on the same home must not find it still holding its data
+        // directory. It gets the grace period, then is killed and waited for.
+        if self
+            .wait_for_data_dir_released(DRIVER_STOP_TIMEOUT)
+            .is_err()
+        {
+            if let Some(pid) = self.app_pid() {
                 let _ = Command::new("kill")
                     .args(["-KILL", &pid.to_string()])
                     .status();
-                killed = true;
             }
-            thread::sleep(POLL_INTERVAL);
+            let _ = self.wait_for_data_dir_released(DRIVER_STOP_TIMEOUT);
         }
     }
 }
@@ -453,7 +534,7 @@ impl Relay {
             .stdout
             .take()
             .ok_or_else(|| io_error("reading the relay's output")(io::Error::other("no pipe")))?;
-        let (tx, rx) = std::sync::mpsc::channel();
+        let (tx, rx) = mpsc::channel();
         thread::spawn(move || {
             use io::BufRead as _;
             for line in io::BufReader::new(stdout).lines() {

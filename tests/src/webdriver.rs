@@ -219,13 +219,49 @@ impl Session {
 
     /// A PNG screenshot of the window.
     ///
+    /// WebKitWebDriver takes it at the webview's next paint. The app ships without GPU
+    /// compositing, and in that mode a page at rest does not paint at all (a focused field
+    /// whose text is selected has no blinking caret), so the request would wait until its
+    /// timeout. While the screenshot is pending, a pixel in the corner changes by one step of
+    /// alpha every animation frame, which makes each frame paint; it is removed afterwards.
+    ///
     /// # Errors
     /// When the driver fails or answers something that is not base64.
     pub fn screenshot(&self) -> Result<Vec<u8>, WebDriverError> {
-        let value = self.command("GET", "/screenshot", None)?;
-        decode_png(&value, "screenshot")
+        self.execute(PAINT_WHILE_WAITING, json!([true]))?;
+        let shot = self.command("GET", "/screenshot", None);
+        let stopped = self.execute(PAINT_WHILE_WAITING, json!([false]));
+        let png = decode_png(&shot?, "screenshot")?;
+        stopped?;
+        Ok(png)
     }
 }
+
+/// Starts (`true`) or stops (`false`) a paint in every animation frame: a 1-pixel element in
+/// the top-left corner whose background alternates between transparent and the faintest
+/// alpha a pixel can hold.
+const PAINT_WHILE_WAITING: &str = r"const [on] = arguments;
+    const state = window.__latchE2ePaint ??= { element: null };
+    if (!on) {
+      state.element?.remove();
+      state.element = null;
+      return;
+    }
+    if (state.element) return;
+    const element = document.createElement('div');
+    element.setAttribute('aria-hidden', 'true');
+    element.style.cssText =
+      'position:fixed;left:0;top:0;width:1px;height:1px;pointer-events:none;z-index:2147483647';
+    document.documentElement.append(element);
+    state.element = element;
+    let faint = false;
+    const frame = () => {
+      if (state.element !== element) return;
+      faint = !faint;
+      element.style.background = faint ? 'rgba(0, 0, 0, 0.004)' : 'transparent';
+      requestAnimationFrame(frame);
+    };
+    requestAnimationFrame(frame);";
 
 fn decode_png(value: &Value, command: &str) -> Result<Vec<u8>, WebDriverError> {
     let encoded = value
