@@ -17,7 +17,6 @@ const COMMANDS: &[&str] = &[
     "delete_message",
     "set_timer",
     "save_draft",
-    "contacts",
     "start_chat",
     "safety_number",
     "verify_qr_image",

@@ -249,36 +249,6 @@ pub(crate) async fn save_draft(
     .await
 }
 
-/// A contact as the UI lists it.
-#[derive(Debug, Serialize)]
-pub(crate) struct ContactView {
-    id: i64,
-    handle: String,
-    verified: bool,
-    key_change_pending: bool,
-}
-
-/// Every contact.
-#[tauri::command]
-pub(crate) async fn contacts(
-    latch: State<'_, SharedLatch>,
-) -> Result<Vec<ContactView>, CommandError> {
-    with_engine(&latch, |e| {
-        e.contacts()?
-            .into_iter()
-            .map(|c| {
-                Ok(ContactView {
-                    id: c.id.0,
-                    key_change_pending: e.key_change_pending(c.id)?,
-                    handle: c.address,
-                    verified: c.verified,
-                })
-            })
-            .collect()
-    })
-    .await
-}
-
 /// Starts a chat with `handle`: standard (reopened if it exists) or, with the lock toggle on,
 /// a new secret chat with its timer. An unknown handle is looked up on the relay first.
 #[tauri::command]
@@ -382,20 +352,13 @@ pub(crate) async fn verify_qr_image(
     with_engine(&latch, move |e| {
         let result = match e.verify_image(ContactId(contact_id), &bytes) {
             Ok(true) => ScanOutcome::Verified,
-    key: String,
             Ok(false) => ScanOutcome::Mismatch,
-    if key.len() > MAX_KEY_NAME_LEN {
-        return Err(CommandError::BAD_KEY);
-    }
             Err(latch_client::ClientError::Qr(_)) => ScanOutcome::NoCode,
             Err(other) => return Err(other.into()),
         };
         Ok(ScanResult { result })
     })
     .await
-/// A contact key as the UI names it: 64 hex digits.
-const MAX_KEY_NAME_LEN: usize = 64;
-
 }
 
 /// Marks a contact verified after the user compared `digits` (the 60 digits the screen
@@ -413,17 +376,25 @@ pub(crate) async fn mark_verified(
     .await
 }
 
-/// Accepts a contact's new identity key: held secret-chat messages are released.
+/// Accepts a contact's new identity key, the one the banner announced (`key`): held
+/// secret-chat messages are released. A key that changed again since is refused.
 #[tauri::command]
 pub(crate) async fn accept_key_change(
     latch: State<'_, SharedLatch>,
     contact_id: i64,
+    key: String,
 ) -> Result<(), CommandError> {
+    if key.len() > MAX_KEY_NAME_LEN {
+        return Err(CommandError::BAD_KEY);
+    }
     Ok(latch
         .engine()?
         .accept_key_change(ContactId(contact_id), &key)
         .await?)
 }
+
+/// A contact key as the UI names it: 64 hex digits.
+const MAX_KEY_NAME_LEN: usize = 64;
 
 /// Full-text search over standard chats (secret chats are never indexed).
 #[tauri::command]

@@ -19,7 +19,6 @@ const ALLOWED_COMMANDS = new Set([
   "delete_message",
   "set_timer",
   "save_draft",
-  "contacts",
   "start_chat",
   "safety_number",
   "verify_qr_image",

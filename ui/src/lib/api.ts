@@ -3,7 +3,6 @@
 // as Tauri maps them onto the shell's snake_case parameters.
 import { Channel, invoke, type InvokeArgs } from "@tauri-apps/api/core";
 import type {
-  ContactView,
   ConversationView,
   MarkVerifiedArgs,
   Me,
@@ -164,11 +163,6 @@ export function saveDraft(conversationId: number, text: string): Promise<boolean
   return call<boolean>("save_draft", { conversationId, text });
 }
 
-/** Every contact. */
-export function contacts(): Promise<ContactView[]> {
-  return call<ContactView[]>("contacts");
-}
-
 /** Opens a chat with `handle`, adding the contact if new; a standard chat is reused, not duplicated. */
 export function startChat(handle: string, secret: boolean, timerSecs: number | null): Promise<ConversationView> {
   return call<ConversationView>("start_chat", { handle, secret, timerSecs }, RELAY_COMMAND_TIMEOUT_MS);
@@ -250,7 +244,6 @@ export const COMMANDS = [
   "delete_message",
   "set_timer",
   "save_draft",
-  "contacts",
   "start_chat",
   "safety_number",
   "verify_qr_image",

@@ -35,27 +35,12 @@ export interface ConversationView {
   draft: string | null;
 }
 
-/** A contact as `contacts` lists them. */
-export interface ContactView {
-  id: number;
-  handle: string;
-  verified: boolean;
-  key_change_pending: boolean;
-}
-
 /** The profile this device runs as. */
 export interface Me {
   name: string;
   /** The relay handle; null until one is registered. */
   handle: string | null;
   relay_url: string;
-/** A key change the user has not accepted yet, as its banner shows it. */
-export interface KeyChange {
-  was_verified: boolean;
-  /** The new key (hex), sent back when the user accepts it. */
-  key: string;
-}
-
 }
 
 /** What the shell finds at start-up: no profile yet, a passphrase-locked one, or one ready. */
@@ -63,6 +48,13 @@ export type Startup =
   | { state: "new"; default_relay_url: string; keyring: boolean }
   | { state: "locked"; name: string }
   | { state: "ready"; me: Me };
+
+/** A key change the user has not accepted yet, as its banner shows it. */
+export interface KeyChange {
+  was_verified: boolean;
+  /** The new key (hex), sent back when the user accepts it. */
+  key: string;
+}
 
 export interface SafetyNumberView {
   /** 60 digits; `mark_verified` sends back the ones the user compared. */

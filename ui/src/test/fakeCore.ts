@@ -5,7 +5,6 @@
 import { mockIPC } from "@tauri-apps/api/mocks";
 import type { Channel } from "@tauri-apps/api/core";
 import type {
-  ContactView,
   ConversationView,
   Me,
   MessageView,
@@ -14,6 +13,14 @@ import type {
   Startup,
   UiEvent,
 } from "../lib/types";
+
+/** A contact as the fake core keeps it (the shell has no command that lists contacts). */
+interface FakeContact {
+  id: number;
+  handle: string;
+  verified: boolean;
+  key_change_pending: boolean;
+}
 
 export const ME: Me = { name: "me", handle: "me.test", relay_url: "wss://relay.test" };
 
@@ -32,6 +39,7 @@ export function conversation(id: number, extra: Partial<ConversationView> = {}):
     unread: 0,
     last_message: null,
     key_change_pending: false,
+    contact_key: `key${extra.contact_id ?? id}`,
     draft: null,
     ...extra,
   };
@@ -39,7 +47,6 @@ export function conversation(id: number, extra: Partial<ConversationView> = {}):
 
 export function message(id: number, conversation_id: number, extra: Partial<MessageView> = {}): MessageView {
   return {
-    contact_key: `key${extra.contact_id ?? id}`,
     id,
     conversation_id,
     direction: "incoming",
@@ -90,7 +97,7 @@ export class FakeCore {
   knownHandles = new Set<string>(["ada", "bob", "cy"]);
   conversations: ConversationView[] = [];
   messages: MessageView[] = [];
-  contacts: ContactView[] = [];
+  contacts: FakeContact[] = [];
   safety = new Map<number, SafetyNumberReport>();
   qrResult: QrVerifyResult = "verified";
   calls: Call[] = [];
@@ -219,8 +226,6 @@ export class FakeCore {
         c.disappear_after_secs = args.seconds as number | null;
         return null;
       }
-      case "contacts":
-        return this.contacts;
       case "start_chat": {
         const handle = String(args.handle);
         if (!this.knownHandles.has(handle)) throw fail("not_found", "Nobody has that handle.");
