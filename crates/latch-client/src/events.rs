@@ -1,7 +1,9 @@
 //! What the engine tells a UI: events as they happen, and views of stored rows. Both
 //! serialize to JSON (the CLI prints them; the desktop shell forwards them to the webview).
 
-use latch_store::{Conversation, ConversationKind, Direction, Message, MessageStatus};
+use latch_store::{
+    ContactStanding, Conversation, ConversationKind, Direction, Message, MessageStatus,
+};
 use serde::Serialize;
 
 /// The relay connection's state.
@@ -118,10 +120,22 @@ pub struct ConversationView {
     /// The contact's current key (hex of its signing key), which accepting a pending
     /// change accepts.
     pub contact_key: String,
+    /// `accepted`; `request` while the contact wrote first and the user has not answered
+    /// (no text in notifications, nothing can be sent); `blocked`.
+    pub standing: &'static str,
     /// The unsent text kept for this chat (standard chats only; see `Engine::save_draft`).
     pub draft: Option<String>,
     /// The newest message, if any.
     pub last_message: Option<MessageView>,
+}
+
+/// How a contact's standing is named to the UI.
+pub fn standing_name(s: ContactStanding) -> &'static str {
+    match s {
+        ContactStanding::Accepted => "accepted",
+        ContactStanding::Request => "request",
+        _ => "blocked",
+    }
 }
 
 /// `standard` or `secret`.
@@ -190,6 +204,18 @@ pub enum Event {
     },
     /// Everything queued while offline has been received.
     Synced,
+    /// The user accepted, blocked or unblocked a contact: their chats changed standing.
+    ContactStanding {
+        /// The contact.
+        contact_id: i64,
+        /// `accepted`, `request` or `blocked`.
+        standing: &'static str,
+    },
+    /// A contact and their chats were deleted (a declined message request).
+    ContactRemoved {
+        /// The contact.
+        contact_id: i64,
+    },
     /// The relay ran low on this device's one-time prekeys; a fresh batch was published.
     PrekeysReplenished {
         /// How many.

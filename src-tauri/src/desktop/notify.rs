@@ -30,8 +30,15 @@ pub(crate) struct Notice {
 impl Notice {
     /// The notification for an incoming message. Secret chats show neither text nor sender;
     /// a disappearing message in a standard chat shows the sender but not the text, which
-    /// would otherwise outlive the message on screen.
+    /// would otherwise outlive the message on screen. A message request (someone the user
+    /// never added, writing first) shows neither: a stranger chooses both.
     pub(crate) fn for_message(conversation: &ConversationView, message: &MessageView) -> Self {
+        if conversation.standing != "accepted" {
+            return Self {
+                summary: "Latch".to_owned(),
+                body: "New message request".to_owned(),
+            };
+        }
         if conversation.kind == "secret" {
             return Self {
                 summary: "Latch".to_owned(),
@@ -291,6 +298,7 @@ mod tests {
             unread: 1,
             key_change_pending: false,
             contact_key: "ab".repeat(32),
+            standing: "accepted",
             draft: None,
             last_message: None,
         }
@@ -318,6 +326,20 @@ mod tests {
         );
         assert!(!n.body.contains("meet") && !n.summary.contains("meet"));
         assert!(!n.summary.contains("bob") && !n.body.contains("bob"));
+    }
+
+    #[test]
+    fn a_message_request_notification_shows_neither_text_nor_sender() {
+        let request = ConversationView {
+            standing: "request",
+            ..conversation("standard", None)
+        };
+        let n = Notice::for_message(&request, &message("click my link", None));
+        assert_eq!(n.body, "New message request");
+        assert!(
+            !n.summary.contains("bob") && !n.body.contains("click"),
+            "{n:?}"
+        );
     }
 
     #[test]

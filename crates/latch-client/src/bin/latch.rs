@@ -161,6 +161,26 @@ enum Command {
         /// `safety-number`. Refused if the contact's key changed again since.
         key: String,
     },
+    /// Accept a message request from someone who wrote first.
+    Accept {
+        /// Their handle.
+        handle: String,
+    },
+    /// Decline a message request: deletes the contact and their chats.
+    Decline {
+        /// Their handle.
+        handle: String,
+    },
+    /// Block a contact: what they send is dropped unread.
+    Block {
+        /// Their handle.
+        handle: String,
+    },
+    /// Unblock a contact.
+    Unblock {
+        /// Their handle.
+        handle: String,
+    },
     /// Search standard chats (secret chats are never indexed).
     Search {
         /// The words.
@@ -288,6 +308,11 @@ enum Request {
     AcceptKey {
         handle: String,
         key: String,
+    },
+    /// `change`: `accept`, `decline`, `block` or `unblock`.
+    Standing {
+        handle: String,
+        change: String,
     },
     Search {
         query: String,
@@ -423,6 +448,21 @@ async fn execute(engine: &Engine, req: Request) -> Result<Value, CliError> {
                 (None, None) => return Err(CliError::Usage("give a payload or --image".into())),
             };
             json!({ "verified": verified })
+        }
+        Request::Standing { handle, change } => {
+            let id = contact(&handle)?;
+            match change.as_str() {
+                "accept" => engine.accept_request(id)?,
+                "decline" => engine.decline_request(id)?,
+                "block" => engine.block(id)?,
+                "unblock" => engine.unblock(id)?,
+                _ => {
+                    return Err(CliError::Usage(
+                        "change is accept, decline, block or unblock".into(),
+                    ));
+                }
+            }
+            json!({ "contact": handle, "change": change })
         }
         Request::AcceptKey { handle, key } => {
             engine.accept_key_change(contact(&handle)?, &key).await?;
@@ -588,6 +628,22 @@ fn to_request(command: Command) -> Result<Request, Command> {
             image,
         },
         Command::AcceptKey { handle, key } => Request::AcceptKey { handle, key },
+        Command::Accept { handle } => Request::Standing {
+            handle,
+            change: "accept".into(),
+        },
+        Command::Decline { handle } => Request::Standing {
+            handle,
+            change: "decline".into(),
+        },
+        Command::Block { handle } => Request::Standing {
+            handle,
+            change: "block".into(),
+        },
+        Command::Unblock { handle } => Request::Standing {
+            handle,
+            change: "unblock".into(),
+        },
         Command::Search { query } => Request::Search { query },
         other => return Err(other),
     })

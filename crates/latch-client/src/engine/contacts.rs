@@ -2,10 +2,12 @@
 
 use latch_protocol::{ProtocolAddress, session};
 use latch_relay::api::{self, ClientFrame, Response};
-use latch_store::{Contact, ContactId, ConversationKind, StoreError, Tx, UnixMillis};
+use latch_store::{
+    Contact, ContactId, ContactStanding, ConversationKind, StoreError, Tx, UnixMillis,
+};
 use rand_core::OsRng;
 
-use crate::events::Event;
+use crate::events::{Event, standing_name};
 use crate::prekeys::{self};
 use crate::profile::now_ms;
 use crate::protocol_store::TxProtocolStore;
@@ -108,6 +110,14 @@ impl Engine {
             let mut events = Vec::new();
             let contact =
                 self.start_sessions(tx, handle, STANDARD_THREAD, &bundles, key, now, &mut events)?;
+            // Adding someone is letting them in, whatever they were before.
+            if contact.standing != ContactStanding::Accepted {
+                tx.set_contact_standing(contact.id, ContactStanding::Accepted)?;
+                events.push(Event::ContactStanding {
+                    contact_id: contact.id.0,
+                    standing: standing_name(ContactStanding::Accepted),
+                });
+            }
             if tx.standard_conversation(contact.id)?.is_none() {
                 tx.create_conversation(contact.id, ConversationKind::Standard, None, now)?;
             }

@@ -10,7 +10,7 @@
 //! One concern per file, each an `impl Engine` block over the shared state kept here:
 //! `registration` (the relay account and this device's prekeys), `connection` (the relay
 //! link and what it pushes), `receive` (envelope → decrypt → store), `send` (encrypting into
-//! the outbox, held messages, edits and deletes), `outbox` (the pump), `contacts`, `threads`
+//! the outbox, held messages, edits and deletes), `outbox` (the pump), `contacts`, `requests` (message requests and blocking), `threads`
 //! (standard and secret chats, drafts, timers, read state) and `trust` (safety numbers and
 //! key changes).
 
@@ -19,6 +19,7 @@ mod contacts;
 mod outbox;
 mod receive;
 mod registration;
+mod requests;
 mod send;
 mod threads;
 mod trust;
@@ -130,6 +131,13 @@ pub enum ReceiveError {
     /// envelope is not acknowledged and comes again after reconnecting.
     #[error("the sender could not be checked now; will retry")]
     Retry,
+    /// A first message for an existing secret chat came from a key the user has not
+    /// accepted: a secret chat stays with the key it started with.
+    #[error("a secret chat message came from the contact's new, unaccepted key")]
+    SecretChatRekeyed,
+    /// The sender is blocked: dropped unread, and reported nowhere.
+    #[error("envelope from a blocked contact")]
+    Blocked,
     /// The store failed; the envelope is not acknowledged and will come again.
     #[error("store failed: {0}")]
     Store(#[from] StoreError),

@@ -4,8 +4,8 @@
 use latch_protocol::{CiphertextMessage, ProtocolAddress, session};
 use latch_relay::api::{self, ClientFrame, DeliveredEnvelope, ErrorCode, Response};
 use latch_store::{
-    Contact, Conversation, ConversationKind, Direction, MessageId, MessageStatus, NewMessage,
-    StoreError, Tx, UnixMillis,
+    Contact, ContactStanding, Conversation, ConversationKind, Direction, MessageId, MessageStatus,
+    NewMessage, StoreError, Tx, UnixMillis,
 };
 use rand_core::OsRng;
 
@@ -15,9 +15,9 @@ use crate::protocol_store::TxProtocolStore;
 use crate::relay::{Relay, RelayError};
 use crate::wire::{Content, ReceiptKind, Sealed, ThreadTag, WireError};
 
-use super::{key_name, 
+use super::{
     Engine, ReceiveError, TIMER_PRESETS, TIMER_RANGE, TIMER_SET_BY_CONTACT,
-    UNREAD_DISAPPEARING_LIMIT_MS, forget_secret_sessions, relay_key, session_address,
+    UNREAD_DISAPPEARING_LIMIT_MS, forget_secret_sessions, key_name, session_address,
     timer_setter_key,
 };
 
@@ -35,6 +35,14 @@ enum Received {
 /// The reason a receiving transaction is rolled back on purpose: the message decrypted but
 /// must not count (altered thread tag, undecodable content), so the ratchet must not move.
 const REJECTED: &str = "envelope rejected after decryption";
+
+/// Likewise, for a message on a session whose contact was deleted.
+const NO_CONTACT: &str = "session without a contact";
+
+/// Likewise, for a first message from a key the user has not accepted that names an existing
+/// secret chat: a secret chat belongs to the key it started with, so nothing of it is shown
+/// and the one-time prekey it used is not spent.
+const SECRET_CHAT_REKEYED: &str = "secret chat message from an unaccepted key";
 
 impl Engine {
     /// Processes one envelope. Returns `false` when it must not be acknowledged (the store
@@ -55,6 +63,8 @@ impl Engine {
                 true
             }
             Received::Duplicate => true,
+            // Said nowhere: a blocked sender learns nothing and the user sees nothing.
+            Received::Dropped(ReceiveError::Blocked) => true,
             Received::Dropped(ReceiveError::Store(e)) => {
                 tracing::warn!(error = %e, "store failed while receiving");
                 false
@@ -71,19 +81,21 @@ impl Engine {
     }
 
     /// Finds the contact an envelope comes from, introducing a new one (or a changed key)
-    /// when a prekey message names a handle the directory confirms.
+    /// when a prekey message names a handle the directory confirms. A blocked contact's
+    /// envelopes stop here, before any decryption.
     async fn resolve_sender(
         &self,
         relay: &Relay,
         from: &[u8; 32],
         sealed: &Sealed,
     ) -> Result<String, ReceiveError> {
-        let known = self.write(|tx| {
-            Ok(tx
-                .contacts()?
-                .into_iter()
-                .find(|c| relay_key(c).is_ok_and(|k| k == *from)))
-        })?;
+        let known = self.write(|tx| tx.contact_by_signing_key(from))?;
+        if known
+            .as_ref()
+            .is_some_and(|c| c.standing == ContactStanding::Blocked)
+        {
+            return Err(ReceiveError::Blocked);
+        }
         // A prekey message carries the sender's whole identity: it must be the relay-checked
         // sender's, whoever the sender is.
         if let CiphertextMessage::PreKey(m) = &sealed.message
@@ -107,7 +119,14 @@ impl Engine {
             .request(|req| ClientFrame::LookupHandle { req, handle: h })
             .await
         {
-            Ok(Response::Handle { identity_key, .. }) if identity_key.0 == *from => Ok(handle),
+            Ok(Response::Handle { identity_key, .. }) if identity_key.0 == *from => {
+                // A blocked person stays blocked under a new key.
+                let existing = self.write(|tx| tx.contact_by_address(&handle))?;
+                if existing.is_some_and(|c| c.standing == ContactStanding::Blocked) {
+                    return Err(ReceiveError::Blocked);
+                }
+                Ok(handle)
+            }
             // A clear answer: the handle is someone else's, or nobody's.
             Ok(Response::Handle { .. }) | Err(RelayError::Refused(ErrorCode::NotFound)) => {
                 Err(ReceiveError::HandleMismatch)
@@ -131,6 +150,8 @@ impl Engine {
             if !tx.mark_envelope_seen(&from, &env.id.0, now)? {
                 return Ok(Received::Duplicate);
             }
+            // Someone the user never added who writes first waits as a message request.
+            let stranger = tx.contact_by_address(&address)?.is_none();
             let protocol_address =
                 ProtocolAddress::new(session_address(&address, sealed.thread), env.from.device_id);
             let mut store = TxProtocolStore::new(tx, &identity, now);
@@ -153,9 +174,23 @@ impl Engine {
                 // Roll back: the ratchet must not move for a message that does not count.
                 Ok(_) | Err(_) => return Err(StoreError::Invalid(REJECTED)),
             };
-            let contact = tx
-                .contact_by_address(&address)?
-                .ok_or(StoreError::NotFound("contact"))?;
+            // A session can outlive its contact (one deleted while their messages were on the
+            // way): drop such a message rather than fail the store and retry it forever.
+            let Some(mut contact) = tx.contact_by_address(&address)? else {
+                return Err(StoreError::Invalid(NO_CONTACT));
+            };
+            if stranger {
+                tx.set_contact_standing(contact.id, ContactStanding::Request)?;
+                contact.standing = ContactStanding::Request;
+            }
+            if !sealed.thread.is_standard()
+                && (!key_changes.is_empty() || tx.key_change_pending(contact.id)?)
+                && tx
+                    .conversation_by_thread(contact.id, &sealed.thread.0)?
+                    .is_some()
+            {
+                return Err(StoreError::Invalid(SECRET_CHAT_REKEYED));
+            }
             let mut events = Vec::new();
             for k in key_changes {
                 forget_secret_sessions(tx, &contact)?;
@@ -171,6 +206,12 @@ impl Engine {
         });
         match received {
             Ok(r) => Ok(r),
+            Err(StoreError::Invalid(NO_CONTACT)) => {
+                Ok(Received::Dropped(ReceiveError::UnknownSender))
+            }
+            Err(StoreError::Invalid(SECRET_CHAT_REKEYED)) => {
+                Ok(Received::Dropped(ReceiveError::SecretChatRekeyed))
+            }
             Err(StoreError::Invalid(REJECTED)) => Ok(Received::Dropped(ReceiveError::Malformed(
                 WireError::ThreadMismatch,
             ))),
@@ -268,11 +309,14 @@ impl Engine {
                     remote_id: Some(id),
                     expire_after_secs: timer,
                 })?;
-                let receipt = Content::Receipt {
-                    kind: ReceiptKind::Delivered,
-                    ids: vec![id],
-                };
-                self.queue_content(tx, contact, &conv, &receipt, None, now)?;
+                // A request learns nothing until accepted, not even that this device is on.
+                if contact.standing == ContactStanding::Accepted {
+                    let receipt = Content::Receipt {
+                        kind: ReceiptKind::Delivered,
+                        ids: vec![id],
+                    };
+                    self.queue_content(tx, contact, &conv, &receipt, None, now)?;
+                }
                 if let Some(m) = tx.message(mid)? {
                     events.push(Event::Message {
                         message: MessageView::from(&m),

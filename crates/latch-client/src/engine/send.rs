@@ -3,8 +3,8 @@
 
 use latch_protocol::{CiphertextMessage, ProtocolAddress, session};
 use latch_store::{
-    Contact, Conversation, ConversationId, Direction, Message, MessageId, MessageStatus,
-    NewMessage, StoreError, Tx, UnixMillis,
+    Contact, ContactStanding, Conversation, ConversationId, Direction, Message, MessageId,
+    MessageStatus, NewMessage, StoreError, Tx, UnixMillis,
 };
 
 use crate::events::{Event, MessageView};
@@ -84,6 +84,7 @@ impl Engine {
         content: &Content,
         now: UnixMillis,
     ) -> Result<(), StoreError> {
+        Self::refuse_unless_accepted(contact)?;
         if Self::is_held(tx, conv)? {
             return Err(StoreError::Invalid(
                 "the contact's safety number changed: accept the new key first",
@@ -101,6 +102,18 @@ impl Engine {
     /// contact's new key the user has not accepted yet.
     fn is_held(tx: &Tx<'_>, conv: &Conversation) -> Result<bool, StoreError> {
         Ok(!conv.kind.is_searchable() && tx.key_change_pending(conv.contact_id)?)
+    }
+
+    /// Refuses to send to someone the user has not let in: a message request waits for an
+    /// answer, and a blocked contact gets nothing.
+    pub(super) fn refuse_unless_accepted(contact: &Contact) -> Result<(), StoreError> {
+        match contact.standing {
+            ContactStanding::Accepted => Ok(()),
+            ContactStanding::Request => Err(StoreError::Invalid(
+                "accept the message request before you reply",
+            )),
+            _ => Err(StoreError::Invalid("unblock the contact before you write")),
+        }
     }
 
     pub(super) fn conversation_and_contact(
@@ -138,6 +151,7 @@ impl Engine {
         let now = now_ms();
         let view = self.write(|tx| {
             let (conv, contact) = Self::conversation_and_contact(tx, conversation)?;
+            Self::refuse_unless_accepted(&contact)?;
             let timer = conv.disappear_after_secs;
             let mid = tx.insert_message(&NewMessage {
                 conversation_id: conv.id,
@@ -207,7 +221,7 @@ impl Engine {
                 Self::is_held(tx, &conv)?,
             ))
         })?;
-        if held.is_empty() || blocked {
+        if held.is_empty() || blocked || contact.standing != ContactStanding::Accepted {
             return Ok(());
         }
         let thread = self.write(|tx| thread_of(tx, conv))?;

@@ -3,17 +3,17 @@
 
 use latch_relay::api::{self};
 use latch_store::{
-    ContactId, Conversation, ConversationId, ConversationKind, MessageId, MessageStatus,
-    PageCursor, StoreError, Tx,
+    ContactId, ContactStanding, Conversation, ConversationId, ConversationKind, MessageId,
+    MessageStatus, PageCursor, StoreError, Tx,
 };
 
-use crate::events::{ConversationView, Event, MessageView, kind_name};
+use crate::events::{ConversationView, Event, MessageView, kind_name, standing_name};
 use crate::profile::{PRIMARY_DEVICE_ID, now_ms};
 use crate::wire::{Content, ReceiptKind, ThreadTag};
 
-use super::{key_name, 
-    ClientError, Engine, MAX_DRAFT_BYTES, TIMER_SET_BY_ME, draft_key, relay_key, timer_setter_key,
-    validate_timer,
+use super::{
+    ClientError, Engine, MAX_DRAFT_BYTES, TIMER_SET_BY_ME, draft_key, key_name, relay_key,
+    timer_setter_key, validate_timer,
 };
 
 impl Engine {
@@ -41,9 +41,20 @@ impl Engine {
         timer_secs: u32,
     ) -> Result<ConversationId, ClientError> {
         validate_timer(Some(timer_secs))?;
-        let c = self
-            .write(|tx| tx.contact(contact))?
-            .ok_or(ClientError::NotFound("contact"))?;
+        let c = self.write(|tx| {
+            let c = tx
+                .contact(contact)?
+                .ok_or(StoreError::NotFound("contact"))?;
+            Self::refuse_unless_accepted(&c)?;
+            // A secret chat starts only with a key the user accepted: the first thing it sends
+            // (its timer) would otherwise go to a key nobody looked at.
+            if tx.key_change_pending(c.id)? {
+                return Err(StoreError::Invalid(
+                    "the contact's safety number changed: accept the new key first",
+                ));
+            }
+            Ok(c)
+        })?;
         let relay = self.current_relay().await?;
         let key = relay_key(&c)?;
         let bundles = self.claim_bundles(&relay, key).await?;
@@ -217,6 +228,12 @@ impl Engine {
                 }
                 ids.extend(m.remote_id);
             }
+            // A request learns nothing until accepted, not even that its message was read.
+            let ids = if contact.standing == ContactStanding::Accepted {
+                ids
+            } else {
+                Vec::new()
+            };
             for chunk in ids.chunks(api::MAX_ACK_IDS) {
                 let receipt = Content::Receipt {
                     kind: ReceiptKind::Read,
@@ -273,6 +290,7 @@ fn conversation_view(
         unread: tx.unread_messages(conv.id)?.len(),
         key_change_pending: tx.key_change_pending(contact.id)?,
         contact_key: key_name(&contact.identity_key)?,
+        standing: standing_name(contact.standing),
         draft: match conv.kind {
             ConversationKind::Standard => tx.setting(&draft_key(conv.id))?,
             ConversationKind::Secret { .. } => None,

@@ -124,7 +124,9 @@ impl Engine {
         shown_key: &str,
     ) -> Result<(), ClientError> {
         let accepted = self.write(|tx| {
-            let c = tx.contact(contact)?.ok_or(StoreError::NotFound("contact"))?;
+            let c = tx
+                .contact(contact)?
+                .ok_or(StoreError::NotFound("contact"))?;
             if !key_name(&c.identity_key)?.eq_ignore_ascii_case(shown_key.trim()) {
                 return Ok(false);
             }

@@ -1,0 +1,103 @@
+//! Message requests and blocking: someone the user never added who writes first waits in the
+//! requests until the user accepts, declines or blocks them; a blocked contact's envelopes are
+//! dropped before decryption (see `receive`).
+
+use latch_store::{ContactId, ContactStanding, StoreError};
+
+use crate::events::{Event, standing_name};
+
+use super::{ClientError, Engine, forget_secret_sessions};
+
+impl Engine {
+    /// Accepts a message request: the contact's chats become ordinary chats (replies,
+    /// receipts, notification text).
+    ///
+    /// # Errors
+    /// `NotFound`; [`ClientError::Invalid`] when the contact is not a request.
+    pub fn accept_request(&self, contact: ContactId) -> Result<(), ClientError> {
+        self.change_standing(contact, ContactStanding::Request, ContactStanding::Accepted)
+    }
+
+    /// Declines a message request: the contact, their chats and their sessions are deleted.
+    /// What their device sends on that session afterwards cannot be read and is dropped; a
+    /// new first message from them (a new session) is a new request.
+    ///
+    /// # Errors
+    /// `NotFound`; [`ClientError::Invalid`] when the contact is not a request.
+    pub fn decline_request(&self, contact: ContactId) -> Result<(), ClientError> {
+        self.write(|tx| {
+            let c = tx
+                .contact(contact)?
+                .ok_or(StoreError::NotFound("contact"))?;
+            if c.standing != ContactStanding::Request {
+                return Err(StoreError::Invalid("that chat is not a message request"));
+            }
+            forget_secret_sessions(tx, &c)?;
+            tx.delete_sessions(&c.address, None)?;
+            tx.delete_contact(c.id)?;
+            Ok(())
+        })?;
+        self.emit(Event::ContactRemoved {
+            contact_id: contact.0,
+        });
+        Ok(())
+    }
+
+    /// Blocks a contact (a request or anyone else): what they send from now on is dropped
+    /// unread, and nothing can be sent to them.
+    ///
+    /// # Errors
+    /// `NotFound`.
+    pub fn block(&self, contact: ContactId) -> Result<(), ClientError> {
+        self.set_standing(contact, ContactStanding::Blocked)
+    }
+
+    /// Unblocks a contact: they are an ordinary contact again.
+    ///
+    /// # Errors
+    /// `NotFound`; [`ClientError::Invalid`] when the contact is not blocked.
+    pub fn unblock(&self, contact: ContactId) -> Result<(), ClientError> {
+        self.change_standing(contact, ContactStanding::Blocked, ContactStanding::Accepted)
+    }
+
+    fn change_standing(
+        &self,
+        contact: ContactId,
+        from: ContactStanding,
+        to: ContactStanding,
+    ) -> Result<(), ClientError> {
+        self.write(|tx| {
+            let c = tx
+                .contact(contact)?
+                .ok_or(StoreError::NotFound("contact"))?;
+            if c.standing != from {
+                return Err(StoreError::Invalid(match from {
+                    ContactStanding::Request => "that chat is not a message request",
+                    _ => "that contact is not blocked",
+                }));
+            }
+            tx.set_contact_standing(contact, to).map(drop)
+        })?;
+        self.standing_changed(contact, to);
+        Ok(())
+    }
+
+    fn set_standing(&self, contact: ContactId, to: ContactStanding) -> Result<(), ClientError> {
+        if !self.write(|tx| tx.set_contact_standing(contact, to))? {
+            return Err(ClientError::NotFound("contact"));
+        }
+        self.standing_changed(contact, to);
+        Ok(())
+    }
+
+    fn standing_changed(&self, contact: ContactId, standing: ContactStanding) {
+        self.emit(Event::ContactStanding {
+            contact_id: contact.0,
+            standing: standing_name(standing),
+        });
+        if standing == ContactStanding::Accepted {
+            // Messages written while they were blocked may go now.
+            self.inner.outbox_changed.notify_one();
+        }
+    }
+}
