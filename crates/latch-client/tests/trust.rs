@@ -97,6 +97,29 @@ fn a_changed_identity_key_warns_resets_verification_and_holds_secret_messages() 
     a.wait_status(&held["id"], "delivered");
 }
 
+#[test]
+#[ignore = "needs a Secret Service keyring; run by scripts/test"]
+fn a_contact_who_reinstalled_gets_what_was_sent_before_they_wrote() {
+    let t = Testbed::new();
+    let (mut a, b, chat_a, _) = t.pair();
+    b.close();
+    // Bob reinstalls: his old device is gone from the relay, his handle gets a new key.
+    let deleted = t.latch(&["profile", "delete", "bob"]);
+    assert_eq!(deleted["unregistered"], true, "{deleted}");
+    t.profile("bob");
+    let mut b = t.session("bob");
+
+    // Alice writes before Bob does: the relay refuses the old device, and the message waits
+    // for Bob's new one instead of failing for good.
+    let sent = a.send(&chat_a, "are you there?");
+    let warning = a.wait_event("key_changed", |e| e["contact"] == "bob");
+    assert_eq!(warning["was_verified"], false);
+    b.wait_message("are you there?");
+    let history = a.history(&chat_a);
+    let now = history.iter().find(|m| m["id"] == sent["id"]).unwrap();
+    assert_ne!(now["status"], "failed", "{history:?}");
+}
+
 fn random_id() -> EnvelopeId {
     let mut id = [0u8; 16];
     OsRng.fill_bytes(&mut id);

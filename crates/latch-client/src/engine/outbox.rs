@@ -5,13 +5,16 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use latch_relay::api::{self, ClientFrame, ErrorCode};
-use latch_store::{MessageStatus, StoreError, UnixMillis};
+use latch_store::{MessageStatus, StoreError, Tx, UnixMillis};
 
 use crate::events::{Event, MessageView};
 use crate::profile::now_ms;
 use crate::relay::RelayError;
+use crate::wire::ThreadTag;
 
-use super::{BACKOFF_MAX, ClientError, Engine, OUTBOX_BATCH, SEND_WINDOW, backoff};
+use super::{
+    BACKOFF_MAX, ClientError, Engine, OUTBOX_BATCH, SEND_WINDOW, backoff, session_address,
+};
 
 impl Engine {
     /// Waits until the outbox is empty (everything acknowledged by the relay) or `timeout`
@@ -129,9 +132,10 @@ impl Engine {
             });
             let results = futures_util::future::join_all(sends).await;
             crate::fault::point("after-relay-ack");
-            let (updated, lost) = self.write(|tx| {
+            let (updated, lost, rediscover) = self.write(|tx| {
                 let mut updated = Vec::new();
                 let mut lost = None;
+                let mut rediscover = false;
                 for (item, result) in sendable.iter().zip(results) {
                     match result? {
                         Ok(_) => {
@@ -148,9 +152,18 @@ impl Engine {
                                 updated.extend(tx.message(mid)?);
                             }
                         }
-                        Err(RelayError::Refused(
-                            code @ (ErrorCode::UnknownRecipient | ErrorCode::EnvelopeTooLarge),
-                        )) => {
+                        Err(RelayError::Refused(ErrorCode::UnknownRecipient)) => {
+                            // The device is gone (the contact reinstalled or left): its
+                            // session is useless. The message waits, held, for a session with
+                            // whatever device the contact has now (see `release_held`).
+                            tracing::info!("the relay no longer knows a recipient device");
+                            tx.outbox_acked(item.id)?;
+                            forget_device(tx, &item.recipient, item.device_id)?;
+                            rediscover = true;
+                            let Some(mid) = item.message_id else { continue };
+                            tx.drop_outbox_of(mid)?;
+                        }
+                        Err(RelayError::Refused(code @ ErrorCode::EnvelopeTooLarge)) => {
                             tracing::warn!(?code, "the relay refused an envelope for good");
                             tx.outbox_acked(item.id)?;
                             let Some(mid) = item.message_id else { continue };
@@ -170,9 +183,13 @@ impl Engine {
                         }
                     }
                 }
-                Ok((updated, lost))
+                Ok((updated, lost, rediscover))
             })?;
             self.inner.outbox_progress.notify_waiters();
+            if rediscover {
+                let engine = self.clone();
+                self.spawn(async move { engine.release_all_held().await });
+            }
             for m in &updated {
                 self.emit(Event::MessageUpdated {
                     message: MessageView::from(m),
@@ -183,4 +200,30 @@ impl Engine {
             }
         }
     }
+}
+
+/// Drops the sessions with a contact's device that the relay no longer knows, in every
+/// thread with them. `recipient` is the outbox's hex relay key.
+fn forget_device(tx: &Tx<'_>, recipient: &str, device: u32) -> Result<(), StoreError> {
+    let Some(key) = hex::decode(recipient)
+        .ok()
+        .and_then(|k| <[u8; 32]>::try_from(k).ok())
+    else {
+        return Err(StoreError::BadValue("outbox.recipient"));
+    };
+    let Some(contact) = tx.contact_by_signing_key(&key)? else {
+        return Ok(());
+    };
+    tx.delete_sessions(&contact.address, Some(device))?;
+    for conv in tx.conversations()? {
+        if conv.contact_id == contact.id
+            && let Some(tag) = tx.secret_thread(conv.id)?
+        {
+            tx.delete_sessions(
+                &session_address(&contact.address, ThreadTag(tag)),
+                Some(device),
+            )?;
+        }
+    }
+    Ok(())
 }

@@ -2,6 +2,7 @@
 //! messages that cannot go yet, and the user's changes to messages already sent.
 
 use latch_protocol::{CiphertextMessage, ProtocolAddress, session};
+use latch_relay::api::{self, ClientFrame, ErrorCode, Response};
 use latch_store::{
     Contact, ContactStanding, Conversation, ConversationId, Direction, Message, MessageId,
     MessageStatus, NewMessage, StoreError, Tx, UnixMillis,
@@ -10,6 +11,7 @@ use latch_store::{
 use crate::events::{Event, MessageView};
 use crate::profile::now_ms;
 use crate::protocol_store::TxProtocolStore;
+use crate::relay::{Relay, RelayError};
 use crate::wire::{Content, MAX_TEXT_BYTES, Sealed};
 
 use super::{
@@ -212,6 +214,57 @@ impl Engine {
         }
     }
 
+    /// The contact's devices now: those of the key we know, or, when that key has no device
+    /// left on the relay (they reinstalled), those of the key the directory gives their
+    /// handle, which starting the sessions then records as a key change. `None` when the
+    /// handle is nobody's any more, or still names the departed key.
+    async fn current_devices(
+        &self,
+        relay: &Relay,
+        contact: &Contact,
+    ) -> Result<Option<([u8; 32], Vec<api::PrekeyBundle>)>, ClientError> {
+        let key = relay_key(contact)?;
+        match self.claim_bundles(relay, key).await {
+            Ok(bundles) => return Ok(Some((key, bundles))),
+            Err(
+                ClientError::NotFound(_)
+                | ClientError::Relay(RelayError::Refused(ErrorCode::NotFound)),
+            ) => {}
+            Err(e) => return Err(e),
+        }
+        let handle = contact.address.clone();
+        let new_key = match relay
+            .request(|req| ClientFrame::LookupHandle { req, handle })
+            .await
+        {
+            Ok(Response::Handle { identity_key, .. }) if identity_key.0 != key => identity_key.0,
+            Ok(Response::Handle { .. }) | Err(RelayError::Refused(ErrorCode::NotFound)) => {
+                return Ok(None);
+            }
+            Ok(_) => return Err(RelayError::Protocol.into()),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Some((new_key, self.claim_bundles(relay, new_key).await?)))
+    }
+
+    /// Marks a conversation's held messages failed (they cannot be delivered).
+    fn fail_held(&self, conv: &Conversation) -> Result<(), ClientError> {
+        let failed = self.write(|tx| {
+            let mut failed = Vec::new();
+            for m in tx.held_messages(conv.id)? {
+                tx.set_message_status(m.id, MessageStatus::Failed)?;
+                failed.extend(tx.message(m.id)?);
+            }
+            Ok(failed)
+        })?;
+        for m in &failed {
+            self.emit(Event::MessageUpdated {
+                message: MessageView::from(m),
+            });
+        }
+        Ok(())
+    }
+
     async fn release_held(&self, conv: &Conversation) -> Result<(), ClientError> {
         let (held, contact, blocked) = self.write(|tx| {
             let (conv, contact) = Self::conversation_and_contact(tx, conv.id)?;
@@ -228,8 +281,11 @@ impl Engine {
         let address = session_address(&contact.address, thread);
         if self.write(|tx| tx.session_devices(&address))?.is_empty() {
             let relay = self.current_relay().await?;
-            let key = relay_key(&contact)?;
-            let bundles = self.claim_bundles(&relay, key).await?;
+            let Some((key, bundles)) = self.current_devices(&relay, &contact).await? else {
+                // Nobody has the handle any more: the messages cannot go.
+                self.fail_held(conv)?;
+                return Ok(());
+            };
             let now = now_ms();
             let events = self.write(|tx| {
                 let mut events = Vec::new();
