@@ -73,6 +73,12 @@ fn a_changed_identity_key_warns_resets_verification_and_holds_secret_messages() 
     let still = a.history(&secret_a);
     assert_eq!(still.last().unwrap()["status"], "pending", "{still:?}");
 
+    // No new secret chat starts with the key nobody accepted yet.
+    let err = a
+        .try_cmd(json!({"cmd": "open", "handle": "bob", "secret": true, "timer": 60}))
+        .unwrap_err();
+    assert!(err.contains("accept the new key"), "{err}");
+
     // Control messages in the held chat are refused, not silently dropped.
     let err = a
         .try_cmd(json!({"cmd": "timer", "chat": secret_a, "seconds": 60}))
