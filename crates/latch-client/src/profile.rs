@@ -10,6 +10,7 @@
 //! under the same name never meets the old entries.
 
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use latch_protocol::IdentityKeyPair;
@@ -273,7 +274,8 @@ impl Profiles {
         info: &ProfileInfo,
         unlock: &Unlock<'_>,
     ) -> Result<OpenProfile, ProfileError> {
-        fs::create_dir_all(dir)?;
+        // Owner-only, like everything of a profile: names, relay and keyring id included.
+        latch_store::open::create_private_dir(dir)?;
         let lock = lock(dir, &info.name)?;
         let keyring_id = ProfileId::new(&info.keyring_id)?;
         let identity = IdentityKeyPair::generate(&mut OsRng);
@@ -318,7 +320,7 @@ impl Profiles {
         })?;
         let json =
             serde_json::to_vec_pretty(info).map_err(|e| ProfileError::BadInfo(e.to_string()))?;
-        fs::write(dir.join("profile.json"), json)?;
+        latch_store::open::create_private_file(&dir.join("profile.json"))?.write_all(&json)?;
         Ok(OpenProfile {
             info: info.clone(),
             store,
@@ -452,11 +454,11 @@ fn read_info(dir: &Path, name: &str) -> Result<ProfileInfo, ProfileError> {
 /// Takes the profile's lock file: one engine per profile, so two processes never race on
 /// one ratchet or connect as the same device (the relay would drop one of them).
 fn lock(dir: &Path, name: &str) -> Result<fs::File, ProfileError> {
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join("lock"))?;
+    let mut options = fs::OpenOptions::new();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(dir.join("lock"))?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(fs::TryLockError::WouldBlock) => Err(ProfileError::InUse(name.to_owned())),
@@ -503,6 +505,28 @@ mod tests {
             .open_with_passphrase("ada", "correct horse")
             .unwrap();
         assert_eq!(opened.identity.public().to_bytes(), identity);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_profile_directory_and_its_files_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let home = tempfile::tempdir().unwrap();
+        let profiles = profiles(home.path());
+        drop(profiles.create("ada", RELAY).unwrap());
+        drop(
+            profiles
+                .create_with_passphrase("bea", RELAY, "correct horse")
+                .unwrap(),
+        );
+        for name in ["ada", "bea"] {
+            let dir = profiles.dir(name).unwrap();
+            let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&dir), 0o700, "{}", dir.display());
+            for file in ["profile.json", "lock"] {
+                assert_eq!(mode(&dir.join(file)), 0o600, "{name}/{file}");
+            }
+        }
     }
 
     #[test]

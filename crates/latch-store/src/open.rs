@@ -416,7 +416,10 @@ const PRIVATE_FILE_MODE: u32 = 0o600;
 /// Creates `dir` (and missing parents) owner-only. The mode given at creation is narrowed
 /// by the umask, so it is then set exactly: an odd umask can neither widen it nor lock
 /// the owner out. An existing directory is narrowed too.
-fn create_private_dir(dir: &Path) -> io::Result<()> {
+///
+/// # Errors
+/// An I/O error.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
@@ -436,7 +439,10 @@ fn create_private_dir(dir: &Path) -> io::Result<()> {
 /// Creates a new file owner-only, failing if it exists. It is created with that mode (never
 /// wider, whatever the umask), then set exactly through the open handle, so there is no
 /// moment in which another user could open it.
-pub(crate) fn create_private_file(path: &Path) -> io::Result<fs::File> {
+///
+/// # Errors
+/// An I/O error; `AlreadyExists` for an existing file.
+pub fn create_private_file(path: &Path) -> io::Result<fs::File> {
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
