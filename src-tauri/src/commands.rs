@@ -396,6 +396,49 @@ pub(crate) async fn accept_key_change(
 /// A contact key as the UI names it: 64 hex digits.
 const MAX_KEY_NAME_LEN: usize = 64;
 
+/// Accepts a message request: the contact's chats become ordinary chats.
+#[tauri::command]
+pub(crate) async fn accept_request(
+    latch: State<'_, SharedLatch>,
+    contact_id: i64,
+) -> Result<(), CommandError> {
+    with_engine(
+        &latch,
+        move |e| Ok(e.accept_request(ContactId(contact_id))?),
+    )
+    .await
+}
+
+/// Declines a message request: the contact and their chats are deleted.
+#[tauri::command]
+pub(crate) async fn decline_request(
+    latch: State<'_, SharedLatch>,
+    contact_id: i64,
+) -> Result<(), CommandError> {
+    with_engine(&latch, move |e| {
+        Ok(e.decline_request(ContactId(contact_id))?)
+    })
+    .await
+}
+
+/// Blocks a contact (a request or anyone else): what they send is dropped unread.
+#[tauri::command]
+pub(crate) async fn block_contact(
+    latch: State<'_, SharedLatch>,
+    contact_id: i64,
+) -> Result<(), CommandError> {
+    with_engine(&latch, move |e| Ok(e.block(ContactId(contact_id))?)).await
+}
+
+/// Unblocks a contact: they are an ordinary contact again.
+#[tauri::command]
+pub(crate) async fn unblock_contact(
+    latch: State<'_, SharedLatch>,
+    contact_id: i64,
+) -> Result<(), CommandError> {
+    with_engine(&latch, move |e| Ok(e.unblock(ContactId(contact_id))?)).await
+}
+
 /// Full-text search over standard chats (secret chats are never indexed).
 #[tauri::command]
 pub(crate) async fn search(

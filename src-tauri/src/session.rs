@@ -316,5 +316,19 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(online, r#"{"type":"connection","state":"online"}"#);
+        // Message requests and blocking reach the UI as its types.ts names them.
+        let standing = serde_json::to_string(&UiEvent::Engine(Event::ContactStanding {
+            contact_id: 7,
+            standing: "blocked",
+        }))
+        .unwrap();
+        assert_eq!(
+            standing,
+            r#"{"type":"contact_standing","contact_id":7,"standing":"blocked"}"#
+        );
+        let removed =
+            serde_json::to_string(&UiEvent::Engine(Event::ContactRemoved { contact_id: 7 }))
+                .unwrap();
+        assert_eq!(removed, r#"{"type":"contact_removed","contact_id":7}"#);
     }
 }

@@ -108,7 +108,12 @@ impl Desktop {
                 self.inner.notifier.withdraw(vec![message.id]);
                 self.recount_unread(engine);
             }
-            Event::ConversationStarted { .. } | Event::Synced => {
+            // A declined request takes its unread messages with it; a block or an accept
+            // changes nothing counted, but costs one recount at most.
+            Event::ConversationStarted { .. }
+            | Event::Synced
+            | Event::ContactRemoved { .. }
+            | Event::ContactStanding { .. } => {
                 self.recount_unread(engine);
             }
             _ => {}

@@ -200,6 +200,26 @@ export function acceptKeyChange(contactId: number, key: string): Promise<void> {
   return call<void>("accept_key_change", { contactId, key }, RELAY_COMMAND_TIMEOUT_MS);
 }
 
+/** Accepts a message request: the contact's chats become ordinary chats. */
+export function acceptRequest(contactId: number): Promise<void> {
+  return call<void>("accept_request", { contactId });
+}
+
+/** Declines a message request: the contact and their chats are deleted. */
+export function declineRequest(contactId: number): Promise<void> {
+  return call<void>("decline_request", { contactId });
+}
+
+/** Blocks a contact (a request or anyone else): what they send from now on is dropped unread. */
+export function blockContact(contactId: number): Promise<void> {
+  return call<void>("block_contact", { contactId });
+}
+
+/** Unblocks a contact: they are an ordinary contact again. */
+export function unblockContact(contactId: number): Promise<void> {
+  return call<void>("unblock_contact", { contactId });
+}
+
 /** Full-text search over standard chats (secret chats are never indexed). */
 export function search(query: string): Promise<MessageView[]> {
   return call<MessageView[]>("search", { query });
@@ -249,6 +269,10 @@ export const COMMANDS = [
   "verify_qr_image",
   "mark_verified",
   "accept_key_change",
+  "accept_request",
+  "decline_request",
+  "block_contact",
+  "unblock_contact",
   "search",
   "open_link",
   "set_active_conversation",

@@ -33,6 +33,7 @@ const loaded = loadMessages(
       last_message: null,
       key_change_pending: false,
       contact_key: "key",
+      standing: "accepted",
       draft: null,
     },
   ]),

@@ -2,6 +2,8 @@
 // serialized shapes the shell sends; components and state modules take nothing else.
 
 export type ConversationKind = "standard" | "secret";
+/** Whether the user let a contact in: accepted, a message request not answered yet, or blocked. */
+export type ContactStanding = "accepted" | "request" | "blocked";
 export type MessageStatus = "pending" | "sent" | "delivered" | "read" | "failed" | "received";
 
 export interface MessageView {
@@ -31,6 +33,12 @@ export interface ConversationView {
   key_change_pending: boolean;
   /** The contact's current key (hex): what accepting a pending change accepts. */
   contact_key: string;
+  /**
+   * `request` while someone the user never added wrote first and has not been answered (no text
+   * in notifications or the list, nothing can be sent until accepted); `blocked` when the user
+   * blocked them (what they send is dropped unread).
+   */
+  standing: ContactStanding;
   /** The unsent text kept for this chat (standard chats only; secret chats' are never stored). */
   draft: string | null;
 }
@@ -93,6 +101,10 @@ export type EngineEvent =
   | { type: "conversation_started"; conversation_id: number; kind: ConversationKind }
   // Everything queued while offline has arrived.
   | { type: "synced" }
+  // The user accepted, blocked or unblocked a contact: every chat with them changed standing.
+  | { type: "contact_standing"; contact_id: number; standing: ContactStanding }
+  // A contact and their chats were deleted (a declined message request).
+  | { type: "contact_removed"; contact_id: number }
   // The relay ran low on this device's one-time prekeys; a fresh batch was published.
   | { type: "prekeys_replenished"; count: number }
   // An envelope from the relay was unusable and dropped (the reason never holds content).

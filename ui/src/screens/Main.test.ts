@@ -530,3 +530,157 @@ describe("new chat", () => {
     expect(document.activeElement).toBe(byId("composer"));
   });
 });
+
+describe("message requests and blocking", () => {
+  const HOSTILE = '<img src=x onerror="window.pwned=1">buy now';
+
+  function seedRequest() {
+    core.conversations = [
+      conversation(1, { contact_name: "ada" }),
+      conversation(2, { contact_name: "stranger", contact_id: 7, standing: "request", unread: 1 }),
+    ];
+    core.messages = [message(1, 1, { body: "lunch at noon?" }), message(2, 2, { body: HOSTILE })];
+  }
+
+  const banner = () => byId("request-banner");
+  const text = (el: Element | null) => el?.textContent?.replace(/\s+/g, " ").trim();
+
+  it("a request is labelled in the list and shows none of its text there or in search", async () => {
+    seedRequest();
+    await renderMain();
+    const request = item(2) as HTMLElement;
+    expect(request.dataset.standing).toBe("request");
+    expect(request.querySelector(".request-tag")?.textContent).toBe("Request");
+    expect(request.querySelector(".preview")?.textContent).toBe("Wants to message you");
+    expect(document.querySelector(".sidebar")?.textContent).not.toContain("buy now");
+    expect(item(1)?.querySelector(".request-tag")).toBeNull();
+    expect(item(1)?.querySelector(".preview")?.textContent).toBe("lunch at noon?");
+
+    // Its text finds nothing: not in the list, not among the messages found.
+    await fireEvent.input(byId<HTMLInputElement>("conversation-search"), { target: { value: "buy now" } });
+    await vi.waitFor(() => expect(core.callsOf("search")).toEqual([{ query: "buy now" }]));
+    const results = await screen.findByRole("region", { name: "Messages" });
+    await vi.waitFor(() => expect(results.textContent).toContain("No messages found."));
+    expect(listOrder()).toEqual([]);
+    expect(document.querySelector(".sidebar")?.textContent).not.toContain("buy now");
+  });
+
+  it("an open request shows its text as text and the request banner instead of the composer; Accept lets the user reply", async () => {
+    seedRequest();
+    await renderMain();
+    await open(2);
+    expect(row(2)?.querySelector(".message-body")?.textContent).toBe(HOSTILE);
+    expect(row(2)?.querySelector("img")).toBeNull();
+    expect(byId("composer")).toBeNull();
+    expect(text(banner())).toContain("stranger wants to message you. They don't know whether you have read this.");
+    expect(byId("timer-button")).toBeNull();
+    expect(byId("block-contact")).toBeNull();
+
+    await fireEvent.click(byId("accept-request"));
+    await settle();
+    expect(core.callsOf("accept_request")).toEqual([{ contactId: 7 }]);
+    expect(banner()).toBeNull();
+    expect(document.activeElement).toBe(byId("composer"));
+    expect(item(2)?.querySelector(".request-tag")).toBeNull();
+    expect(item(2)?.querySelector(".preview")?.textContent).toBe(HOSTILE);
+    expect(byId("block-contact")).toBeTruthy();
+    expect(core.callsOf("decline_request")).toEqual([]);
+    expect(core.callsOf("block_contact")).toEqual([]);
+  });
+
+  it("Delete asks first, then declines the request and closes the chat", async () => {
+    seedRequest();
+    await renderMain();
+    await open(2);
+    await fireEvent.click(byId("decline-request"));
+    await settle();
+    const dialog = screen.getByRole("dialog", { name: "Delete this message request?" });
+    expect(document.activeElement?.textContent?.trim()).toBe("Cancel");
+    await fireEvent.click(within(dialog).getByRole("button", { name: "Cancel" }));
+    await settle();
+    expect(core.callsOf("decline_request")).toEqual([]);
+    expect(banner()).toBeTruthy();
+
+    await fireEvent.click(byId("decline-request"));
+    await settle();
+    await fireEvent.click(within(screen.getByRole("dialog")).getByRole("button", { name: "Delete request" }));
+    await settle();
+    expect(core.callsOf("decline_request")).toEqual([{ contactId: 7 }]);
+    expect(screen.queryByRole("dialog")).toBeNull();
+    expect(listOrder()).toEqual([1]);
+    expect(byId("chat-header")).toBeNull();
+    expect(screen.getByRole("heading", { name: "Choose a chat" })).toBeTruthy();
+    expect(core.lastCallOf("set_active_conversation")).toEqual({ conversationId: null });
+    expect(core.callsOf("accept_request")).toEqual([]);
+    expect(core.callsOf("block_contact")).toEqual([]);
+  });
+
+  it("Block on a request blocks them; a blocked chat offers Unblock instead of the composer", async () => {
+    seedRequest();
+    await renderMain();
+    await open(2);
+    await fireEvent.click(byId("block-request"));
+    await settle();
+    expect(core.callsOf("block_contact")).toEqual([{ contactId: 7 }]);
+    expect(core.callsOf("accept_request")).toEqual([]);
+    expect(core.callsOf("decline_request")).toEqual([]);
+    expect(banner()).toBeNull();
+    expect(byId("composer")).toBeNull();
+    expect(text(byId("blocked-banner"))).toContain("You blocked stranger.");
+    expect(document.activeElement).toBe(byId("unblock-contact"));
+    expect(item(2)?.querySelector(".request-tag")).toBeNull();
+
+    await fireEvent.click(byId("unblock-contact"));
+    await settle();
+    expect(core.callsOf("unblock_contact")).toEqual([{ contactId: 7 }]);
+    expect(byId("blocked-banner")).toBeNull();
+    expect(document.activeElement).toBe(byId("composer"));
+  });
+
+  it("the header of an accepted chat blocks after confirmation, and edits stop for the blocked", async () => {
+    core.conversations = [conversation(1, { contact_name: "ada" })];
+    core.messages = [message(1, 1), message(2, 1, { direction: "outgoing", status: "sent", body: "mine" })];
+    await renderMain();
+    await open(1);
+    expect(byId("blocked-banner")).toBeNull();
+    await fireEvent.click(byId("block-contact"));
+    await settle();
+    const dialog = screen.getByRole("dialog", { name: "Block ada?" });
+    await fireEvent.click(within(dialog).getByRole("button", { name: "Cancel" }));
+    await settle();
+    expect(core.callsOf("block_contact")).toEqual([]);
+    expect(byId("composer")).toBeTruthy();
+
+    await fireEvent.click(byId("block-contact"));
+    await settle();
+    await fireEvent.click(within(screen.getByRole("dialog")).getByRole("button", { name: "Block" }));
+    await settle();
+    expect(core.callsOf("block_contact")).toEqual([{ contactId: 1 }]);
+    expect(screen.queryByRole("dialog")).toBeNull();
+    expect(byId("composer")).toBeNull();
+    expect(text(byId("blocked-banner"))).toContain("You blocked ada.");
+    expect(byId("block-contact")).toBeNull();
+    expect(byId("timer-button")).toBeNull();
+    expect(document.activeElement).toBe(byId("unblock-contact"));
+    await fireEvent.click(row(2)?.querySelector(".more") as HTMLButtonElement);
+    const actions = Array.from(row(2)?.querySelectorAll("[role=menuitem]") ?? [], (el) => el.textContent?.trim());
+    expect(actions).toEqual(["Copy"]);
+  });
+
+  it("follows the core's contact_standing and contact_removed events in the open chat", async () => {
+    seedRequest();
+    await renderMain();
+    await open(2);
+    core.emit({ type: "contact_standing", contact_id: 7, standing: "blocked" });
+    await settle();
+    expect(byId("blocked-banner")).toBeTruthy();
+    expect(byId("composer")).toBeNull();
+    core.emit({ type: "contact_standing", contact_id: 7, standing: "accepted" });
+    await settle();
+    expect(byId("composer")).toBeTruthy();
+    core.emit({ type: "contact_removed", contact_id: 7 });
+    await settle();
+    expect(listOrder()).toEqual([1]);
+    expect(byId("chat-header")).toBeNull();
+  });
+});

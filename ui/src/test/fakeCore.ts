@@ -40,6 +40,7 @@ export function conversation(id: number, extra: Partial<ConversationView> = {}):
     last_message: null,
     key_change_pending: false,
     contact_key: `key${extra.contact_id ?? id}`,
+    standing: "accepted",
     draft: null,
     ...extra,
   };
@@ -162,6 +163,31 @@ export class FakeCore {
     return found;
   }
 
+  /**
+   * Like the core: accepting and declining take a request, unblocking a blocked contact, and
+   * blocking anyone; declining deletes the contact's chats and their messages.
+   */
+  private answer(cmd: string, contactId: number): null {
+    const theirs = this.conversations.filter((c) => c.contact_id === contactId);
+    const standing = theirs[0]?.standing;
+    if (standing === undefined) throw fail("not_found", "That contact no longer exists.");
+    const needs = { accept_request: "request", decline_request: "request", unblock_contact: "blocked" }[
+      cmd as "accept_request" | "decline_request" | "unblock_contact"
+    ];
+    if (needs !== undefined && standing !== needs) {
+      throw fail("invalid", needs === "request" ? "That chat is not a message request." : "That contact is not blocked.");
+    }
+    if (cmd === "decline_request") {
+      const ids = new Set(theirs.map((c) => c.id));
+      this.conversations = this.conversations.filter((c) => !ids.has(c.id));
+      this.messages = this.messages.filter((m) => !ids.has(m.conversation_id));
+      return null;
+    }
+    const next = cmd === "block_contact" ? "blocked" : "accepted";
+    for (const c of theirs) c.standing = next;
+    return null;
+  }
+
   private builtin(cmd: string, args: Record<string, unknown>): unknown {
     switch (cmd) {
       case "storage_check":
@@ -274,6 +300,11 @@ export class FakeCore {
         }
         return null;
       }
+      case "accept_request":
+      case "decline_request":
+      case "block_contact":
+      case "unblock_contact":
+        return this.answer(cmd, Number(args.contactId));
       case "open_link":
       case "set_active_conversation":
       case "ui_ready":

@@ -31,6 +31,7 @@ function conversation(id: number, extra: Partial<ConversationView> = {}): Conver
     last_message: null,
     key_change_pending: false,
     contact_key: "key",
+    standing: "accepted",
     draft: null,
     ...extra,
   };
@@ -338,6 +339,43 @@ describe("other events", () => {
     expect(state.keyChanges.has(9)).toBe(true);
   });
 
+  it("contact_standing changes the standing of every chat with that contact and of no other", () => {
+    let state = loadConversations(emptyChats(), [
+      conversation(1, { contact_id: 7, standing: "request" }),
+      conversation(2, { contact_id: 7, kind: "secret", standing: "request" }),
+      conversation(3, { contact_id: 8, standing: "request" }),
+    ]);
+    const standings = (s: ChatsState) => [1, 2, 3].map((id) => s.conversations.get(id)?.standing);
+    state = apply(state, { type: "contact_standing", contact_id: 7, standing: "accepted" });
+    expect(standings(state)).toEqual(["accepted", "accepted", "request"]);
+    state = apply(state, { type: "contact_standing", contact_id: 7, standing: "blocked" });
+    expect(standings(state)).toEqual(["blocked", "blocked", "request"]);
+    // Nobody has that contact: nothing changes.
+    expect(applyEvent(state, { type: "contact_standing", contact_id: 99, standing: "blocked" })).toBe(state);
+  });
+
+  it("contact_removed drops the contact's chats with their messages, drafts and unread, and closes the open one", () => {
+    let state = loadConversations(emptyChats(), [
+      conversation(1, { contact_id: 7, standing: "request" }),
+      conversation(2, { contact_id: 7, kind: "secret", standing: "request" }),
+      conversation(3, { contact_id: 8 }),
+    ]);
+    state = apply(state, { type: "message", message: message(11, 1, 100) }, { type: "message", message: message(13, 3, 100) });
+    state = apply(state, { type: "key_changed", contact_id: 7, contact: "eve", was_verified: false, key: "key7" });
+    state = setDraft(openConversation(state, 2), 1, "not sent");
+    state = apply(state, { type: "contact_removed", contact_id: 7 });
+    expect(Array.from(state.conversations.keys())).toEqual([3]);
+    expect(Array.from(state.messages.keys())).toEqual([3]);
+    expect(state.drafts.size).toBe(0);
+    expect(state.unreadIds.has(1)).toBe(false);
+    expect(state.keyChanges.has(7)).toBe(false);
+    expect(state.active).toBeNull();
+    expect(totalUnread(state)).toBe(1);
+    // Another contact's removal leaves the open chat open.
+    state = openConversation(state, 3);
+    expect(apply(state, { type: "contact_removed", contact_id: 9 }).active).toBe(3);
+  });
+
   it("connection follows the engine and unknown events change nothing", () => {
     const state = apply(base(), { type: "connection", state: "online" });
     expect(state.connection).toBe("online");
@@ -383,7 +421,7 @@ describe("drafts, opening and the list", () => {
     expect(state.conversations.get(1)?.unread).toBe(0);
   });
 
-  it("lists conversations newest first and searches secret chats by name only", () => {
+  it("lists conversations newest first and searches secret chats and message requests by name only", () => {
     let state = loadConversations(emptyChats(), [
       conversation(1, { contact_name: "Ada", last_message: message(11, 1, 100, { body: "lunch?" }) }),
       conversation(2, { contact_name: "Bob", kind: "secret", last_message: message(12, 2, 300, { body: "lunch plans" }) }),
@@ -393,6 +431,10 @@ describe("drafts, opening and the list", () => {
     expect(conversationList(state).map((c) => c.id)).toEqual([2, 4, 1, 3]);
     expect(conversationList(state, "LUNCH").map((c) => c.id)).toEqual([1]);
     expect(conversationList(state, "bob").map((c) => c.id)).toEqual([2]);
+    // A message request's text is not shown in the list, so it is not searched either.
+    state = upsertConversation(state, conversation(5, { contact_name: "Eve", standing: "request", last_message: message(15, 5, 400, { body: "lunch offer" }) }));
+    expect(conversationList(state, "lunch").map((c) => c.id)).toEqual([1]);
+    expect(conversationList(state, "eve").map((c) => c.id)).toEqual([5]);
     state = loadMessages(state, 1, [message(5, 1, 50), message(4, 1, 40), message(9, 2, 10)]);
     expect(state.messages.get(1)?.map((m) => m.id)).toEqual([4, 5]);
   });

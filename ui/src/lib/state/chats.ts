@@ -232,7 +232,34 @@ export function acceptKeyChange(state: ChatsState, contactId: number): ChatsStat
   };
 }
 
-/** `list` with `additions` merged in by id (an addition replaces the same id), sorted. */
+/** A contact was accepted, blocked or unblocked: every chat with them takes the new standing. */
+function onContactStanding(state: ChatsState, contactId: number, standing: ConversationView["standing"]): ChatsState {
+  const conversations = updateContact(state, contactId, { standing });
+  return conversations === state.conversations ? state : { ...state, conversations };
+}
+
+/**
+ * A contact was deleted (a declined message request): their chats go with everything loaded for
+ * them, and the open chat closes if it was one of them.
+ */
+function onContactRemoved(state: ChatsState, contactId: number): ChatsState {
+  const removed: number[] = [];
+  for (const c of state.conversations.values()) if (c.contact_id === contactId) removed.push(c.id);
+  const keyChanges = withoutEntry(state.keyChanges, contactId);
+  if (removed.length === 0) return keyChanges === state.keyChanges ? state : { ...state, keyChanges };
+  const without = <V>(map: ReadonlyMap<number, V>) => removed.reduce((m, id) => withoutEntry(m, id), map);
+  return {
+    ...state,
+    conversations: without(state.conversations),
+    messages: without(state.messages),
+    drafts: without(state.drafts),
+    timerChanges: without(state.timerChanges),
+    unreadIds: without(state.unreadIds),
+    keyChanges,
+    active: state.active !== null && removed.includes(state.active) ? null : state.active,
+  };
+}
+
 /** Whether `messages` is in display order with no repeats. */
 function inOrder(messages: readonly MessageView[]): boolean {
   for (let i = 1; i < messages.length; i++) {
@@ -241,6 +268,7 @@ function inOrder(messages: readonly MessageView[]): boolean {
   return true;
 }
 
+/** `list` with `additions` merged in by id (an addition replaces the same id), sorted. */
 function merged(list: readonly MessageView[], additions: Iterable<MessageView>): MessageView[] {
   const adds = Array.from(additions);
   const first = list[0];
@@ -457,6 +485,10 @@ export function applyEvent(state: ChatsState, event: EngineEvent): ChatsState {
       };
     case "connection":
       return state.connection === event.state ? state : { ...state, connection: event.state };
+    case "contact_standing":
+      return onContactStanding(state, event.contact_id, event.standing);
+    case "contact_removed":
+      return onContactRemoved(state, event.contact_id);
     default:
       // A newer engine may send events this UI does not know; ignoring them loses nothing.
       return state;
@@ -465,7 +497,8 @@ export function applyEvent(state: ChatsState, event: EngineEvent): ChatsState {
 
 /**
  * The conversation list: newest activity first, filtered by `query` on contact names and, for
- * standard chats only, on the last message (secret chats are never searched by content).
+ * accepted standard chats only, on the last message (secret chats are never searched by content,
+ * and a message request's text is not shown in the list, so it does not match either).
  */
 export function conversationList(state: ChatsState, query = ""): ConversationView[] {
   const needle = query.trim().toLocaleLowerCase();
@@ -473,6 +506,7 @@ export function conversationList(state: ChatsState, query = ""): ConversationVie
     needle === "" ||
     c.contact_name.toLocaleLowerCase().includes(needle) ||
     (c.kind === "standard" &&
+      c.standing !== "request" &&
       c.last_message !== null &&
       !c.last_message.deleted &&
       c.last_message.body.toLocaleLowerCase().includes(needle));

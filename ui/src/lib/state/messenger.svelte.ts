@@ -89,6 +89,7 @@ export class Messenger {
         break;
     }
     this.chats.apply(event);
+    if (event.type === "contact_removed") this.closeIfGone();
     if (event.type === "key_changed") {
       const counts = new Map(this.keyChangeEvents);
       counts.set(event.contact_id, (counts.get(event.contact_id) ?? 0) + 1);
@@ -221,6 +222,32 @@ export class Messenger {
     this.chats.acceptKeyChange(contactId);
   }
 
+  /** Accepts a message request: the contact's chats become ordinary chats that can be answered. */
+  async acceptRequest(contactId: number): Promise<void> {
+    await api.acceptRequest(contactId);
+    this.chats.apply({ type: "contact_standing", contact_id: contactId, standing: "accepted" });
+  }
+
+  /** Declines a message request: the contact and their chats are deleted, and the chat closes. */
+  async declineRequest(contactId: number): Promise<void> {
+    await api.declineRequest(contactId);
+    this.chats.apply({ type: "contact_removed", contact_id: contactId });
+    this.closeIfGone();
+    this.announce("Request deleted.");
+  }
+
+  /** Blocks a contact: what they send from now on is dropped unread, and nothing goes to them. */
+  async block(contactId: number): Promise<void> {
+    await api.blockContact(contactId);
+    this.chats.apply({ type: "contact_standing", contact_id: contactId, standing: "blocked" });
+  }
+
+  /** Unblocks a contact: they are an ordinary contact again. */
+  async unblock(contactId: number): Promise<void> {
+    await api.unblockContact(contactId);
+    this.chats.apply({ type: "contact_standing", contact_id: contactId, standing: "accepted" });
+  }
+
   /**
    * Marks a contact verified after the user compared `digits` (the 60 digits shown), or clears
    * it. The core refuses (kind `invalid`) if the number changed since it was shown.
@@ -324,6 +351,11 @@ export class Messenger {
       this.loaded.delete(id);
       this.announce(`Messages could not be loaded: ${api.describeError(error)}`);
     }
+  }
+
+  /** The chosen conversation was deleted (a declined request): nothing is shown in its place. */
+  private closeIfGone(): void {
+    if (this.selected !== null && !this.chats.state.conversations.has(this.selected)) this.select(null);
   }
 
   private markComplete(id: number): void {
