@@ -610,6 +610,8 @@ describe("message requests and blocking", () => {
     expect(listOrder()).toEqual([1]);
     expect(byId("chat-header")).toBeNull();
     expect(screen.getByRole("heading", { name: "Choose a chat" })).toBeTruthy();
+    // Focus lands in the list, not on the page's body.
+    expect(document.activeElement).toBe(item(1));
     expect(core.lastCallOf("set_active_conversation")).toEqual({ conversationId: null });
     expect(core.callsOf("accept_request")).toEqual([]);
     expect(core.callsOf("block_contact")).toEqual([]);
