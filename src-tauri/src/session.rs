@@ -326,9 +326,14 @@ mod tests {
             standing,
             r#"{"type":"contact_standing","contact_id":7,"standing":"blocked"}"#
         );
-        let removed =
-            serde_json::to_string(&UiEvent::Engine(Event::ContactRemoved { contact_id: 7 }))
-                .unwrap();
-        assert_eq!(removed, r#"{"type":"contact_removed","contact_id":7}"#);
+        let removed = serde_json::to_string(&UiEvent::Engine(Event::ContactRemoved {
+            contact_id: 7,
+            conversation_ids: vec![3, 4],
+        }))
+        .unwrap();
+        assert_eq!(
+            removed,
+            r#"{"type":"contact_removed","contact_id":7,"conversation_ids":[3,4]}"#
+        );
     }
 }

@@ -215,6 +215,8 @@ pub enum Event {
     ContactRemoved {
         /// The contact.
         contact_id: i64,
+        /// Their chats, now gone.
+        conversation_ids: Vec<i64>,
     },
     /// The relay ran low on this device's one-time prekeys; a fresh batch was published.
     PrekeysReplenished {

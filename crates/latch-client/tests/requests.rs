@@ -43,10 +43,15 @@ fn a_stranger_writing_first_waits_as_a_request_until_accepted() {
         .unwrap_err();
     assert!(err.contains("accept the message request"), "{err}");
 
+    // A stranger's text is not searchable until the request is accepted.
+    let found = |a: &mut Session| a.cmd(json!({"cmd": "search", "query": "remember"}));
+    assert_eq!(found(&mut a)["results"], json!([]), "{}", found(&mut a));
+
     // Once Alice accepts, she can reply, and later messages are receipted.
     a.cmd(json!({"cmd": "standing", "handle": "mallory", "change": "accept"}));
     a.wait_event("contact_standing", |e| e["standing"] == "accepted");
     assert_eq!(chat_with(&mut a, "mallory")["standing"], "accepted");
+    assert_eq!(found(&mut a)["results"][0]["id"], got["id"]);
     a.send(&request["id"], "oh, hello");
     m.wait_message("oh, hello");
     let second = m.send(&chat_m, "second");

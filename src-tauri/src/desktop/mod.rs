@@ -108,12 +108,17 @@ impl Desktop {
                 self.inner.notifier.withdraw(vec![message.id]);
                 self.recount_unread(engine);
             }
-            // A declined request takes its unread messages with it; a block or an accept
-            // changes nothing counted, but costs one recount at most.
-            Event::ConversationStarted { .. }
-            | Event::Synced
-            | Event::ContactRemoved { .. }
-            | Event::ContactStanding { .. } => {
+            // A declined request takes its chats, their notifications and unread with it.
+            Event::ContactRemoved {
+                conversation_ids, ..
+            } => {
+                for c in conversation_ids {
+                    self.inner.notifier.withdraw_conversation(c);
+                }
+                self.recount_unread(engine);
+            }
+            // A block or an accept changes nothing counted, but costs one recount at most.
+            Event::ConversationStarted { .. } | Event::Synced | Event::ContactStanding { .. } => {
                 self.recount_unread(engine);
             }
             _ => {}

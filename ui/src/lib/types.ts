@@ -104,7 +104,7 @@ export type EngineEvent =
   // The user accepted, blocked or unblocked a contact: every chat with them changed standing.
   | { type: "contact_standing"; contact_id: number; standing: ContactStanding }
   // A contact and their chats were deleted (a declined message request).
-  | { type: "contact_removed"; contact_id: number }
+  | { type: "contact_removed"; contact_id: number; conversation_ids: number[] }
   // The relay ran low on this device's one-time prekeys; a fresh batch was published.
   | { type: "prekeys_replenished"; count: number }
   // An envelope from the relay was unusable and dropped (the reason never holds content).

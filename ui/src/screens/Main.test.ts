@@ -680,7 +680,7 @@ describe("message requests and blocking", () => {
     core.emit({ type: "contact_standing", contact_id: 7, standing: "accepted" });
     await settle();
     expect(byId("composer")).toBeTruthy();
-    core.emit({ type: "contact_removed", contact_id: 7 });
+    core.emit({ type: "contact_removed", contact_id: 7, conversation_ids: [] });
     await settle();
     expect(listOrder()).toEqual([1]);
     expect(byId("chat-header")).toBeNull();

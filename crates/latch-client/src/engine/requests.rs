@@ -25,20 +25,27 @@ impl Engine {
     /// # Errors
     /// `NotFound`; [`ClientError::Invalid`] when the contact is not a request.
     pub fn decline_request(&self, contact: ContactId) -> Result<(), ClientError> {
-        self.write(|tx| {
+        let conversation_ids = self.write(|tx| {
             let c = tx
                 .contact(contact)?
                 .ok_or(StoreError::NotFound("contact"))?;
             if c.standing != ContactStanding::Request {
                 return Err(StoreError::Invalid("that chat is not a message request"));
             }
+            let gone: Vec<i64> = tx
+                .conversations()?
+                .iter()
+                .filter(|conv| conv.contact_id == c.id)
+                .map(|conv| conv.id.0)
+                .collect();
             forget_secret_sessions(tx, &c)?;
             tx.delete_sessions(&c.address, None)?;
             tx.delete_contact(c.id)?;
-            Ok(())
+            Ok(gone)
         })?;
         self.emit(Event::ContactRemoved {
             contact_id: contact.0,
+            conversation_ids,
         });
         Ok(())
     }

@@ -136,11 +136,15 @@ impl Engine {
     ///
     /// # Errors
     /// A database error.
+    /// Message requests and blocked contacts are left out: a stranger's text shows only in
+    /// its own chat, once the user opens it.
     pub fn search(&self, query: &str, limit: u32) -> Result<Vec<MessageView>, ClientError> {
         Ok(self.write(|tx| {
             let mut out = Vec::new();
             for id in tx.search(query, limit)? {
-                if let Some(m) = tx.message(id)? {
+                let Some(m) = tx.message(id)? else { continue };
+                let (_, contact) = Self::conversation_and_contact(tx, m.conversation_id)?;
+                if contact.standing == ContactStanding::Accepted {
                     out.push(MessageView::from(&m));
                 }
             }

@@ -363,7 +363,7 @@ describe("other events", () => {
     state = apply(state, { type: "message", message: message(11, 1, 100) }, { type: "message", message: message(13, 3, 100) });
     state = apply(state, { type: "key_changed", contact_id: 7, contact: "eve", was_verified: false, key: "key7" });
     state = setDraft(openConversation(state, 2), 1, "not sent");
-    state = apply(state, { type: "contact_removed", contact_id: 7 });
+    state = apply(state, { type: "contact_removed", contact_id: 7, conversation_ids: [] });
     expect(Array.from(state.conversations.keys())).toEqual([3]);
     expect(Array.from(state.messages.keys())).toEqual([3]);
     expect(state.drafts.size).toBe(0);
@@ -373,7 +373,7 @@ describe("other events", () => {
     expect(totalUnread(state)).toBe(1);
     // Another contact's removal leaves the open chat open.
     state = openConversation(state, 3);
-    expect(apply(state, { type: "contact_removed", contact_id: 9 }).active).toBe(3);
+    expect(apply(state, { type: "contact_removed", contact_id: 9, conversation_ids: [] }).active).toBe(3);
   });
 
   it("connection follows the engine and unknown events change nothing", () => {

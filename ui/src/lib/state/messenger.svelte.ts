@@ -231,7 +231,7 @@ export class Messenger {
   /** Declines a message request: the contact and their chats are deleted, and the chat closes. */
   async declineRequest(contactId: number): Promise<void> {
     await api.declineRequest(contactId);
-    this.chats.apply({ type: "contact_removed", contact_id: contactId });
+    this.chats.apply({ type: "contact_removed", contact_id: contactId, conversation_ids: [] });
     this.closeIfGone();
     this.announce("Request deleted.");
   }
