@@ -96,6 +96,81 @@ fn a_passphrase_profile_unlocks_only_with_its_passphrase() {
     artifacts.screenshot(&session, "unlocked").unwrap();
 }
 
+/// The messenger fills the window exactly, whatever the first-run screen before it did. The
+/// first-run form is taller than the default window, so a new user scrolls the app's scroller
+/// (`#app`) down to "Create profile"; the messenger then mounts in that same scroller. When
+/// it was taller than the window (the empty chat pane once added its padding to its full
+/// height), the scroller kept part of the old offset and the first main screen came up with
+/// the sidebar header above the window and an empty strip below it.
+#[test]
+#[ignore = "needs a display, tauri-driver and WebKitWebDriver; run by scripts/test"]
+fn the_first_main_screen_fits_the_window() {
+    let artifacts = Artifacts::for_test("the_first_main_screen_fits_the_window").unwrap();
+    let relay_dir = tempfile::tempdir().unwrap();
+    let relay = Relay::start(relay_dir.path()).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let driver = TauriDriver::start(&artifacts, home.path()).unwrap();
+    let session = driver
+        .launch_app()
+        .unwrap_or_else(|e| panic!("app did not start ({e}); log: {}", driver.log().display()));
+    let _capture = ScreenshotOnFailure::new(&session, &artifacts);
+    type_into(&session, "#profile-name", "dave");
+    type_into(&session, "#profile-handle", "dave");
+    type_into(&session, "#relay-url", relay.url());
+    // Down to the button, as a user does (the click below would scroll there too).
+    let scrolled = session
+        .execute(
+            "const app = document.getElementById('app'); app.scrollTop = app.scrollHeight; return app.scrollTop;",
+            json!([]),
+        )
+        .unwrap();
+    assert!(
+        scrolled.as_f64().is_some_and(|top| top > 0.0),
+        "the first-run form no longer overflows the window ({scrolled}): this test needs a form that does"
+    );
+    artifacts
+        .screenshot(&session, "first-run-scrolled")
+        .unwrap();
+    session
+        .click(&wait_for_element(&session, "#create-profile"))
+        .unwrap();
+    wait_for_element(&session, "#me-handle");
+    artifacts.screenshot(&session, "first-main-screen").unwrap();
+
+    let layout = session
+        .execute(
+            r"const app = document.getElementById('app');
+            const header = document.getElementById('me-handle').closest('header');
+            const messenger = document.querySelector('.messenger').getBoundingClientRect();
+            return {
+              overflow: app.scrollHeight - app.clientHeight,
+              scrollTop: app.scrollTop,
+              headerTop: header.getBoundingClientRect().top,
+              messengerTop: messenger.top,
+              messengerBottom: messenger.bottom,
+              windowHeight: window.innerHeight,
+            };",
+            json!([]),
+        )
+        .unwrap();
+    assert_eq!(
+        layout["overflow"],
+        json!(0),
+        "the messenger overflows the window: {layout}"
+    );
+    assert_eq!(layout["scrollTop"], json!(0), "{layout}");
+    assert_eq!(
+        layout["headerTop"],
+        json!(0),
+        "the sidebar header is off screen: {layout}"
+    );
+    assert_eq!(layout["messengerTop"], json!(0), "{layout}");
+    assert_eq!(
+        layout["messengerBottom"], layout["windowHeight"],
+        "the messenger leaves a strip below it: {layout}"
+    );
+}
+
 /// The bundled SQLCipher exports `sqlite3_*` symbols into the app process, where WebKit also
 /// keeps its storage in SQLite. This proves the webview's own storage still works.
 #[test]
