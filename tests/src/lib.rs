@@ -1,9 +1,11 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+mod notifications;
 mod proc;
 mod webdriver;
 
+pub use notifications::{NotificationCall, Notifications};
 pub use webdriver::{ENTER, Element, Session, WebDriverError};
 
 use std::cell::Cell;

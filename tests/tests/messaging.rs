@@ -1,7 +1,8 @@
 //! Two real app instances (two profiles, two data directories) and a real relay on loopback,
 //! driven over WebDriver under Xvfb: first run, a secret chat started with the lock toggle, a
 //! 5-second timer, messages that disappear on both screens, safety numbers verified from a
-//! screenshot of the other app's QR code, and the banner after the contact's key changes.
+//! screenshot of the other app's QR code (as a chosen file, and held to the camera), and the
+//! banner after the contact's key changes.
 //! Every step leaves a screenshot in `artifacts/e2e/two_apps_chat_in_secret_and_verify/`.
 #![allow(
     clippy::unwrap_used,
@@ -15,8 +16,8 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use latch_e2e::{
-    Artifacts, ENTER, HarnessError, Relay, ScreenshotOnFailure, Session, TauriDriver, latch_cli,
-    wait_for,
+    Artifacts, ENTER, HarnessError, NotificationCall, Notifications, Relay, ScreenshotOnFailure,
+    Session, TauriDriver, latch_cli, wait_for,
 };
 use serde_json::{Value, json};
 
@@ -138,6 +139,8 @@ fn two_apps_chat_in_secret_and_verify() {
     eprintln!("artifacts: {}", artifacts.dir().display());
     let relay_dir = tempfile::tempdir().unwrap();
     let relay = Relay::start(relay_dir.path()).unwrap();
+    // A real notification server on the session bus both apps use, and what they sent it.
+    let notifications = Notifications::start(STEP).unwrap();
     let (alice_home, bob_home) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
 
     let alice_art = Artifacts::for_test("two_apps_chat_in_secret_and_verify/alice").unwrap();
@@ -200,8 +203,49 @@ fn two_apps_chat_in_secret_and_verify() {
     })
     .unwrap();
     bob_art.screenshot(b, "secret-chat-arrived").unwrap();
+    // Bob's notification names neither the text nor the sender; the server gave it an id.
+    let secret_notice = wait_for("bob's notification of the secret message", STEP, || {
+        Ok(notifications
+            .calls()
+            .into_iter()
+            .find_map(|call| match call {
+                NotificationCall::Notify {
+                    summary,
+                    body,
+                    id: Some(id),
+                } if summary == "Latch" => Some((body, id)),
+                _ => None,
+            }))
+    })
+    .unwrap();
+    assert!(
+        ["New message in a secret chat", "New message request"].contains(&secret_notice.0.as_str()),
+        "{secret_notice:?}"
+    );
     click(b, "[data-conversation-id][data-kind='secret']");
+    // Alice wrote first and bob never added her: a message request, which bob accepts.
+    let answer = wait_for("the request or the composer", STEP, || {
+        if let Some(accept) = b.try_find("#accept-request")? {
+            return Ok(Some(Some(accept)));
+        }
+        Ok(b.try_find("#composer")?.map(|_| None))
+    })
+    .unwrap();
+    if let Some(accept) = answer {
+        b.click(&accept).unwrap();
+        find(b, "#composer");
+    }
     bob.driver.focus_app_window().unwrap();
+    // The chat on screen in a focused window withdraws it from the server.
+    wait_for("the secret notification to be withdrawn", STEP, || {
+        Ok(notifications
+            .calls()
+            .contains(&NotificationCall::Close {
+                id: secret_notice.1,
+            })
+            .then_some(()))
+    })
+    .unwrap();
     wait_shown(
         b,
         "alice's message at bob",
@@ -286,6 +330,22 @@ fn two_apps_chat_in_secret_and_verify() {
     click(a, "#safety-close");
     find(a, "#verified-badge");
     alice_art.screenshot(a, "verified-badge").unwrap();
+
+    // The camera path with a real code: a camera whose picture is the screenshot of Bob's QR
+    // code (a canvas stream in place of the device), through the scanner's frame grabs and
+    // the app's Rust decoder, in a freshly opened dialog.
+    show_in_camera(a, &png);
+    click(a, "#safety-button");
+    find(a, "#safety-qr");
+    assert_eq!(attribute(a, "#verify-result", "data-result"), None);
+    click(a, "#scan-camera");
+    wait_for("the camera scan result", STEP, || {
+        Ok(attribute(a, "#verify-result", "data-result"))
+    })
+    .map(|result| assert_eq!(result, "verified", "bob's QR code held to the camera"))
+    .unwrap();
+    alice_art.screenshot(a, "verified-by-camera").unwrap();
+    click(a, "#safety-close");
 
     // Hostile text in a standard chat arrives as inert text on Bob's screen.
     click(b, "#safety-close");
@@ -385,6 +445,50 @@ fn two_apps_chat_in_secret_and_verify() {
             "{href}"
         );
     }
+    // What the notification server got for the standard chat: the first message as text,
+    // markup escaped, and every one withdrawn once bob opened the chat. Nothing it got, from
+    // either chat, carries a secret message's text.
+    let calls = notifications.calls();
+    let standard: Vec<(String, Option<u32>)> = calls
+        .iter()
+        .filter_map(|call| match call {
+            NotificationCall::Notify { summary, body, id } if summary == "alice" => {
+                Some((body.clone(), *id))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        standard.first().map(|(body, _)| body.as_str()),
+        Some("here comes the corpus"),
+        "{calls:?}"
+    );
+    for (body, _) in &standard {
+        assert!(
+            !body.contains('<') && !body.contains('>'),
+            "unescaped: {body}"
+        );
+    }
+    for (_, id) in &standard {
+        let id = id.unwrap_or_else(|| panic!("the server never answered: {calls:?}"));
+        wait_for("the standard notifications to be withdrawn", STEP, || {
+            Ok(notifications
+                .calls()
+                .contains(&NotificationCall::Close { id })
+                .then_some(()))
+        })
+        .unwrap();
+    }
+    for call in &calls {
+        if let NotificationCall::Notify { summary, body, .. } = call {
+            for secret in ["hello from the secret side", "and back, also secret"] {
+                assert!(
+                    !summary.contains(secret) && !body.contains(secret),
+                    "{call:?}"
+                );
+            }
+        }
+    }
     let shown = inert["text"].as_str().unwrap();
     assert!(shown.contains("<script>window.__latchPwned = 1</script>"));
     assert!(shown.contains("onerror"));
@@ -473,6 +577,32 @@ fn b_standard(session: &Session) -> Option<latch_e2e::Element> {
 
 fn digits_only(text: &str) -> String {
     text.chars().filter(char::is_ascii_digit).collect()
+}
+
+/// Makes the page's camera show `png`: `getUserMedia` answers with a stream of a canvas
+/// that keeps drawing the picture, as a camera pointed at a screen would.
+fn show_in_camera(session: &Session, png: &[u8]) {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(png);
+    let installed = session
+        .execute_async(
+            "const [data, done] = arguments;\
+             const picture = new Image();\
+             picture.onerror = () => done('the picture did not load');\
+             picture.onload = () => {\
+               const canvas = document.createElement('canvas');\
+               canvas.width = picture.naturalWidth;\
+               canvas.height = picture.naturalHeight;\
+               const context = canvas.getContext('2d');\
+               const draw = () => { context.drawImage(picture, 0, 0); requestAnimationFrame(draw); };\
+               draw();\
+               navigator.mediaDevices.getUserMedia = async () => canvas.captureStream(10);\
+               done('installed');\
+             };\
+             picture.src = 'data:image/png;base64,' + data;",
+            json!([encoded]),
+        )
+        .unwrap();
+    assert_eq!(installed, json!("installed"));
 }
 
 /// Puts a PNG into a file input as if the user chose it, through the page's own `DataTransfer`
