@@ -580,7 +580,9 @@ fn digits_only(text: &str) -> String {
 }
 
 /// Makes the page's camera show `png`: `getUserMedia` answers with a stream of a canvas
-/// that keeps drawing the picture, as a camera pointed at a screen would.
+/// that keeps drawing the picture, as a camera pointed at a screen would. It is replaced on
+/// the prototype: a property set on `navigator.mediaDevices` itself lives on its JavaScript
+/// wrapper, which WebKit may collect and recreate without it.
 fn show_in_camera(session: &Session, png: &[u8]) {
     let encoded = base64::engine::general_purpose::STANDARD.encode(png);
     let installed = session
@@ -595,7 +597,7 @@ fn show_in_camera(session: &Session, png: &[u8]) {
                const context = canvas.getContext('2d');\
                const draw = () => { context.drawImage(picture, 0, 0); requestAnimationFrame(draw); };\
                draw();\
-               navigator.mediaDevices.getUserMedia = async () => canvas.captureStream(10);\
+               MediaDevices.prototype.getUserMedia = async () => canvas.captureStream(10);\
                done('installed');\
              };\
              picture.src = 'data:image/png;base64,' + data;",
