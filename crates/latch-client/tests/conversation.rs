@@ -24,6 +24,8 @@ fn two_profiles_talk_with_receipts_a_secret_chat_a_timer_and_search() {
     let got = b.wait_message("hello bob, plain standard words");
     let chat_b = got["conversation_id"].clone();
     assert_eq!(got["status"], "received");
+    // Bob never added Alice: her first message is a request until he accepts it.
+    b.cmd(json!({"cmd": "standing", "handle": "alice", "change": "accept"}));
 
     // Receipts: delivered when Bob's device stored it, read when Bob reads.
     a.wait_status(&sent["id"], "delivered");
@@ -252,9 +254,12 @@ fn an_invite_code_adds_a_contact_without_trusting_the_directory() {
     );
 
     let chat = c.cmd(json!({"cmd": "add", "invite": code}))["chat"].clone();
-    let sent = c.send(&chat, "found you through your invite");
+    c.send(&chat, "found you through your invite");
     let got = a.wait_message("found you through your invite");
+    // Carol wrote first: a message request until Alice accepts it.
+    a.cmd(json!({"cmd": "standing", "handle": "carol", "change": "accept"}));
     a.cmd(json!({"cmd": "send", "chat": got["conversation_id"], "text": "welcome"}));
     c.wait_message("welcome");
-    c.wait_status(&sent["id"], "delivered");
+    let again = c.send(&chat, "thanks");
+    c.wait_status(&again["id"], "delivered");
 }

@@ -32,13 +32,14 @@ use std::time::Duration;
 
 use latch_protocol::session;
 use latch_store::{
-    Contact, Conversation, ConversationId, Store, StoreError, StoreEvent, Sweeper, Tx,
+    Contact, ContactId, Conversation, ConversationId, ConversationKind, Store, StoreError,
+    StoreEvent, Sweeper, Tx, UnixMillis,
 };
 use tokio::sync::{Notify, RwLock, broadcast, watch};
 
 use crate::events::{ConnectionState, Event};
 use crate::prekeys::BundleError;
-use crate::profile::{OpenProfile, ProfileInfo, SETTING_RELAY_URL};
+use crate::profile::{OpenProfile, PRIMARY_DEVICE_ID, ProfileInfo, SETTING_RELAY_URL};
 use crate::relay::{Relay, RelayError};
 use crate::wire::{STANDARD_THREAD, ThreadTag, WireError};
 
@@ -373,6 +374,22 @@ impl Engine {
             let _ = task.await;
         }
     }
+}
+
+/// Creates a secret chat on `thread`: bound to this device, always with a timer.
+fn create_secret_conversation(
+    tx: &Tx<'_>,
+    contact: ContactId,
+    thread: ThreadTag,
+    timer_secs: u32,
+    now: UnixMillis,
+) -> Result<ConversationId, StoreError> {
+    let kind = ConversationKind::Secret {
+        bound_device_id: PRIMARY_DEVICE_ID,
+    };
+    let id = tx.create_conversation(contact, kind, Some(timer_secs), now)?;
+    tx.set_secret_thread(id, &thread.0)?;
+    Ok(id)
 }
 
 /// Drops the sessions of a contact's secret chats (after a key change they belong to the old

@@ -10,15 +10,15 @@ use latch_store::{
 use rand_core::OsRng;
 
 use crate::events::{Event, MessageView, kind_name};
-use crate::profile::{PRIMARY_DEVICE_ID, now_ms};
+use crate::profile::now_ms;
 use crate::protocol_store::TxProtocolStore;
 use crate::relay::{Relay, RelayError};
 use crate::wire::{Content, ReceiptKind, Sealed, ThreadTag, WireError};
 
 use super::{
     Engine, ReceiveError, TIMER_PRESETS, TIMER_RANGE, TIMER_SET_BY_CONTACT,
-    UNREAD_DISAPPEARING_LIMIT_MS, forget_secret_sessions, key_name, session_address,
-    timer_setter_key,
+    UNREAD_DISAPPEARING_LIMIT_MS, create_secret_conversation, forget_secret_sessions, key_name,
+    session_address, timer_setter_key,
 };
 
 /// Outcome of processing one envelope.
@@ -250,12 +250,7 @@ impl Engine {
                     _ => None,
                 }
                 .unwrap_or(TIMER_PRESETS[1]);
-                let kind = ConversationKind::Secret {
-                    bound_device_id: PRIMARY_DEVICE_ID,
-                };
-                let id = tx.create_conversation(contact.id, kind, Some(timer), now)?;
-                tx.set_secret_thread(id, &thread.0)?;
-                id
+                create_secret_conversation(tx, contact.id, thread, timer, now)?
             }
         };
         let conv = tx

@@ -2,20 +2,55 @@
 //! requests until the user accepts, declines or blocks them; a blocked contact's envelopes are
 //! dropped before decryption (see `receive`).
 
-use latch_store::{ContactId, ContactStanding, StoreError};
+use latch_relay::api;
+use latch_store::{ContactId, ContactStanding, Direction, StoreError};
 
 use crate::events::{Event, standing_name};
+use crate::profile::now_ms;
+use crate::wire::{Content, ReceiptKind};
 
 use super::{ClientError, Engine, forget_secret_sessions};
 
 impl Engine {
     /// Accepts a message request: the contact's chats become ordinary chats (replies,
-    /// receipts, notification text).
+    /// receipts, notification text), and what they sent meanwhile is now receipted as
+    /// delivered (not as read: what the user did while deciding stays theirs).
     ///
     /// # Errors
     /// `NotFound`; [`ClientError::Invalid`] when the contact is not a request.
     pub fn accept_request(&self, contact: ContactId) -> Result<(), ClientError> {
-        self.change_standing(contact, ContactStanding::Request, ContactStanding::Accepted)
+        let now = now_ms();
+        self.write(|tx| {
+            let c = tx
+                .contact(contact)?
+                .ok_or(StoreError::NotFound("contact"))?;
+            if c.standing != ContactStanding::Request {
+                return Err(StoreError::Invalid("that chat is not a message request"));
+            }
+            tx.set_contact_standing(contact, ContactStanding::Accepted)?;
+            for conv in tx.conversations()? {
+                if conv.contact_id != c.id {
+                    continue;
+                }
+                // The newest ones: one receipt's worth, however much a stranger sent.
+                let ids: Vec<[u8; 16]> = tx
+                    .conversation_page(conv.id, None, api::MAX_ACK_IDS as u32)?
+                    .iter()
+                    .filter(|m| m.direction == Direction::Incoming)
+                    .filter_map(|m| m.remote_id)
+                    .collect();
+                if !ids.is_empty() {
+                    let receipt = Content::Receipt {
+                        kind: ReceiptKind::Delivered,
+                        ids,
+                    };
+                    self.queue_content(tx, &c, &conv, &receipt, None, now)?;
+                }
+            }
+            Ok(())
+        })?;
+        self.standing_changed(contact, ContactStanding::Accepted);
+        Ok(())
     }
 
     /// Declines a message request: the contact, their chats and their sessions are deleted.
@@ -56,7 +91,11 @@ impl Engine {
     /// # Errors
     /// `NotFound`.
     pub fn block(&self, contact: ContactId) -> Result<(), ClientError> {
-        self.set_standing(contact, ContactStanding::Blocked)
+        if !self.write(|tx| tx.set_contact_standing(contact, ContactStanding::Blocked))? {
+            return Err(ClientError::NotFound("contact"));
+        }
+        self.standing_changed(contact, ContactStanding::Blocked);
+        Ok(())
     }
 
     /// Unblocks a contact: they are an ordinary contact again.
@@ -64,35 +103,16 @@ impl Engine {
     /// # Errors
     /// `NotFound`; [`ClientError::Invalid`] when the contact is not blocked.
     pub fn unblock(&self, contact: ContactId) -> Result<(), ClientError> {
-        self.change_standing(contact, ContactStanding::Blocked, ContactStanding::Accepted)
-    }
-
-    fn change_standing(
-        &self,
-        contact: ContactId,
-        from: ContactStanding,
-        to: ContactStanding,
-    ) -> Result<(), ClientError> {
+        let to = ContactStanding::Accepted;
         self.write(|tx| {
             let c = tx
                 .contact(contact)?
                 .ok_or(StoreError::NotFound("contact"))?;
-            if c.standing != from {
-                return Err(StoreError::Invalid(match from {
-                    ContactStanding::Request => "that chat is not a message request",
-                    _ => "that contact is not blocked",
-                }));
+            if c.standing != ContactStanding::Blocked {
+                return Err(StoreError::Invalid("that contact is not blocked"));
             }
             tx.set_contact_standing(contact, to).map(drop)
         })?;
-        self.standing_changed(contact, to);
-        Ok(())
-    }
-
-    fn set_standing(&self, contact: ContactId, to: ContactStanding) -> Result<(), ClientError> {
-        if !self.write(|tx| tx.set_contact_standing(contact, to))? {
-            return Err(ClientError::NotFound("contact"));
-        }
         self.standing_changed(contact, to);
         Ok(())
     }
@@ -103,7 +123,7 @@ impl Engine {
             standing: standing_name(standing),
         });
         if standing == ContactStanding::Accepted {
-            // Messages written while they were blocked may go now.
+            // The receipts accepting queued, and held messages, may go now.
             self.inner.outbox_changed.notify_one();
         }
     }

@@ -8,12 +8,12 @@ use latch_store::{
 };
 
 use crate::events::{ConversationView, Event, MessageView, kind_name, standing_name};
-use crate::profile::{PRIMARY_DEVICE_ID, now_ms};
+use crate::profile::now_ms;
 use crate::wire::{Content, ReceiptKind, ThreadTag};
 
 use super::{
-    ClientError, Engine, MAX_DRAFT_BYTES, TIMER_SET_BY_ME, draft_key, key_name, relay_key,
-    timer_setter_key, validate_timer,
+    ClientError, Engine, MAX_DRAFT_BYTES, TIMER_SET_BY_ME, create_secret_conversation, draft_key,
+    key_name, relay_key, timer_setter_key, validate_timer,
 };
 
 impl Engine {
@@ -64,11 +64,7 @@ impl Engine {
         let (conv, events) = self.write(|tx| {
             let mut events = Vec::new();
             let c = self.start_sessions(tx, &c.address, thread, &bundles, key, now, &mut events)?;
-            let kind = ConversationKind::Secret {
-                bound_device_id: PRIMARY_DEVICE_ID,
-            };
-            let id = tx.create_conversation(c.id, kind, Some(timer_secs), now)?;
-            tx.set_secret_thread(id, &thread.0)?;
+            let id = create_secret_conversation(tx, c.id, thread, timer_secs, now)?;
             let conv = tx
                 .conversation(id)?
                 .ok_or(StoreError::NotFound("conversation"))?;

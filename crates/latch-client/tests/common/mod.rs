@@ -207,6 +207,8 @@ impl Testbed {
         let chat_a = a.cmd(json!({"cmd": "add", "handle": "bob"}))["chat"].clone();
         a.send(&chat_a, "hello");
         let chat_b = b.wait_message("hello")["conversation_id"].clone();
+        // Alice wrote first: Bob answers her message request.
+        b.cmd(json!({"cmd": "standing", "handle": "alice", "change": "accept"}));
         (a, b, chat_a, chat_b)
     }
 
