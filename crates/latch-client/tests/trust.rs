@@ -6,7 +6,7 @@
 mod common;
 
 use common::Testbed;
-use latch_client::relay::Relay;
+use latch_client::relay::{Inbound, Relay};
 use latch_client::wire::{Content, STANDARD_THREAD, Sealed, ThreadTag};
 use latch_protocol::{IdentityKeyPair, InMemoryStore, ProtocolAddress, session};
 use latch_relay::api::{ClientFrame, DeviceAddress, EnvelopeId, IdentityKey, Response};
@@ -124,6 +124,128 @@ fn a_contact_who_reinstalled_gets_what_was_sent_before_they_wrote() {
     let history = a.history(&chat_a);
     let now = history.iter().find(|m| m["id"] == sent["id"]).unwrap();
     assert_ne!(now["status"], "failed", "{history:?}");
+}
+
+#[test]
+#[ignore = "needs a Secret Service keyring; run by scripts/test"]
+fn a_new_unaccepted_key_cannot_write_into_an_existing_secret_chat() {
+    let t = Testbed::new();
+    let (mut a, b, _, _) = t.pair();
+    b.close();
+    // Alice opens a secret chat while Bob is away: its first envelope waits at the relay.
+    let secret_a =
+        a.cmd(json!({"cmd": "open", "handle": "bob", "secret": true, "timer": 3600}))["chat"]
+            .clone();
+    assert_eq!(a.cmd(json!({"cmd": "flush"}))["flushed"], true);
+    let info: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(t.home.path().join("profiles/bob/profile.json")).unwrap(),
+    )
+    .unwrap();
+    let keyring_id = ProfileId::new(info["keyring_id"].as_str().unwrap()).unwrap();
+    let keyring = OsKeyring::new("app.latch.desktop");
+    let old_bob = IdentityKeyPair::from_secret_bytes(
+        load_identity_key(&keyring, &keyring_id, "main")
+            .unwrap()
+            .expose(),
+    )
+    .unwrap();
+    let url = t.relay.url();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // The secret thread's tag, as Bob's device learns it.
+    let tag = runtime.block_on(async {
+        let (relay, mut inbound) = Relay::connect(&url, &old_bob, 1, false).await.unwrap();
+        let tag = loop {
+            if let Some(Inbound::Envelope(env)) = inbound.recv().await {
+                break Sealed::from_bytes(&env.body).unwrap().thread;
+            }
+        };
+        relay.close().await;
+        tag
+    });
+    assert!(!tag.is_standard());
+
+    // Bob's device goes; a new key takes the handle and writes into that secret thread.
+    assert_eq!(t.latch(&["profile", "delete", "bob"])["unregistered"], true);
+    runtime.block_on(async {
+        let new_bob = IdentityKeyPair::generate(&mut OsRng);
+        let (relay, _inbound) = Relay::connect(&url, &new_bob, 1, true).await.unwrap();
+        relay
+            .request(|req| ClientFrame::ClaimHandle {
+                req,
+                handle: "bob".into(),
+            })
+            .await
+            .unwrap();
+        let Response::Handle { identity_key, .. } = relay
+            .request(|req| ClientFrame::LookupHandle {
+                req,
+                handle: "alice".into(),
+            })
+            .await
+            .unwrap()
+        else {
+            panic!("no alice")
+        };
+        let Response::Prekeys { bundles } = relay
+            .request(|req| ClientFrame::ClaimPrekeys {
+                req,
+                identity_key,
+                device_id: Some(1),
+            })
+            .await
+            .unwrap()
+        else {
+            panic!("no prekeys")
+        };
+        let bundle = latch_client::prekeys::bundle_from_relay(&bundles[0]).unwrap();
+        let mut store = InMemoryStore::new(new_bob);
+        let alice = ProtocolAddress::new("alice", 1);
+        session::process_prekey_bundle(&mut store, &alice, &bundle, &mut OsRng).unwrap();
+        let content = Content::Text {
+            id: [5; 16],
+            sent_at: 1,
+            body: "it is still me, trust this chat".into(),
+            expire_after_secs: Some(3600),
+        };
+        let message =
+            session::encrypt(&mut store, &alice, &content.to_plaintext(tag).unwrap()).unwrap();
+        let body = Sealed {
+            thread: tag,
+            sender_handle: Some("bob".into()),
+            message,
+        }
+        .to_bytes()
+        .unwrap();
+        relay
+            .request(|req| ClientFrame::Send {
+                req,
+                id: random_id(),
+                to: DeviceAddress {
+                    identity_key,
+                    device_id: 1,
+                },
+                body,
+            })
+            .await
+            .unwrap();
+    });
+
+    // Refused, shown nowhere, and nothing of it kept: no key change was recorded either.
+    let failed = a.wait_event("receive_failed", |_| true);
+    assert!(
+        failed["reason"]
+            .as_str()
+            .unwrap()
+            .contains("unaccepted key"),
+        "{failed}"
+    );
+    assert!(!a.received.iter().any(|m| m.contains("trust this chat")));
+    assert!(
+        a.history(&secret_a)
+            .iter()
+            .all(|m| m["direction"] == "outgoing")
+    );
+    assert!(!a.events.iter().any(|e| e["type"] == "key_changed"));
 }
 
 fn random_id() -> EnvelopeId {
