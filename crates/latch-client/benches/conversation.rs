@@ -101,6 +101,9 @@ async fn main() {
     let mut bob_events = bob.subscribe();
     alice.send_text(chat, "warm-up").unwrap();
     receive(&mut bob_events, 1).await;
+    // Alice wrote first: Bob accepts her request, so what follows is receipted as before.
+    let alice_on_bob = bob.contact_by_handle("alice").unwrap();
+    bob.accept_request(alice_on_bob.id).unwrap();
 
     // Throughput: as fast as Alice can send, until Bob has stored them all.
     let start = Instant::now();
