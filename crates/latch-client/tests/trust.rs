@@ -400,9 +400,11 @@ fn a_device_replenishes_its_one_time_prekeys_when_the_relay_runs_low() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let url = t.relay.url();
     // Someone claims Bob's bundles until the relay has no one-time key left.
-    let (relay, bob_key) = runtime.block_on(async {
+    // The push queue lives as long as the connection is used: dropping it makes the client
+    // close the connection at the next push (the backlog's end, say), and later claims fail.
+    let (relay, _inbound, bob_key) = runtime.block_on(async {
         let me = IdentityKeyPair::generate(&mut OsRng);
-        let (relay, _inbound) = Relay::connect(&url, &me, 1, true).await.unwrap();
+        let (relay, inbound) = Relay::connect(&url, &me, 1, true).await.unwrap();
         let Response::Handle { identity_key, .. } = relay
             .request(|req| ClientFrame::LookupHandle {
                 req,
@@ -413,7 +415,7 @@ fn a_device_replenishes_its_one_time_prekeys_when_the_relay_runs_low() {
         else {
             panic!("no handle")
         };
-        (relay, identity_key)
+        (relay, inbound, identity_key)
     });
     let claim = |relay: &Relay| {
         runtime.block_on(async {
