@@ -223,6 +223,25 @@ pub enum Event {
         /// How many.
         count: usize,
     },
+    /// A call changed state: `dialing` or `ringing` first, then `connecting`, `connected`,
+    /// `reconnecting`, and last `ended` with a reason.
+    Call {
+        /// The call (hex).
+        call_id: String,
+        /// The chat it belongs to.
+        conversation_id: i64,
+        /// `outgoing` or `incoming`.
+        direction: &'static str,
+        /// `audio` or `video`, as the caller offered.
+        media: &'static str,
+        /// `dialing`, `ringing`, `connecting`, `connected`, `reconnecting` or `ended`.
+        state: &'static str,
+        /// Why it ended: `declined`, `busy`, `no_answer`, `cancelled`, `hung_up`, `failed`,
+        /// or `not_allowed` (from a message request or an unaccepted key: not rung).
+        reason: Option<&'static str>,
+        /// Whether the peer sends video.
+        remote_video: bool,
+    },
     /// An envelope from the relay could not be used (malformed, undecryptable, replayed,
     /// unknown sender). It was dropped; the conversation goes on.
     ReceiveFailed {

@@ -12,6 +12,9 @@ pub mod qr;
 pub mod relay;
 pub mod wire;
 
-pub use engine::{ClientError, Engine, ReceiveError, SafetyNumber, TIMER_PRESETS, TIMER_RANGE};
+pub use engine::{
+    CallMedia, ClientError, Engine, LocalTransport, ReceiveError, SafetyNumber, TIMER_PRESETS,
+    TIMER_RANGE,
+};
 pub use events::{ConnectionState, ConversationView, Event, MessageView};
 pub use profile::{OpenProfile, ProfileError, ProfileInfo, Profiles, Protection};

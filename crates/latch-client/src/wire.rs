@@ -193,6 +193,8 @@ pub enum Content {
         /// Seconds, or `None` for off.
         secs: Option<u32>,
     },
+    /// Call signalling (offer, answer, candidates, hang-up...) for a call in this chat.
+    Call(latch_call::CallSignal),
 }
 
 impl std::fmt::Debug for Content {
@@ -203,6 +205,7 @@ impl std::fmt::Debug for Content {
             Self::Edit { body, .. } => write!(f, "Edit(<{} bytes>)", body.len()),
             Self::Delete { .. } => f.write_str("Delete"),
             Self::Timer { secs } => write!(f, "Timer({secs:?})"),
+            Self::Call(s) => write!(f, "Call({})", s.name()),
         }
     }
 }

@@ -10,10 +10,12 @@
 //! One concern per file, each an `impl Engine` block over the shared state kept here:
 //! `registration` (the relay account and this device's prekeys), `connection` (the relay
 //! link and what it pushes), `receive` (envelope → decrypt → store), `send` (encrypting into
-//! the outbox, held messages, edits and deletes), `outbox` (the pump), `contacts`, `requests` (message requests and blocking), `threads`
+//! the outbox, held messages, edits and deletes), `outbox` (the pump), `contacts`, `requests` (message requests and blocking), `calls` (call signalling
+//! and call keys), `threads`
 //! (standard and secret chats, drafts, timers, read state) and `trust` (safety numbers and
 //! key changes).
 
+mod calls;
 mod connection;
 mod contacts;
 mod outbox;
@@ -24,6 +26,7 @@ mod send;
 mod threads;
 mod trust;
 
+pub use calls::{CallMedia, LocalTransport};
 pub use connection::KEEPALIVE_INTERVAL;
 pub use trust::SafetyNumber;
 
@@ -172,6 +175,10 @@ struct Inner {
     keepalive_ms: std::sync::atomic::AtomicU64,
     /// Collapses the relay's "prekeys low" notices (see `registration`).
     replenish_gate: registration::ReplenishGate,
+    /// The call in progress and its switchboard (see `calls`).
+    calls: std::sync::Mutex<calls::CallDesk>,
+    /// Wakes the call timer task when the switchboard changed.
+    calls_changed: Notify,
     /// The engine's tasks, awaited by [`Engine::shutdown`]: each holds the engine (and so the
     /// profile's lock) until it ends.
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -251,6 +258,8 @@ impl Engine {
             keepalive_ms: std::sync::atomic::AtomicU64::new(
                 u64::try_from(KEEPALIVE_INTERVAL.as_millis()).unwrap_or(30_000),
             ),
+            calls: std::sync::Mutex::new(calls::CallDesk::default()),
+            calls_changed: Notify::new(),
             tasks: std::sync::Mutex::new(Vec::new()),
         });
         let engine = Self { inner };
@@ -344,6 +353,8 @@ impl Engine {
         self.spawn(async move { engine.connection_loop().await });
         let engine = self.clone();
         self.spawn(async move { engine.outbox_loop().await });
+        let engine = self.clone();
+        self.spawn(async move { engine.calls_loop().await });
     }
 
     /// Spawns one of the engine's tasks; [`Engine::shutdown`] waits for it.

@@ -15,6 +15,7 @@ use crate::protocol_store::TxProtocolStore;
 use crate::relay::{Relay, RelayError};
 use crate::wire::{Content, ReceiptKind, Sealed, ThreadTag, WireError};
 
+use super::calls::{IncomingSignal, incoming_signal};
 use super::{
     Engine, ReceiveError, TIMER_PRESETS, TIMER_RANGE, TIMER_SET_BY_CONTACT,
     UNREAD_DISAPPEARING_LIMIT_MS, create_secret_conversation, forget_secret_sessions, key_name,
@@ -23,8 +24,8 @@ use super::{
 
 /// Outcome of processing one envelope.
 enum Received {
-    /// Stored; the events to send after the commit.
-    Stored(Vec<Event>),
+    /// Stored; the events to send after the commit, and a call signal for the switchboard.
+    Stored(Vec<Event>, Option<IncomingSignal>),
     /// Processed before (a redelivery): dropped.
     Duplicate,
     /// Unusable: acknowledged and dropped (undecryptable ones also have their id
@@ -54,10 +55,13 @@ impl Engine {
             Err(e) => Received::Dropped(e),
         };
         match outcome {
-            Received::Stored(events) => {
+            Received::Stored(events, signal) => {
                 crate::fault::point("after-receive-commit");
                 for e in events {
                     self.emit(e);
+                }
+                if let Some(signal) = signal {
+                    self.on_call_signal(signal);
                 }
                 self.inner.outbox_changed.notify_one();
                 true
@@ -201,8 +205,8 @@ impl Engine {
                     key: key_name(&contact.identity_key)?,
                 });
             }
-            self.apply(tx, &contact, sealed.thread, content, now, &mut events)?;
-            Ok(Received::Stored(events))
+            let signal = self.apply(tx, &contact, sealed.thread, content, now, &mut events)?;
+            Ok(Received::Stored(events, signal))
         });
         match received {
             Ok(r) => Ok(r),
@@ -265,7 +269,8 @@ impl Engine {
         Ok(conv)
     }
 
-    /// Applies one decrypted content inside the receiving transaction.
+    /// Applies one decrypted content inside the receiving transaction. A call signal is
+    /// returned instead, for the switchboard once the transaction committed.
     fn apply(
         &self,
         tx: &Tx<'_>,
@@ -274,7 +279,7 @@ impl Engine {
         content: Content,
         now: UnixMillis,
         events: &mut Vec<Event>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<IncomingSignal>, StoreError> {
         let conv = self.conversation_for(tx, contact, thread, &content, now, events)?;
         match content {
             Content::Text {
@@ -284,7 +289,7 @@ impl Engine {
                 expire_after_secs,
             } => {
                 if tx.message_by_remote_id(conv.id, &id)?.is_some() {
-                    return Ok(());
+                    return Ok(None);
                 }
                 let timer =
                     expire_after_secs
@@ -370,8 +375,11 @@ impl Engine {
                     });
                 }
             }
+            Content::Call(signal) => {
+                return incoming_signal(tx, &conv, signal).map(Some);
+            }
         }
-        Ok(())
+        Ok(None)
     }
 }
 

@@ -1,0 +1,283 @@
+//! Call signalling between engines through a real relay on loopback: the offer, ringing,
+//! answer, candidates and hang-up travel as encrypted messages in the 1:1 session, and both
+//! ends agree the same frame keys. Media transport is not in this layer: the tests stand in
+//! for it with made-up DTLS fingerprints and ICE credentials, which is all it hands the engine.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use latch_call::{CallId, DtlsFingerprint, IceCredentials, MediaKind, MediaStream};
+use latch_client::{ConnectionState, Engine, Event, LocalTransport, Profiles};
+use latch_store::{ConversationId, MemoryKeyStore};
+use tokio::sync::broadcast;
+
+struct Net {
+    _dir: tempfile::TempDir,
+    _relay: latch_relay::server::RunningRelay,
+    url: String,
+    profiles: Profiles,
+}
+
+async fn net() -> Net {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = latch_relay::server::start(
+        latch_relay::config::Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            database: dir.path().join("relay.db"),
+            ..latch_relay::config::Config::default()
+        },
+        Arc::new(latch_relay::clock::SystemClock),
+    )
+    .await
+    .unwrap();
+    let url = format!("ws://{}", relay.local_addr());
+    let profiles = Profiles::new(dir.path(), Box::new(MemoryKeyStore::new()));
+    Net {
+        _dir: dir,
+        _relay: relay,
+        url,
+        profiles,
+    }
+}
+
+async fn person(net: &Net, name: &str) -> Engine {
+    let e = Engine::new(net.profiles.create(name, &net.url).unwrap()).unwrap();
+    e.register(name).await.unwrap();
+    e.start();
+    let mut c = e.connection();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        c.wait_for(|s| *s == ConnectionState::Online),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    e
+}
+
+/// `a` adds `b` and writes; `b` accepts the request and answers, so both have a session and
+/// both are accepted contacts. Returns both sides' chat ids.
+async fn befriend(
+    a: &Engine,
+    b: &Engine,
+    b_name: &str,
+    a_name: &str,
+) -> (ConversationId, ConversationId) {
+    let mut b_events = b.subscribe();
+    let contact = a.add_contact(b_name).await.unwrap();
+    let chat_a = a.open_standard_chat(contact).unwrap();
+    a.send_text(chat_a, "hi").unwrap();
+    let chat_b = loop {
+        if let Event::Message { message } = next(&mut b_events).await {
+            break ConversationId(message.conversation_id);
+        }
+    };
+    b.accept_request(b.contact_by_handle(a_name).unwrap().id)
+        .unwrap();
+    (chat_a, chat_b)
+}
+
+async fn next(events: &mut broadcast::Receiver<Event>) -> Event {
+    tokio::time::timeout(Duration::from_secs(30), events.recv())
+        .await
+        .expect("no event within 30 s")
+        .unwrap()
+}
+
+/// Waits for a call event in `state`; returns (call id, reason, remote video).
+async fn call_state(
+    events: &mut broadcast::Receiver<Event>,
+    state: &str,
+) -> (CallId, Option<&'static str>, bool) {
+    loop {
+        if let Event::Call {
+            call_id,
+            state: s,
+            reason,
+            remote_video,
+            ..
+        } = next(events).await
+            && s == state
+        {
+            let mut id = [0u8; 16];
+            id.copy_from_slice(&hex::decode(call_id).unwrap());
+            return (CallId(id), reason, remote_video);
+        }
+    }
+}
+
+fn transport(n: u8) -> LocalTransport {
+    LocalTransport {
+        dtls: DtlsFingerprint([n; 32]),
+        ice: IceCredentials {
+            ufrag: format!("ufrag{n}"),
+            pwd: format!("password0123456789abcd{n}"),
+        },
+        candidates: vec![format!(
+            "candidate:{n} 1 udp 2130706431 127.0.0.1 {} typ host",
+            5000 + u16::from(n)
+        )],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_rings_is_answered_and_both_ends_hold_the_same_frame_keys() {
+    let net = net().await;
+    let alice = person(&net, "alice").await;
+    let bob = person(&net, "bob").await;
+    let (chat_a, chat_b) = befriend(&alice, &bob, "bob", "alice").await;
+    let (mut ea, mut eb) = (alice.subscribe(), bob.subscribe());
+
+    let id = alice
+        .place_call(chat_a, MediaKind::Video, transport(1))
+        .unwrap();
+    let (rung, _, _) = call_state(&mut eb, "ringing").await;
+    assert_eq!(rung, id);
+    // Alice hears that Bob's device rings.
+    call_state(&mut ea, "ringing").await;
+    // Keys exist only once both sides are known.
+    assert!(bob.take_call_media(id).is_none());
+
+    bob.accept_call(id, false, transport(2)).unwrap();
+    let (_, _, alice_sees_video) = call_state(&mut ea, "connecting").await;
+    assert!(!alice_sees_video, "Bob answered without his camera");
+    let mut on_alice = alice.take_call_media(id).unwrap();
+    let mut on_bob = bob.take_call_media(id).unwrap();
+    assert!(alice.take_call_media(id).is_none(), "handed out once");
+    assert_eq!(on_alice.conversation_id, chat_a);
+    assert_eq!(on_bob.conversation_id, chat_b);
+    assert_eq!(on_alice.remote.dtls, transport(2).dtls);
+    assert_eq!(on_bob.remote.dtls, transport(1).dtls);
+    assert_eq!(on_bob.remote.candidates, transport(1).candidates);
+
+    let mut seal = on_alice.secrets.sealer(MediaStream::Audio).unwrap();
+    let mut open = on_bob.secrets.opener(MediaStream::Audio).unwrap();
+    let frame = seal.seal(b"", b"twenty ms of opus").unwrap();
+    assert_eq!(open.open(b"", &frame).unwrap(), b"twenty ms of opus");
+    let mut back = on_bob.secrets.sealer(MediaStream::Video).unwrap();
+    let mut back_open = on_alice.secrets.opener(MediaStream::Video).unwrap();
+    let frame = back.seal(&[0x90], b"a vp8 frame").unwrap();
+    assert_eq!(back_open.open(&[0x90], &frame).unwrap(), b"a vp8 frame");
+    on_alice.remote.candidates.clear();
+    on_bob.remote.candidates.clear();
+
+    // Trickled candidates reach the other side's transport.
+    let late = vec![
+        "candidate:9 1 udp 1694498815 192.0.2.1 6000 typ srflx raddr 0.0.0.0 rport 0".to_owned(),
+    ];
+    bob.send_call_candidates(id, late.clone()).unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let c = alice.take_remote_candidates(id);
+            if !c.is_empty() {
+                return c;
+            }
+            // Candidates are state, not events: poll the engine until they land.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(got, late);
+
+    alice.call_media_connected(id);
+    bob.call_media_connected(id);
+    call_state(&mut ea, "connected").await;
+    bob.hang_up_call(id).unwrap();
+    let (_, reason, _) = call_state(&mut ea, "ended").await;
+    assert_eq!(reason, Some("hung_up"));
+    let (_, reason, _) = call_state(&mut eb, "ended").await;
+    assert_eq!(reason, Some("hung_up"));
+    // The line is free again.
+    assert!(
+        alice
+            .place_call(chat_a, MediaKind::Audio, transport(3))
+            .is_ok()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declined_cancelled_and_busy_calls_end_with_their_reason_on_both_sides() {
+    let net = net().await;
+    let alice = person(&net, "alice").await;
+    let bob = person(&net, "bob").await;
+    let carol = person(&net, "carol").await;
+    let (chat_ab, _) = befriend(&alice, &bob, "bob", "alice").await;
+    let (chat_cb, _) = befriend(&carol, &bob, "bob", "carol").await;
+    let (mut ea, mut eb, mut ec) = (alice.subscribe(), bob.subscribe(), carol.subscribe());
+
+    let id = alice
+        .place_call(chat_ab, MediaKind::Audio, transport(1))
+        .unwrap();
+    call_state(&mut eb, "ringing").await;
+    bob.decline_call(id).unwrap();
+    assert_eq!(call_state(&mut ea, "ended").await.1, Some("declined"));
+    assert_eq!(call_state(&mut eb, "ended").await.1, Some("declined"));
+
+    let id = alice
+        .place_call(chat_ab, MediaKind::Audio, transport(1))
+        .unwrap();
+    call_state(&mut eb, "ringing").await;
+    alice.hang_up_call(id).unwrap();
+    assert_eq!(call_state(&mut ea, "ended").await.1, Some("cancelled"));
+    assert_eq!(call_state(&mut eb, "ended").await.1, Some("cancelled"));
+
+    // Bob is in a call with Alice when Carol calls: Carol hears busy, Alice's call goes on.
+    let id = alice
+        .place_call(chat_ab, MediaKind::Audio, transport(1))
+        .unwrap();
+    call_state(&mut eb, "ringing").await;
+    bob.accept_call(id, false, transport(2)).unwrap();
+    call_state(&mut ea, "connecting").await;
+    carol
+        .place_call(chat_cb, MediaKind::Video, transport(3))
+        .unwrap();
+    assert_eq!(call_state(&mut ec, "ended").await.1, Some("busy"));
+    // Bob's side records Carol's call as missed, and his call with Alice is still there.
+    assert_eq!(call_state(&mut eb, "ended").await.1, Some("busy"));
+    assert!(
+        alice
+            .place_call(chat_ab, MediaKind::Audio, transport(1))
+            .is_err(),
+        "busy here too"
+    );
+    bob.hang_up_call(id).unwrap();
+    assert_eq!(call_state(&mut ea, "ended").await.1, Some("hung_up"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_request_cannot_ring_and_cannot_be_called() {
+    let net = net().await;
+    let bob = person(&net, "bob").await;
+    let mallory = person(&net, "mallory").await;
+    let mut eb = bob.subscribe();
+    let contact = mallory.add_contact("bob").await.unwrap();
+    let chat_m = mallory.open_standard_chat(contact).unwrap();
+    mallory.send_text(chat_m, "hello, stranger").unwrap();
+    let chat_b = loop {
+        if let Event::Message { message } = next(&mut eb).await {
+            break ConversationId(message.conversation_id);
+        }
+    };
+    // Mallory has a session and calls; Bob never accepted her, so nothing rings.
+    mallory
+        .place_call(chat_m, MediaKind::Video, transport(6))
+        .unwrap();
+    loop {
+        match next(&mut eb).await {
+            Event::Call { state, reason, .. } => {
+                assert_eq!((state, reason), ("ended", Some("not_allowed")));
+                break;
+            }
+            other => assert!(!matches!(other, Event::Call { .. }), "{other:?}"),
+        }
+    }
+    let err = bob
+        .place_call(chat_b, MediaKind::Audio, transport(2))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("accept the message request"),
+        "{err}"
+    );
+}
