@@ -7,11 +7,15 @@
 //! what arrives into a [`Switchboard`], and drives the transport and devices. The same frame
 //! encryption is meant to carry group calls, keyed from MLS instead of [`keys`].
 
+#[cfg(feature = "media")]
+pub mod audio;
 pub mod frame;
 pub mod keys;
 pub mod machine;
 pub mod signal;
 pub mod switchboard;
+#[cfg(feature = "media")]
+pub mod transport;
 
 pub use frame::{FrameError, FrameOpener, FrameSealer, MediaStream};
 pub use keys::{CallKeyPair, CallTranscript, KeyError, MediaSecrets, Role};
@@ -21,3 +25,5 @@ pub use signal::{
     SignalError,
 };
 pub use switchboard::{Switchboard, SwitchboardEvent};
+#[cfg(feature = "media")]
+pub use transport::{MediaTransport, TransportError, TransportEvent, TransportOutput};

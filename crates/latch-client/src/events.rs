@@ -2,7 +2,8 @@
 //! serialize to JSON (the CLI prints them; the desktop shell forwards them to the webview).
 
 use latch_store::{
-    ContactStanding, Conversation, ConversationKind, Direction, Message, MessageStatus,
+    CallEvent, CallKind, CallOutcome, ContactStanding, Conversation, ConversationKind, Direction,
+    Message, MessageStatus,
 };
 use serde::Serialize;
 
@@ -39,6 +40,40 @@ pub struct MessageView {
     pub edited: bool,
     /// Whether it was deleted for everyone (only in the event announcing the deletion).
     pub deleted: bool,
+    /// Set when the row is a call in the chat, not a message (its body is empty).
+    pub call: Option<CallView>,
+}
+
+/// A call as its chat shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct CallView {
+    /// `voice` or `video`.
+    pub kind: &'static str,
+    /// `completed`, `missed`, `declined`, `busy`, `no_answer`, `cancelled` or `failed`.
+    pub outcome: &'static str,
+    /// Whole seconds connected, for calls that connected.
+    pub duration_secs: Option<u64>,
+}
+
+impl From<&CallEvent> for CallView {
+    fn from(c: &CallEvent) -> Self {
+        Self {
+            kind: match c.kind {
+                CallKind::Voice => "voice",
+                CallKind::Video => "video",
+            },
+            outcome: match c.outcome {
+                CallOutcome::Completed => "completed",
+                CallOutcome::Missed => "missed",
+                CallOutcome::Declined => "declined",
+                CallOutcome::Busy => "busy",
+                CallOutcome::NoAnswer => "no_answer",
+                CallOutcome::Cancelled => "cancelled",
+                CallOutcome::Failed => "failed",
+            },
+            duration_secs: c.duration_ms.map(|ms| ms / 1_000),
+        }
+    }
 }
 
 impl std::fmt::Debug for MessageView {
@@ -79,6 +114,7 @@ impl From<&Message> for MessageView {
             expires_at: m.expires_at,
             edited: m.edited_at.is_some(),
             deleted: false,
+            call: m.call.as_ref().map(CallView::from),
         }
     }
 }

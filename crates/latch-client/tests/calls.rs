@@ -107,6 +107,25 @@ async fn call_state(
     }
 }
 
+/// Waits for the call row written into a chat; returns (chat, outcome, kind, seconds).
+async fn call_record(
+    events: &mut broadcast::Receiver<Event>,
+) -> (i64, &'static str, &'static str, Option<u64>) {
+    loop {
+        if let Event::Message { message } = next(events).await
+            && let Some(call) = message.call
+        {
+            assert_eq!(message.body, "", "a call row carries no text");
+            return (
+                message.conversation_id,
+                call.outcome,
+                call.kind,
+                call.duration_secs,
+            );
+        }
+    }
+}
+
 fn transport(n: u8) -> LocalTransport {
     LocalTransport {
         dtls: DtlsFingerprint([n; 32]),
@@ -187,8 +206,12 @@ async fn a_call_rings_is_answered_and_both_ends_hold_the_same_frame_keys() {
     bob.hang_up_call(id).unwrap();
     let (_, reason, _) = call_state(&mut ea, "ended").await;
     assert_eq!(reason, Some("hung_up"));
+    let (chat, outcome, kind, secs) = call_record(&mut ea).await;
+    assert_eq!((chat, outcome, kind), (chat_a.0, "completed", "video"));
+    assert!(secs.is_some(), "a connected call shows its duration");
     let (_, reason, _) = call_state(&mut eb, "ended").await;
     assert_eq!(reason, Some("hung_up"));
+    assert_eq!(call_record(&mut eb).await.1, "completed");
     // The line is free again.
     assert!(
         alice
@@ -203,7 +226,7 @@ async fn declined_cancelled_and_busy_calls_end_with_their_reason_on_both_sides()
     let alice = person(&net, "alice").await;
     let bob = person(&net, "bob").await;
     let carol = person(&net, "carol").await;
-    let (chat_ab, _) = befriend(&alice, &bob, "bob", "alice").await;
+    let (chat_ab, chat_ab_on_bob) = befriend(&alice, &bob, "bob", "alice").await;
     let (chat_cb, _) = befriend(&carol, &bob, "bob", "carol").await;
     let (mut ea, mut eb, mut ec) = (alice.subscribe(), bob.subscribe(), carol.subscribe());
 
@@ -213,7 +236,9 @@ async fn declined_cancelled_and_busy_calls_end_with_their_reason_on_both_sides()
     call_state(&mut eb, "ringing").await;
     bob.decline_call(id).unwrap();
     assert_eq!(call_state(&mut ea, "ended").await.1, Some("declined"));
+    assert_eq!(call_record(&mut ea).await.1, "declined");
     assert_eq!(call_state(&mut eb, "ended").await.1, Some("declined"));
+    assert_eq!(call_record(&mut eb).await.1, "declined");
 
     let id = alice
         .place_call(chat_ab, MediaKind::Audio, transport(1))
@@ -221,7 +246,9 @@ async fn declined_cancelled_and_busy_calls_end_with_their_reason_on_both_sides()
     call_state(&mut eb, "ringing").await;
     alice.hang_up_call(id).unwrap();
     assert_eq!(call_state(&mut ea, "ended").await.1, Some("cancelled"));
+    assert_eq!(call_record(&mut ea).await.1, "cancelled");
     assert_eq!(call_state(&mut eb, "ended").await.1, Some("cancelled"));
+    assert_eq!(call_record(&mut eb).await.1, "missed");
 
     // Bob is in a call with Alice when Carol calls: Carol hears busy, Alice's call goes on.
     let id = alice
@@ -234,8 +261,12 @@ async fn declined_cancelled_and_busy_calls_end_with_their_reason_on_both_sides()
         .place_call(chat_cb, MediaKind::Video, transport(3))
         .unwrap();
     assert_eq!(call_state(&mut ec, "ended").await.1, Some("busy"));
+    assert_eq!(call_record(&mut ec).await.1, "busy");
     // Bob's side records Carol's call as missed, and his call with Alice is still there.
     assert_eq!(call_state(&mut eb, "ended").await.1, Some("busy"));
+    let (chat, outcome, kind, _) = call_record(&mut eb).await;
+    assert_eq!((outcome, kind), ("missed", "video"));
+    assert_ne!(chat, chat_ab_on_bob.0, "in Carol's chat, not Alice's");
     assert!(
         alice
             .place_call(chat_ab, MediaKind::Audio, transport(1))
@@ -261,7 +292,7 @@ async fn a_message_request_cannot_ring_and_cannot_be_called() {
         }
     };
     // Mallory has a session and calls; Bob never accepted her, so nothing rings.
-    mallory
+    let first = mallory
         .place_call(chat_m, MediaKind::Video, transport(6))
         .unwrap();
     loop {
@@ -273,11 +304,139 @@ async fn a_message_request_cannot_ring_and_cannot_be_called() {
             other => assert!(!matches!(other, Event::Call { .. }), "{other:?}"),
         }
     }
+    // It shows in the request's chat as missed, and unread.
+    let (chat, outcome, _, _) = call_record(&mut eb).await;
+    assert_eq!((chat, outcome), (chat_b.0, "missed"));
+    let row = bob.messages(chat_b, None, 10).unwrap().pop().unwrap();
+    assert_eq!(row.status, "received");
+
+    // Calling again and again leaves one missed call, not a row per try.
+    mallory.hang_up_call(first).unwrap();
+    let mut em = mallory.subscribe();
+    for _ in 0..3 {
+        let id = mallory
+            .place_call(chat_m, MediaKind::Audio, transport(6))
+            .unwrap();
+        call_state(&mut em, "dialing").await;
+        mallory.hang_up_call(id).unwrap();
+        call_state(&mut em, "ended").await;
+        let (_, reason, _) = call_state(&mut eb, "ended").await;
+        assert_eq!(reason, Some("not_allowed"));
+    }
+    // A text after the tries: once it is here, every try before it was handled.
+    mallory.send_text(chat_m, "are you there?").unwrap();
+    loop {
+        if let Event::Message { message } = next(&mut eb).await
+            && message.body == "are you there?"
+        {
+            break;
+        }
+    }
+    let calls = bob
+        .messages(chat_b, None, 50)
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.call.is_some())
+        .count();
+    assert_eq!(calls, 1);
     let err = bob
         .place_call(chat_b, MediaKind::Audio, transport(2))
         .unwrap_err();
     assert!(
         err.to_string().contains("accept the message request"),
         "{err}"
+    );
+}
+
+/// A speaker that hands every frame it is given to the test.
+struct Recorder(tokio::sync::mpsc::UnboundedSender<Vec<i16>>);
+
+impl latch_call::audio::AudioSink for Recorder {
+    fn write(&mut self, frame: &[i16]) {
+        let _ = self.0.send(frame.to_vec());
+    }
+}
+
+/// A microphone that stays silent.
+struct Silence;
+
+impl latch_call::audio::AudioSource for Silence {
+    fn read(&mut self, frame: &mut [i16]) -> bool {
+        frame.fill(0);
+        true
+    }
+}
+
+/// The first frame index from which `window` frames in a row carry mostly `hz`.
+fn tone_starts(frames: &[Vec<i16>], hz: f64, window: usize) -> Option<usize> {
+    (0..frames.len().saturating_sub(window))
+        .find(|&i| latch_call::audio::tone_share(&frames[i..i + window].concat(), hz) > 0.8)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_carries_the_callers_voice_to_the_callee_through_real_sockets() {
+    use latch_call::audio::ToneSource;
+    use latch_client::CallDevices;
+    let net = net().await;
+    let alice = person(&net, "alice").await;
+    let bob = person(&net, "bob").await;
+    for e in [&alice, &bob] {
+        e.set_call_hosts(vec![std::net::Ipv4Addr::LOCALHOST.into()]);
+    }
+    let (chat_a, _) = befriend(&alice, &bob, "bob", "alice").await;
+    let (mut ea, mut eb) = (alice.subscribe(), bob.subscribe());
+
+    // Alice says 440 Hz for 1.5 s, then 880 Hz for 1.5 s; Bob records what he hears.
+    let voice = ToneSource::new(vec![(440.0, 75), (880.0, 75)]);
+    let id = alice
+        .start_call(
+            chat_a,
+            MediaKind::Audio,
+            CallDevices {
+                microphone: Box::new(voice),
+                speaker: Box::new(Recorder(tokio::sync::mpsc::unbounded_channel().0)),
+            },
+        )
+        .await
+        .unwrap();
+    call_state(&mut eb, "ringing").await;
+    let (heard_tx, mut heard) = tokio::sync::mpsc::unbounded_channel();
+    bob.answer_call(
+        id,
+        false,
+        CallDevices {
+            microphone: Box::new(Silence),
+            speaker: Box::new(Recorder(heard_tx)),
+        },
+    )
+    .await
+    .unwrap();
+    call_state(&mut ea, "connected").await;
+    call_state(&mut eb, "connected").await;
+
+    let mut frames = Vec::new();
+    while frames.len() < 200 {
+        let f = tokio::time::timeout(Duration::from_secs(30), heard.recv())
+            .await
+            .expect("Bob's speaker stopped getting frames")
+            .unwrap();
+        frames.push(f);
+    }
+    let low = tone_starts(&frames, 440.0, 10).expect("the 440 Hz tone never arrived");
+    let high = tone_starts(&frames, 880.0, 10).expect("the 880 Hz tone never arrived");
+    assert!(low < high, "440 Hz at frame {low}, 880 Hz at {high}");
+    // The second tone starts 75 frames after the first, give or take the jitter buffer.
+    assert!((70..=80).contains(&(high - low)), "{low} → {high}");
+
+    alice.hang_up_call(id).unwrap();
+    assert_eq!(call_state(&mut eb, "ended").await.1, Some("hung_up"));
+    // Bob's media task stopped with the call: his speaker gets nothing more.
+    let rest = tokio::time::timeout(Duration::from_secs(10), async {
+        while heard.recv().await.is_some() {}
+    })
+    .await;
+    assert!(
+        rest.is_ok(),
+        "the media task kept running after the call ended"
     );
 }

@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_delivery.sql"),
     include_str!("../migrations/0003_lookup_indexes.sql"),
     include_str!("../migrations/0004_contact_standing.sql"),
+    include_str!("../migrations/0005_call_events.sql"),
 ];
 
 /// The schema version this build writes and understands.
@@ -102,6 +103,7 @@ mod tests {
         include_str!("../migrations/snapshots/0002.sql"),
         include_str!("../migrations/snapshots/0003.sql"),
         include_str!("../migrations/snapshots/0004.sql"),
+        include_str!("../migrations/snapshots/0005.sql"),
     ];
 
     fn schema_at(version: usize) -> String {

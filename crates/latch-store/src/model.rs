@@ -292,6 +292,48 @@ pub struct Message {
     pub expire_after_secs: Option<u32>,
     /// When the sender last edited it.
     pub edited_at: Option<UnixMillis>,
+    /// Set when the row is a call in the chat rather than a message.
+    pub call: Option<CallEvent>,
+}
+
+/// Voice or video.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallKind {
+    /// Voice only.
+    Voice,
+    /// With video.
+    Video,
+}
+
+/// How a call went, as the chat shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallOutcome {
+    /// Answered, and later hung up by either side.
+    Completed,
+    /// Incoming, and nobody here answered (it rang out, the caller gave up, or this device
+    /// was busy or not allowed to ring).
+    Missed,
+    /// Declined by the callee.
+    Declined,
+    /// Outgoing; the callee was in another call.
+    Busy,
+    /// Outgoing; nobody answered.
+    NoAnswer,
+    /// Outgoing; given up before an answer.
+    Cancelled,
+    /// Media never connected, or was lost for good.
+    Failed,
+}
+
+/// A call as a row of its chat.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallEvent {
+    /// Voice or video.
+    pub kind: CallKind,
+    /// How it went.
+    pub outcome: CallOutcome,
+    /// How long it was connected, for calls that connected.
+    pub duration_ms: Option<u64>,
 }
 
 impl fmt::Debug for Message {

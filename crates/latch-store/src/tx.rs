@@ -96,14 +96,17 @@ fn u32_from_sql(v: i64, column: &'static str) -> Result<u32, StoreError> {
 
 type ConversationRow = (i64, i64, i64, Option<i64>, Option<i64>, i64);
 
-/// A message row as read: the first eight columns, then the delivery columns.
+/// A message row as read: the first eight columns, then the delivery columns, then the call
+/// columns.
 type MessageRow = (
     (i64, i64, i64, i64, String, i64, Option<i64>, Option<i64>),
     (Option<Vec<u8>>, Option<i64>, Option<i64>),
+    (Option<i64>, Option<i64>, Option<i64>),
 );
 
 pub(crate) const MESSAGE_COLUMNS: &str = "id, conversation_id, direction, status, body, sent_at, \
-     received_at, expires_at, remote_id, expire_after_secs, edited_at";
+     received_at, expires_at, remote_id, expire_after_secs, edited_at, call_media, call_outcome, \
+     call_duration_ms";
 
 pub(crate) fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageRow> {
     Ok((
@@ -118,11 +121,62 @@ pub(crate) fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageRow>
             r.get(7)?,
         ),
         (r.get(8)?, r.get(9)?, r.get(10)?),
+        (r.get(11)?, r.get(12)?, r.get(13)?),
     ))
 }
 
+fn call_kind_to_sql(k: CallKind) -> i64 {
+    match k {
+        CallKind::Voice => 0,
+        CallKind::Video => 1,
+    }
+}
+
+fn call_outcome_to_sql(o: CallOutcome) -> i64 {
+    match o {
+        CallOutcome::Completed => 0,
+        CallOutcome::Missed => 1,
+        CallOutcome::Declined => 2,
+        CallOutcome::Busy => 3,
+        CallOutcome::NoAnswer => 4,
+        CallOutcome::Cancelled => 5,
+        CallOutcome::Failed => 6,
+    }
+}
+
+fn call_from_sql(
+    (media, outcome, duration): (Option<i64>, Option<i64>, Option<i64>),
+) -> Result<Option<CallEvent>, StoreError> {
+    let (Some(media), Some(outcome)) = (media, outcome) else {
+        return Ok(None);
+    };
+    let kind = match media {
+        0 => CallKind::Voice,
+        1 => CallKind::Video,
+        _ => return Err(StoreError::BadValue("messages.call_media")),
+    };
+    let outcome = match outcome {
+        0 => CallOutcome::Completed,
+        1 => CallOutcome::Missed,
+        2 => CallOutcome::Declined,
+        3 => CallOutcome::Busy,
+        4 => CallOutcome::NoAnswer,
+        5 => CallOutcome::Cancelled,
+        6 => CallOutcome::Failed,
+        _ => return Err(StoreError::BadValue("messages.call_outcome")),
+    };
+    let duration_ms = duration
+        .map(|d| u64::try_from(d).map_err(|_| StoreError::BadValue("messages.call_duration_ms")))
+        .transpose()?;
+    Ok(Some(CallEvent {
+        kind,
+        outcome,
+        duration_ms,
+    }))
+}
+
 pub(crate) fn message_from_row(row: MessageRow) -> Result<Message, StoreError> {
-    let ((id, conv, dir, status, body, sent_at, received_at, expires_at), delivery) = row;
+    let ((id, conv, dir, status, body, sent_at, received_at, expires_at), delivery, call) = row;
     let (remote_id, expire_after_secs, edited_at) = delivery;
     Ok(Message {
         id: MessageId(id),
@@ -141,6 +195,7 @@ pub(crate) fn message_from_row(row: MessageRow) -> Result<Message, StoreError> {
             .map(|v| u32_from_sql(v, "messages.expire_after_secs"))
             .transpose()?,
         edited_at,
+        call: call_from_sql(call)?,
     })
 }
 
@@ -561,6 +616,52 @@ impl Tx<'_> {
             self.expiry_added.set(true);
         }
         Ok(MessageId(id))
+    }
+
+    /// Adds a call to its chat: a row like a message (it sorts, marks read and disappears
+    /// with the chat, an unread one's timer starting at reading as `expire_after_secs`
+    /// says), never sent, with an empty body so nothing of it is indexed.
+    ///
+    /// # Errors
+    /// As [`Tx::insert_message`].
+    #[allow(clippy::too_many_arguments)] // a message row's fields, and the call
+    pub fn insert_call_event(
+        &self,
+        conversation_id: ConversationId,
+        direction: Direction,
+        status: MessageStatus,
+        at: UnixMillis,
+        expires_at: Option<UnixMillis>,
+        expire_after_secs: Option<u32>,
+        call: CallEvent,
+    ) -> Result<MessageId, StoreError> {
+        let id = self.insert_message(&NewMessage {
+            conversation_id,
+            direction,
+            status,
+            body: "",
+            sent_at: at,
+            received_at: (direction == Direction::Incoming).then_some(at),
+            expires_at,
+            remote_id: None,
+            expire_after_secs,
+        })?;
+        let duration = call
+            .duration_ms
+            .map(|d| i64::try_from(d).map_err(|_| StoreError::Invalid("call too long")))
+            .transpose()?;
+        self.conn
+            .prepare_cached(
+                "UPDATE messages SET call_media = ?2, call_outcome = ?3, call_duration_ms = ?4
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                id.0,
+                call_kind_to_sql(call.kind),
+                call_outcome_to_sql(call.outcome),
+                duration
+            ])?;
+        Ok(id)
     }
 
     /// A message by id.

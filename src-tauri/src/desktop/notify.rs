@@ -315,6 +315,7 @@ mod tests {
             expires_at,
             edited: false,
             deleted: false,
+            call: None,
         }
     }
 

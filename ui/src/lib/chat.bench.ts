@@ -19,6 +19,7 @@ const messages: MessageView[] = Array.from({ length: N }, (_, i) => ({
   expires_at: null,
   edited: false,
   deleted: false,
+  call: null,
 }));
 const loaded = loadMessages(
   loadConversations(emptyChats(), [

@@ -26,6 +26,7 @@ function message(sent_at: number): MessageView {
     expires_at: null,
     edited: false,
     deleted: false,
+    call: null,
   };
 }
 

@@ -16,6 +16,15 @@ export interface MessageView {
   expires_at: number | null /* unix ms */;
   edited: boolean;
   deleted: boolean;
+  /** Set when the row is a call in the chat, not a message (its body is then empty). */
+  call: CallView | null;
+}
+
+/** A call as its chat shows it. */
+export interface CallView {
+  kind: "voice" | "video";
+  outcome: "completed" | "missed" | "declined" | "busy" | "no_answer" | "cancelled" | "failed";
+  duration_secs: number | null;
 }
 
 export interface ConversationView {

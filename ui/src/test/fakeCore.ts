@@ -57,6 +57,7 @@ export function message(id: number, conversation_id: number, extra: Partial<Mess
     expires_at: null,
     edited: false,
     deleted: false,
+    call: null,
     ...extra,
   };
 }

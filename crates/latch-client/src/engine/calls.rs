@@ -17,13 +17,17 @@
 use std::time::Instant;
 
 use latch_call::{
-    CallError, CallId, CallKeyPair, CallSignal, CallState, CallTranscript, Direction,
+    CallError, CallId, CallKeyPair, CallRecord, CallSignal, CallState, CallTranscript, Direction,
     DtlsFingerprint, EndReason, IceCredentials, MediaKind, MediaOffer, MediaSecrets, Switchboard,
     SwitchboardEvent,
 };
-use latch_store::{ContactStanding, Conversation, ConversationId, StoreError, Tx};
+use latch_store::{
+    CallEvent, CallKind, CallOutcome, ContactStanding, Conversation, ConversationId,
+    Direction as StoreDirection, MessageStatus, StoreError, Tx,
+};
 
-use crate::events::Event;
+use crate::call_media::{CallDevices, MediaReport, MediaSession, default_hosts};
+use crate::events::{Event, MessageView};
 use crate::profile::now_ms;
 use crate::wire::Content;
 
@@ -68,6 +72,17 @@ pub(super) struct CallDesk {
     media: Option<CallMedia>,
     /// Candidates the peer trickled, waiting for the transport.
     remote_candidates: Vec<String>,
+    /// The media task of the current call, when the engine runs it (see
+    /// [`Engine::start_call`]), with its serial.
+    session: Option<(CallId, u64, MediaSession)>,
+    /// The serial of the last media task opened.
+    serial: u64,
+    /// When each chat last got a missed-call row, to collapse a burst of offers (a peer
+    /// calling again and again while this device is busy, or a stranger's request) into one.
+    last_missed: std::collections::HashMap<ConversationId, Instant>,
+    /// Where calls offer host candidates (default: the default route's address and
+    /// loopback).
+    hosts: Option<Vec<std::net::IpAddr>>,
 }
 
 /// A signal that arrived, to hand to the switchboard once the receiving transaction committed.
@@ -135,6 +150,22 @@ fn direction_name(d: Direction) -> &'static str {
     }
 }
 
+/// How the chat names the way a call went.
+fn outcome(r: &CallRecord) -> CallOutcome {
+    match (r.direction, r.reason) {
+        (_, EndReason::HungUp { .. }) => CallOutcome::Completed,
+        (_, EndReason::Declined) => CallOutcome::Declined,
+        (_, EndReason::Failed) => CallOutcome::Failed,
+        (Direction::Incoming, _) => CallOutcome::Missed,
+        (Direction::Outgoing, EndReason::Busy) => CallOutcome::Busy,
+        (Direction::Outgoing, EndReason::NoAnswer) => CallOutcome::NoAnswer,
+        (Direction::Outgoing, EndReason::Cancelled) => CallOutcome::Cancelled,
+    }
+}
+
+/// Missed calls from one chat closer together than this leave one row.
+const MISSED_CALL_COLLAPSE: std::time::Duration = std::time::Duration::from_secs(30);
+
 fn call_error(e: CallError) -> ClientError {
     match e {
         CallError::Busy => ClientError::Invalid("already in a call"),
@@ -144,6 +175,86 @@ fn call_error(e: CallError) -> ClientError {
 }
 
 impl Engine {
+    /// Offers host candidates on these addresses only (tests keep calls on loopback).
+    pub fn set_call_hosts(&self, hosts: Vec<std::net::IpAddr>) {
+        self.desk().hosts = Some(hosts);
+    }
+
+    async fn open_media(
+        &self,
+        role: latch_call::Role,
+        devices: CallDevices,
+    ) -> Result<(u64, MediaSession), ClientError> {
+        let (hosts, serial) = {
+            let mut desk = self.desk();
+            desk.serial += 1;
+            (
+                desk.hosts.clone().unwrap_or_else(default_hosts),
+                desk.serial,
+            )
+        };
+        let reports = self.inner.media_reports_tx.clone();
+        let session = MediaSession::open(role, &hosts, devices, serial, reports).await?;
+        Ok((serial, session))
+    }
+
+    /// Keeps a media task for the call, unless the call already ended (then it is dropped,
+    /// which stops it).
+    fn keep_session(&self, id: CallId, serial: u64, session: MediaSession) {
+        let mut desk = self.desk();
+        if desk.board.current().is_some_and(|(_, c)| c.id() == id) {
+            desk.session = Some((id, serial, session));
+        }
+    }
+
+    /// Calls the contact of a chat with this device's media: binds the call's sockets,
+    /// sends the offer, and once answered connects and plays through `devices`.
+    ///
+    /// # Errors
+    /// As [`Engine::place_call`]; `Invalid` when no socket could be bound.
+    pub async fn start_call(
+        &self,
+        conversation: ConversationId,
+        media: MediaKind,
+        devices: CallDevices,
+    ) -> Result<CallId, ClientError> {
+        let (serial, session) = self.open_media(latch_call::Role::Caller, devices).await?;
+        let id = self.place_call(conversation, media, session.local())?;
+        self.keep_session(id, serial, session);
+        self.calls_changed();
+        Ok(id)
+    }
+
+    /// Answers the ringing call with this device's media.
+    ///
+    /// # Errors
+    /// As [`Engine::accept_call`]; `Invalid` when no socket could be bound.
+    pub async fn answer_call(
+        &self,
+        id: CallId,
+        video: bool,
+        devices: CallDevices,
+    ) -> Result<(), ClientError> {
+        let (serial, session) = self.open_media(latch_call::Role::Callee, devices).await?;
+        self.accept_call(id, video, session.local())?;
+        self.keep_session(id, serial, session);
+        // The keys were agreed while accepting: hand them to the task now.
+        self.calls_changed();
+        Ok(())
+    }
+
+    /// Feeds the media tasks' reports to the call (part of the timer task).
+    fn on_media_report(&self, serial: u64, report: MediaReport) {
+        let id = match self.desk().session.as_ref() {
+            Some((id, s, _)) if *s == serial => *id,
+            _ => return,
+        };
+        match report {
+            MediaReport::Connected | MediaReport::Reconnected => self.call_media_connected(id),
+            MediaReport::Lost => self.call_media_lost(id),
+        }
+    }
+
     fn desk(&self) -> std::sync::MutexGuard<'_, CallDesk> {
         // A panic while the desk was held cannot leave it half-updated in a way that matters
         // more than losing the call: recover the guard rather than fail every later call.
@@ -331,6 +442,7 @@ impl Engine {
                 // Not rung: a request, or a key the user has not accepted. Shown as missed.
                 if let CallSignal::Offer { call_id, media, .. } = signal {
                     drop(desk);
+                    // The ended event first, then the row, as for every other call.
                     self.emit(Event::Call {
                         call_id: hex::encode(call_id.0),
                         conversation_id: conversation.0,
@@ -340,6 +452,13 @@ impl Engine {
                         reason: Some("not_allowed"),
                         remote_video: false,
                     });
+                    self.record_call(
+                        conversation,
+                        Direction::Incoming,
+                        media,
+                        CallOutcome::Missed,
+                        None,
+                    );
                 }
                 return;
             }
@@ -441,6 +560,14 @@ impl Engine {
                         {
                             desk.media = None;
                         }
+                        // Dropping the session stops its task and closes its sockets.
+                        if desk
+                            .session
+                            .as_ref()
+                            .is_some_and(|(id, _, _)| *id == record.call_id)
+                        {
+                            desk.session = None;
+                        }
                     }
                     self.emit(Event::Call {
                         call_id: hex::encode(record.call_id.0),
@@ -451,6 +578,13 @@ impl Engine {
                         reason: Some(reason_name(record.reason)),
                         remote_video: false,
                     });
+                    self.record_call(
+                        peer,
+                        record.direction,
+                        record.media,
+                        outcome(&record),
+                        record.duration,
+                    );
                 }
             }
         }
@@ -459,7 +593,98 @@ impl Engine {
     /// Pumps the switchboard after a change from outside the timer task, and re-arms it.
     fn calls_changed(&self) {
         self.pump_calls();
+        self.feed_media_session();
         self.inner.calls_changed.notify_one();
+    }
+
+    /// Hands the engine-run media task what it waits for: the agreed keys and trickled
+    /// candidates of its call.
+    fn feed_media_session(&self) {
+        let mut desk = self.desk();
+        let Some(id) = desk.session.as_ref().map(|(id, _, _)| *id) else {
+            return;
+        };
+        let media = match desk.media.take() {
+            Some(m) if m.call_id == id => Some(m),
+            other => {
+                desk.media = other;
+                None
+            }
+        };
+        let candidates = std::mem::take(&mut desk.remote_candidates);
+        if let Some((_, _, session)) = desk.session.as_ref() {
+            if let Some(m) = media {
+                session.connect(m);
+            }
+            if !candidates.is_empty() {
+                session.remote_candidates(candidates);
+            }
+        }
+    }
+
+    /// Writes a call into its chat, following the chat's disappearing timer: an unread
+    /// missed call's timer starts when it is read, as a message's does.
+    fn record_call(
+        &self,
+        conversation: ConversationId,
+        direction: Direction,
+        media: MediaKind,
+        outcome: CallOutcome,
+        duration: Option<std::time::Duration>,
+    ) {
+        if outcome == CallOutcome::Missed {
+            let mut desk = self.desk();
+            let now = Instant::now();
+            desk.last_missed
+                .retain(|_, at| now.duration_since(*at) < MISSED_CALL_COLLAPSE);
+            if desk.last_missed.contains_key(&conversation) {
+                return;
+            }
+            desk.last_missed.insert(conversation, now);
+        }
+        let event = CallEvent {
+            kind: match media {
+                MediaKind::Audio => CallKind::Voice,
+                MediaKind::Video => CallKind::Video,
+            },
+            outcome,
+            duration_ms: duration.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        };
+        let now = now_ms();
+        let written = self.write(|tx| {
+            let Some(conv) = tx.conversation(conversation)? else {
+                return Ok(None);
+            };
+            let unread = outcome == CallOutcome::Missed;
+            let timer = conv.disappear_after_secs;
+            let (expires_at, expire_after_secs) = match timer {
+                Some(_) if unread => (Some(now + super::UNREAD_DISAPPEARING_LIMIT_MS), timer),
+                Some(secs) => (Some(now + i64::from(secs) * 1_000), None),
+                None => (None, None),
+            };
+            let (dir, status) = match (direction, unread) {
+                (Direction::Incoming, true) => (StoreDirection::Incoming, MessageStatus::Received),
+                (Direction::Incoming, false) => (StoreDirection::Incoming, MessageStatus::Read),
+                (Direction::Outgoing, _) => (StoreDirection::Outgoing, MessageStatus::Read),
+            };
+            let id = tx.insert_call_event(
+                conv.id,
+                dir,
+                status,
+                now,
+                expires_at,
+                expire_after_secs,
+                event,
+            )?;
+            tx.message(id)
+        });
+        match written {
+            Ok(Some(m)) => self.emit(Event::Message {
+                message: MessageView::from(&m),
+            }),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "a call could not be written into its chat"),
+        }
     }
 
     /// Derives the call's frame keys from both sides' parameters, bound to both identities.
@@ -518,7 +743,9 @@ impl Engine {
     /// Runs the switchboard's timers until shutdown.
     pub(super) async fn calls_loop(&self) {
         let mut stop = self.inner.shutdown.subscribe();
+        let mut reports = self.inner.media_reports.lock().await;
         loop {
+            self.feed_media_session();
             let next = self.call_timers();
             let sleep = async {
                 match next {
@@ -529,6 +756,7 @@ impl Engine {
             tokio::select! {
                 () = sleep => {}
                 () = self.inner.calls_changed.notified() => {}
+                Some((serial, report)) = reports.recv() => self.on_media_report(serial, report),
                 _ = stop.changed() => break,
             }
         }

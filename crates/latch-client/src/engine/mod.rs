@@ -179,6 +179,11 @@ struct Inner {
     calls: std::sync::Mutex<calls::CallDesk>,
     /// Wakes the call timer task when the switchboard changed.
     calls_changed: Notify,
+    /// Media tasks report here; the call timer task reads it.
+    media_reports_tx: tokio::sync::mpsc::UnboundedSender<(u64, crate::call_media::MediaReport)>,
+    media_reports: tokio::sync::Mutex<
+        tokio::sync::mpsc::UnboundedReceiver<(u64, crate::call_media::MediaReport)>,
+    >,
     /// The engine's tasks, awaited by [`Engine::shutdown`]: each holds the engine (and so the
     /// profile's lock) until it ends.
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -242,6 +247,7 @@ impl Engine {
     /// The sweeper could not start.
     pub fn new(profile: OpenProfile) -> Result<Self, ClientError> {
         let (events, _) = broadcast::channel(4096);
+        let (media_reports_tx, media_reports) = tokio::sync::mpsc::unbounded_channel();
         let sweeper = Sweeper::spawn(profile.store.clone())
             .map_err(|_| ClientError::Invalid("the sweeper could not start"))?;
         let inner = Arc::new(Inner {
@@ -260,6 +266,8 @@ impl Engine {
             ),
             calls: std::sync::Mutex::new(calls::CallDesk::default()),
             calls_changed: Notify::new(),
+            media_reports_tx,
+            media_reports: tokio::sync::Mutex::new(media_reports),
             tasks: std::sync::Mutex::new(Vec::new()),
         });
         let engine = Self { inner };

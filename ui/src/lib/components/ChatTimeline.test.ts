@@ -37,6 +37,7 @@ function message(id: number, sent_at: number, extra: Partial<MessageView> = {}):
     expires_at: null,
     edited: false,
     deleted: false,
+    call: null,
     ...extra,
   };
 }

@@ -48,6 +48,7 @@ function message(id: number, conversation_id: number, sent_at: number, extra: Pa
     expires_at: null,
     edited: false,
     deleted: false,
+    call: null,
     ...extra,
   };
 }

@@ -1,7 +1,7 @@
 //! `Sealed` decoding: an envelope body exactly as the relay delivers it, from anyone. Accepted
 //! bodies must re-encode to the same bytes.
 #![no_main]
-use latch_client::wire::Sealed;
+use latch_wire::Sealed;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -2,7 +2,7 @@
 //! which the sender chose freely. What decodes must encode to bytes that decode to the same
 //! content, and that encoding must be stable.
 #![no_main]
-use latch_client::wire::Content;
+use latch_wire::Content;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

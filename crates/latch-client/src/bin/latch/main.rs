@@ -1,6 +1,8 @@
 //! `latch`: the headless Latch client. Every command runs the same engine as the desktop app.
 #![forbid(unsafe_code)]
 
+mod call;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -185,6 +187,25 @@ enum Command {
     Search {
         /// The words.
         query: String,
+    },
+    /// Call a contact (voice) and stay in the call, printing its events as JSON lines, until
+    /// either side hangs up (Ctrl-C hangs up).
+    Call {
+        /// The contact's handle.
+        handle: String,
+        #[command(flatten)]
+        media: call::CallArgs,
+    },
+    /// Wait for a call to ring, answer it, and stay in it as `call` does.
+    Answer {
+        /// Decline instead of answering.
+        #[arg(long)]
+        decline: bool,
+        /// How long to wait for a call, in seconds.
+        #[arg(long, default_value_t = 60)]
+        wait: u64,
+        #[command(flatten)]
+        media: call::CallArgs,
     },
     /// Stay connected and print events as JSON lines.
     Listen {
@@ -746,6 +767,12 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             session(&engine).await;
             Ok(())
         }
+        Command::Call { handle, media } => call::call(&engine, &handle, &media).await,
+        Command::Answer {
+            decline,
+            wait,
+            media,
+        } => call::answer(&engine, decline, wait, &media).await,
         other => match to_request(other) {
             Ok(req) => {
                 let sends = req.sends();
