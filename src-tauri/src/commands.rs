@@ -439,6 +439,64 @@ pub(crate) async fn unblock_contact(
     with_engine(&latch, move |e| Ok(e.unblock(ContactId(contact_id))?)).await
 }
 
+/// A call id as the UI names it: 32 hex digits.
+fn call_id(hex_id: &str) -> Result<latch_call::CallId, CommandError> {
+    let bytes = hex::decode(hex_id).map_err(|_| CommandError::BAD_CALL_ID)?;
+    let id: [u8; 16] = bytes.try_into().map_err(|_| CommandError::BAD_CALL_ID)?;
+    Ok(latch_call::CallId(id))
+}
+
+/// Calls the contact of a chat (voice) through this computer's microphone and speaker;
+/// returns the call's id. Progress arrives as `call` events.
+#[tauri::command]
+pub(crate) async fn start_call(
+    latch: State<'_, SharedLatch>,
+    conversation_id: i64,
+) -> Result<String, CommandError> {
+    let engine = latch.engine()?;
+    let devices = blocking(|| Ok(latch_client::sound_devices::system_devices()?)).await?;
+    let id = engine
+        .start_call(
+            ConversationId(conversation_id),
+            latch_call::MediaKind::Audio,
+            devices,
+        )
+        .await?;
+    Ok(hex::encode(id.0))
+}
+
+/// Answers the ringing call through this computer's microphone and speaker.
+#[tauri::command]
+pub(crate) async fn answer_call(
+    latch: State<'_, SharedLatch>,
+    call_id: String,
+) -> Result<(), CommandError> {
+    let id = self::call_id(&call_id)?;
+    let engine = latch.engine()?;
+    let devices = blocking(|| Ok(latch_client::sound_devices::system_devices()?)).await?;
+    Ok(engine.answer_call(id, false, devices).await?)
+}
+
+/// Declines the ringing call.
+#[tauri::command]
+pub(crate) async fn decline_call(
+    latch: State<'_, SharedLatch>,
+    call_id: String,
+) -> Result<(), CommandError> {
+    let id = self::call_id(&call_id)?;
+    with_engine(&latch, move |e| Ok(e.decline_call(id)?)).await
+}
+
+/// Hangs up (or cancels) the current call.
+#[tauri::command]
+pub(crate) async fn hang_up_call(
+    latch: State<'_, SharedLatch>,
+    call_id: String,
+) -> Result<(), CommandError> {
+    let id = self::call_id(&call_id)?;
+    with_engine(&latch, move |e| Ok(e.hang_up_call(id)?)).await
+}
+
 /// Full-text search over standard chats (secret chats are never indexed).
 #[tauri::command]
 pub(crate) async fn search(

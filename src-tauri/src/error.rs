@@ -101,6 +101,7 @@ impl CommandError {
         "No web browser could be started to open the link.",
     );
     pub(crate) const BAD_KEY: Self = error(ErrorKind::Invalid, "That is not a contact's key.");
+    pub(crate) const BAD_CALL_ID: Self = error(ErrorKind::Invalid, "That is not a call.");
     pub(crate) const NO_TIMER: Self = error(
         ErrorKind::Invalid,
         "A secret chat needs a disappearing timer between 5 seconds and 24 hours.",
@@ -227,6 +228,7 @@ impl From<ClientError> for CommandError {
             ClientError::NotFound("conversation") => {
                 error(ErrorKind::NotFound, "That chat does not exist any more.")
             }
+            ClientError::NotFound("call") => error(ErrorKind::NotFound, "That call has ended."),
             ClientError::NotFound(_) => error(
                 ErrorKind::NotFound,
                 "That message does not exist any more (it may have disappeared).",

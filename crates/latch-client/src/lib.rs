@@ -11,6 +11,7 @@ pub mod profile;
 mod protocol_store;
 pub mod qr;
 pub mod relay;
+pub mod sound_devices;
 /// The envelope and content format (its own crate, so its fuzz targets build alone).
 pub use latch_wire as wire;
 

@@ -20,12 +20,29 @@ struct Proc {
 }
 
 fn spawn(t: &Testbed, profile: &str, args: &[&str]) -> Proc {
-    let mut child = Command::new(latch_bin())
-        .arg("--home")
+    let mut cmd = Command::new(latch_bin());
+    cmd.arg("--home")
+        .arg(t.home.path())
+        .args(["--profile", profile])
+        .args(args)
+        .env("LATCH_CALL_HOSTS", "127.0.0.1");
+    run(cmd)
+}
+
+/// As [`spawn`], with the process's sound going through `sound`.
+fn spawn_with(t: &Testbed, profile: &str, args: &[&str], sound: &SoundServer) -> Proc {
+    let mut cmd = Command::new(latch_bin());
+    cmd.arg("--home")
         .arg(t.home.path())
         .args(["--profile", profile])
         .args(args)
         .env("LATCH_CALL_HOSTS", "127.0.0.1")
+        .env("PULSE_SERVER", sound.address());
+    run(cmd)
+}
+
+fn run(mut cmd: Command) -> Proc {
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -68,6 +85,14 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The largest share of `hz` in any one-second stretch (stepping a tenth of a second).
+fn best_second(samples: &[i16], hz: f64) -> f64 {
+    (0..samples.len().saturating_sub(48_000))
+        .step_by(4_800)
+        .map(|i| latch_call::audio::tone_share(&samples[i..i + 48_000], hz))
+        .fold(0.0, f64::max)
 }
 
 /// Samples in the WAV file, or none while its header is not written yet.
@@ -133,4 +158,180 @@ fn the_callee_records_the_callers_tone_and_a_killed_caller_fails_the_call() {
         let mode = std::fs::metadata(&heard).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "recording mode {mode:o}");
     }
+}
+
+/// A private PulseAudio server with two null sinks: `latch_speaker` is the speaker (its
+/// monitor records what was played) and `mic_feed`'s monitor is the microphone (what is played
+/// into `mic_feed` is what the microphone hears; a monitor hands it over every few ms, where
+/// `module-sine-source` holds two seconds and delivers in bursts). Stopped when dropped.
+struct SoundServer {
+    dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl SoundServer {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("native");
+        let child = Command::new("pulseaudio")
+            .args([
+                "-n",
+                "--daemonize=no",
+                "--exit-idle-time=-1",
+                "--disallow-exit",
+            ])
+            .arg("-L")
+            .arg(format!(
+                "module-native-protocol-unix auth-anonymous=1 socket={}",
+                socket.display()
+            ))
+            .args(["-L", "module-null-sink sink_name=latch_speaker rate=48000"])
+            .args(["-L", "module-null-sink sink_name=mic_feed rate=48000"])
+            .env("XDG_RUNTIME_DIR", dir.path())
+            .env("HOME", dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("pulseaudio is installed (scripts/setup test)");
+        let server = Self { dir, child };
+        // Ready when it answers, not after a guess at how long it takes.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !server.pactl(&["info"]) {
+            assert!(Instant::now() < deadline, "pulseaudio did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(server.pactl(&["set-default-sink", "latch_speaker"]));
+        assert!(server.pactl(&["set-default-source", "mic_feed.monitor"]));
+        server
+    }
+
+    fn address(&self) -> String {
+        format!("unix:{}", self.dir.path().join("native").display())
+    }
+
+    fn pactl(&self, args: &[&str]) -> bool {
+        Command::new("pactl")
+            .args(args)
+            .env("PULSE_SERVER", self.address())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+}
+
+impl Drop for SoundServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+#[ignore = "needs a Secret Service keyring and PulseAudio; run by scripts/test"]
+fn a_call_through_a_real_sound_server_carries_the_microphone_and_reaches_the_speaker() {
+    let sound = SoundServer::start();
+    let t = Testbed::new();
+    let (a, b, _, _) = t.pair();
+    a.close();
+    b.close();
+    let alice_heard = t.home.path().join("alice-heard.wav");
+    let played = t.home.path().join("played.wav");
+
+    // Bob talks through the sound server: into his microphone goes a 660 Hz tone, played in
+    // real time; his speaker is a null sink. Alice sends 440 Hz and records what she hears.
+    let tone = t.home.path().join("660.wav");
+    let mut w = hound::WavWriter::create(
+        &tone,
+        hound::WavSpec {
+            channels: 1,
+            sample_rate: 48_000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        },
+    )
+    .unwrap();
+    for i in 0..48_000 * 60 {
+        let x = (std::f64::consts::TAU * 660.0 * f64::from(i) / 48_000.0).sin() * 8_000.0;
+        w.write_sample(x as i16).unwrap();
+    }
+    w.finalize().unwrap();
+    let feeder = Command::new("paplay")
+        .arg("--device=mic_feed")
+        .arg(&tone)
+        .env("PULSE_SERVER", sound.address())
+        .spawn()
+        .unwrap();
+    let _feeder = Proc {
+        child: feeder,
+        lines: mpsc::channel().1,
+    };
+    let mut bob = spawn_with(&t, "bob", &["answer", "--wait", "60", "--sound"], &sound);
+    let alice = spawn(
+        &t,
+        "alice",
+        &[
+            "call",
+            "bob",
+            "--tone",
+            "440",
+            "--record",
+            alice_heard.to_str().unwrap(),
+        ],
+    );
+    bob.call_state("ringing", Duration::from_secs(30));
+    alice.call_state("connected", Duration::from_secs(30));
+    bob.call_state("connected", Duration::from_secs(30));
+
+    // What Bob's speaker played, taken from the null sink's monitor for three seconds.
+    let recorder = Command::new("parecord")
+        .args([
+            "--device=latch_speaker.monitor",
+            "--format=s16le",
+            "--rate=48000",
+            "--channels=1",
+            "--file-format=wav",
+        ])
+        .arg(&played)
+        .env("PULSE_SERVER", sound.address())
+        .spawn()
+        .unwrap();
+    let mut recorder = Proc {
+        child: recorder,
+        lines: mpsc::channel().1,
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::metadata(&played).map_or(0, |m| m.len()) < 3 * 48_000 * 2 {
+        assert!(Instant::now() < deadline, "the speaker played nothing");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SIGINT lets parecord finish its file.
+    let _ = Command::new("kill")
+        .args(["-INT", &recorder.child.id().to_string()])
+        .status();
+    let _ = recorder.child.wait();
+    bob.child.kill().unwrap();
+    let _ = bob.child.wait();
+    alice.call_state("ended", Duration::from_secs(60));
+    // Her recording is complete once her process has exited on its own.
+    let mut alice = alice;
+    assert!(alice.child.wait().unwrap().success());
+
+    let speaker = samples(&played);
+    assert!(
+        speaker.len() > 2 * 48_000,
+        "{} samples played",
+        speaker.len()
+    );
+    let best = best_second(&speaker, 440.0);
+    assert!(best > 0.8, "Bob's speaker: best 440 Hz share {best}");
+
+    let heard = samples(&alice_heard);
+    assert!(heard.len() > 2 * 48_000, "{} samples heard", heard.len());
+    // Bob's microphone starts a moment after the call connects: look for a second of it.
+    let best = best_second(&heard, 660.0);
+    assert!(
+        best > 0.8,
+        "Alice heard Bob's microphone: best 660 Hz share {best}"
+    );
 }

@@ -220,6 +220,26 @@ export function unblockContact(contactId: number): Promise<void> {
   return call<void>("unblock_contact", { contactId });
 }
 
+/** Calls the contact of a chat (voice); resolves to the call's id. `call` events follow it. */
+export function startCall(conversationId: number): Promise<string> {
+  return call<string>("start_call", { conversationId }, RELAY_COMMAND_TIMEOUT_MS);
+}
+
+/** Answers the ringing call. */
+export function answerCall(callId: string): Promise<void> {
+  return call<void>("answer_call", { callId }, RELAY_COMMAND_TIMEOUT_MS);
+}
+
+/** Declines the ringing call. */
+export function declineCall(callId: string): Promise<void> {
+  return call<void>("decline_call", { callId });
+}
+
+/** Hangs up (or cancels) the current call. */
+export function hangUpCall(callId: string): Promise<void> {
+  return call<void>("hang_up_call", { callId });
+}
+
 /** Full-text search over standard chats (secret chats are never indexed). */
 export function search(query: string): Promise<MessageView[]> {
   return call<MessageView[]>("search", { query });
@@ -274,6 +294,10 @@ export const COMMANDS = [
   "block_contact",
   "unblock_contact",
   "search",
+  "start_call",
+  "answer_call",
+  "decline_call",
+  "hang_up_call",
   "open_link",
   "set_active_conversation",
   "ui_ready",

@@ -117,7 +117,28 @@ export type EngineEvent =
   // The relay ran low on this device's one-time prekeys; a fresh batch was published.
   | { type: "prekeys_replenished"; count: number }
   // An envelope from the relay was unusable and dropped (the reason never holds content).
-  | { type: "receive_failed"; reason: string };
+  | { type: "receive_failed"; reason: string }
+  // A call changed state; `reason` only when it ended.
+  | {
+      type: "call";
+      call_id: string;
+      conversation_id: number;
+      direction: "incoming" | "outgoing";
+      media: "audio" | "video";
+      state: CallState;
+      reason: CallEndReason | null;
+      remote_video: boolean;
+    };
+
+export type CallState = "dialing" | "ringing" | "connecting" | "connected" | "reconnecting" | "ended";
+export type CallEndReason =
+  | "declined"
+  | "busy"
+  | "no_answer"
+  | "cancelled"
+  | "hung_up"
+  | "failed"
+  | "not_allowed";
 
 /**
  * What the `subscribe` channel carries: engine events, and `resync` when the shell dropped

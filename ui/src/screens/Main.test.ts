@@ -686,3 +686,85 @@ describe("message requests and blocking", () => {
     expect(byId("chat-header")).toBeNull();
   });
 });
+
+describe("calls", () => {
+  const text = (el: Element | null) => el?.textContent?.replace(/\s+/g, " ").trim();
+  const callEvent = (state: string, extra: Record<string, unknown> = {}) =>
+    ({
+      type: "call",
+      call_id: "c0".repeat(16),
+      conversation_id: 1,
+      direction: "outgoing",
+      media: "audio",
+      state,
+      reason: null,
+      remote_video: false,
+      ...extra,
+    }) as Parameters<FakeCore["emit"]>[0];
+
+  it("Call starts one from the chat; the bar follows it and hangs it up", async () => {
+    seed();
+    await renderMain();
+    await open(1);
+    expect(byId("call-bar")).toBeNull();
+    await fireEvent.click(byId("call-button"));
+    await settle();
+    expect(core.callsOf("start_call")).toEqual([{ conversationId: 1 }]);
+    expect(text(byId("call-bar"))).toContain("ada");
+    expect(text(byId("call-status"))).toBe("Calling…");
+    expect(byId<HTMLButtonElement>("call-button").disabled).toBe(true);
+
+    core.emit(callEvent("ringing"));
+    await settle();
+    expect(text(byId("call-status"))).toBe("Ringing…");
+    core.emit(callEvent("connected"));
+    await settle();
+    expect(text(byId("call-status"))).toBe("0:00");
+    expect(byId("call-answer")).toBeNull();
+
+    await fireEvent.click(byId("call-hang-up"));
+    await settle();
+    expect(core.callsOf("hang_up_call")).toEqual([{ callId: "c0".repeat(16) }]);
+    core.emit(callEvent("ended", { reason: "hung_up" }));
+    await settle();
+    expect(byId("call-bar")).toBeNull();
+    expect(byId<HTMLButtonElement>("call-button").disabled).toBe(false);
+    expect(text(document.querySelector(".toast") as HTMLElement)).toBe("Call ended");
+  });
+
+  it("an incoming call rings wherever the user is, with Answer and Decline", async () => {
+    seed();
+    await renderMain();
+    await open(3);
+    core.emit(callEvent("ringing", { direction: "incoming", call_id: "ab".repeat(16) }));
+    await settle();
+    expect(text(byId("call-bar"))).toContain("ada");
+    expect(text(byId("call-status"))).toBe("Incoming voice call");
+    expect(byId("call-hang-up")).toBeNull();
+    await fireEvent.click(byId("call-answer"));
+    await settle();
+    expect(core.callsOf("answer_call")).toEqual([{ callId: "ab".repeat(16) }]);
+
+    core.emit(callEvent("ended", { direction: "incoming", call_id: "ab".repeat(16), reason: "cancelled" }));
+    core.emit(callEvent("ringing", { direction: "incoming", call_id: "cd".repeat(16) }));
+    await settle();
+    await fireEvent.click(byId("call-decline"));
+    await settle();
+    expect(core.callsOf("decline_call")).toEqual([{ callId: "cd".repeat(16) }]);
+    expect(core.callsOf("answer_call")).toHaveLength(1);
+  });
+
+  it("a call that ended before its start was answered does not come back", async () => {
+    seed();
+    await renderMain();
+    await open(1);
+    core.on("start_call", async () => {
+      core.emit(callEvent("ended", { reason: "busy" }));
+      return "c0".repeat(16);
+    });
+    await fireEvent.click(byId("call-button"));
+    await settle();
+    expect(byId("call-bar")).toBeNull();
+    expect(text(document.querySelector(".toast") as HTMLElement)).toBe("They are in another call");
+  });
+});

@@ -310,6 +310,27 @@ export class FakeCore {
       case "set_active_conversation":
       case "ui_ready":
         return null;
+      // Like the core: a call starts dialing at once; what follows comes as events.
+      case "start_call": {
+        const callId = "c0".repeat(16);
+        queueMicrotask(() =>
+          this.emit({
+            type: "call",
+            call_id: callId,
+            conversation_id: Number(args.conversationId),
+            direction: "outgoing",
+            media: "audio",
+            state: "dialing",
+            reason: null,
+            remote_video: false,
+          }),
+        );
+        return callId;
+      }
+      case "answer_call":
+      case "decline_call":
+      case "hang_up_call":
+        return null;
       case "search": {
         const needle = String(args.query).toLowerCase();
         const standard = new Set(this.conversations.filter((c) => c.kind === "standard").map((c) => c.id));

@@ -5,7 +5,7 @@
 
 import { tick } from "svelte";
 import * as api from "../api";
-import type { ConversationView, Me, MessageView, UiEvent } from "../types";
+import type { CallEndReason, CallState, ConversationView, Me, MessageView, UiEvent } from "../types";
 import { ChatStore } from "./chats.svelte";
 
 /** Messages per page when opening a chat or scrolling back. */
@@ -13,6 +13,28 @@ export const PAGE_SIZE = 100;
 
 /** How long typing must pause before a chat's draft is stored (not one write per key). */
 export const DRAFT_SAVE_DELAY_MS = 400;
+
+/** The call in progress, as the call bar shows it. */
+export interface ActiveCall {
+  callId: string;
+  conversationId: number;
+  direction: "incoming" | "outgoing";
+  media: "audio" | "video";
+  state: Exclude<CallState, "ended">;
+  /** When it first connected (ms), for the duration. */
+  connectedAt: number | null;
+}
+
+/** What the screen reader and the toast say when a call ends. */
+const CALL_ENDED: Record<CallEndReason, string> = {
+  declined: "Call declined",
+  busy: "They are in another call",
+  no_answer: "No answer",
+  cancelled: "Call cancelled",
+  hung_up: "Call ended",
+  failed: "The call's connection was lost",
+  not_allowed: "A call from someone you have not accepted was not rung",
+};
 
 export class Messenger {
   /** The conversations and messages on screen. */
@@ -36,6 +58,10 @@ export class Messenger {
    * reloads when its contact's count moves.
    */
   keyChangeEvents: ReadonlyMap<number, number> = $state.raw(new Map());
+  /** The call in progress, if any. */
+  call: ActiveCall | null = $state(null);
+  /** Calls that ended this session: a late answer to `startCall` must not bring one back. */
+  private endedCalls = new Set<string>();
 
   private subscribed = false;
   private loaded = new Set<number>();
@@ -84,6 +110,9 @@ export class Messenger {
         return;
       case "receive_failed":
         this.announce("A message from the relay could not be read and was dropped.");
+        return;
+      case "call":
+        this.applyCall(event);
         return;
       default:
         break;
@@ -240,6 +269,80 @@ export class Messenger {
   async block(contactId: number): Promise<void> {
     await api.blockContact(contactId);
     this.chats.apply({ type: "contact_standing", contact_id: contactId, standing: "blocked" });
+  }
+
+  /** Follows the call's events: one call at a time, gone when it ends. */
+  private applyCall(event: Extract<UiEvent, { type: "call" }>): void {
+    if (event.state === "ended") {
+      this.endedCalls.add(event.call_id);
+      if (this.call === null || this.call.callId === event.call_id) {
+        this.call = null;
+        if (event.reason !== null) this.announce(CALL_ENDED[event.reason]);
+      }
+      return;
+    }
+    const previous = this.call?.callId === event.call_id ? this.call : null;
+    this.call = {
+      callId: event.call_id,
+      conversationId: event.conversation_id,
+      direction: event.direction,
+      media: event.media,
+      state: event.state,
+      connectedAt: previous?.connectedAt ?? (event.state === "connected" ? Date.now() : null),
+    };
+  }
+
+  /** Calls the contact of a chat (voice). */
+  async startCall(conversationId: number): Promise<void> {
+    try {
+      const callId = await api.startCall(conversationId);
+      // The first event may have come before the answer; if not, show the call at once.
+      if (!this.endedCalls.has(callId) && this.call?.callId !== callId) {
+        this.call = {
+          callId,
+          conversationId,
+          direction: "outgoing",
+          media: "audio",
+          state: "dialing",
+          connectedAt: null,
+        };
+      }
+    } catch (error) {
+      this.announce(`The call could not start: ${api.describeError(error)}`);
+    }
+  }
+
+  /** Answers the ringing call. */
+  async answerCall(): Promise<void> {
+    const call = this.call;
+    if (call === null) return;
+    try {
+      await api.answerCall(call.callId);
+    } catch (error) {
+      this.announce(`The call could not be answered: ${api.describeError(error)}`);
+    }
+  }
+
+  /** Declines the ringing call. */
+  async declineCall(): Promise<void> {
+    const call = this.call;
+    if (call === null) return;
+    try {
+      await api.declineCall(call.callId);
+    } catch (error) {
+      this.announce(`The call could not be declined: ${api.describeError(error)}`);
+    }
+  }
+
+  /** Hangs up the call in progress. */
+  async hangUp(): Promise<void> {
+    const call = this.call;
+    if (call === null) return;
+    try {
+      await api.hangUpCall(call.callId);
+    } catch (error) {
+      this.announce(`The call could not be ended: ${api.describeError(error)}`);
+    }
   }
 
   /** Unblocks a contact: they are an ordinary contact again. */

@@ -15,6 +15,10 @@ use super::{CliError, event_json, print, wait_online};
 /// Where a CLI call's sound comes from and goes.
 #[derive(clap::Args, Clone, Debug)]
 pub(crate) struct CallArgs {
+    /// Talk through this computer's microphone and speaker (otherwise the call sends silence,
+    /// or what `--tone`/`--play` give, and plays nothing, or records with `--record`).
+    #[arg(long, conflicts_with_all = ["tone", "play", "record"])]
+    sound: bool,
     /// Send a steady tone at this frequency (Hz) as the microphone.
     #[arg(long, conflicts_with = "play")]
     tone: Option<f64>,
@@ -109,6 +113,9 @@ fn create_wav(path: &Path) -> Result<WavSink, CliError> {
 }
 
 fn devices(args: &CallArgs) -> Result<CallDevices, CliError> {
+    if args.sound {
+        return Ok(latch_client::sound_devices::system_devices()?);
+    }
     let microphone: Box<dyn AudioSource> = match (&args.tone, &args.play) {
         (Some(hz), _) if !(20.0..=20_000.0).contains(hz) => {
             return Err(CliError::Usage("--tone must be 20 to 20000 Hz".into()));
