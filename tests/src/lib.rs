@@ -170,6 +170,19 @@ impl TauriDriver {
     /// # Errors
     /// When the app is not built, the driver cannot start, or it never listens.
     pub fn start(artifacts: &Artifacts, home: &Path) -> Result<Self, HarnessError> {
+        Self::start_with_env(artifacts, home, &[])
+    }
+
+    /// As [`TauriDriver::start`], with more environment for the driver and so for the app
+    /// (a sound server's `PULSE_SERVER`, say).
+    ///
+    /// # Errors
+    /// As [`TauriDriver::start`].
+    pub fn start_with_env(
+        artifacts: &Artifacts,
+        home: &Path,
+        env: &[(&str, &str)],
+    ) -> Result<Self, HarnessError> {
         let app = app_binary()?;
         let program =
             std::env::var_os("LATCH_TAURI_DRIVER").unwrap_or_else(|| "tauri-driver".into());
@@ -204,6 +217,7 @@ impl TauriDriver {
                 .env_remove("LATCH_WEBVIEW_COMPOSITING")
                 // No camera here: WebKit's mock camera goes through the real permission path.
                 .env("LATCH_WEBVIEW_MOCK_CAMERA", "1")
+                .envs(env.iter().copied())
                 // Its own process group, so teardown reaches WebKitWebDriver and the app too.
                 .process_group(0)
                 .stdin(Stdio::null())

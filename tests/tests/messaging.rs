@@ -19,6 +19,7 @@ use latch_e2e::{
     Artifacts, ENTER, HarnessError, NotificationCall, Notifications, Relay, ScreenshotOnFailure,
     Session, TauriDriver, latch_cli, wait_for,
 };
+use latch_testkit::SoundServer;
 use serde_json::{Value, json};
 
 /// Creating a profile generates keys, an Argon2-free SQLCipher database and registers on the
@@ -36,8 +37,10 @@ struct App {
     driver: TauriDriver,
 }
 
-fn launch(artifacts: &Artifacts, home: &Path) -> App {
-    let driver = TauriDriver::start(artifacts, home).unwrap();
+fn launch(artifacts: &Artifacts, home: &Path, sound: &SoundServer) -> App {
+    let address = sound.address();
+    let env = [("PULSE_SERVER", address.as_str())];
+    let driver = TauriDriver::start_with_env(artifacts, home, &env).unwrap();
     let session = driver
         .launch_app()
         .unwrap_or_else(|e| panic!("app did not start ({e}); log: {}", driver.log().display()));
@@ -141,13 +144,15 @@ fn two_apps_chat_in_secret_and_verify() {
     let relay = Relay::start(relay_dir.path()).unwrap();
     // A real notification server on the session bus both apps use, and what they sent it.
     let notifications = Notifications::start(STEP).unwrap();
+    // A real sound server both apps call through (their microphones hear silence).
+    let sound = SoundServer::start().unwrap();
     let (alice_home, bob_home) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
 
     let alice_art = Artifacts::for_test("two_apps_chat_in_secret_and_verify/alice").unwrap();
     let bob_art = Artifacts::for_test("two_apps_chat_in_secret_and_verify/bob").unwrap();
-    let alice = launch(&alice_art, alice_home.path());
+    let alice = launch(&alice_art, alice_home.path(), &sound);
     let _alice_capture = ScreenshotOnFailure::new(&alice.session, &alice_art);
-    let bob = launch(&bob_art, bob_home.path());
+    let bob = launch(&bob_art, bob_home.path(), &sound);
     let bob_capture = ScreenshotOnFailure::new(&bob.session, &bob_art);
 
     // First run on both: profiles with keys in the keyring, registered on the relay.
@@ -492,6 +497,48 @@ fn two_apps_chat_in_secret_and_verify() {
     let shown = inert["text"].as_str().unwrap();
     assert!(shown.contains("<script>window.__latchPwned = 1</script>"));
     assert!(shown.contains("onerror"));
+
+    // A voice call in the standard chat: it rings in Bob's app whatever he is looking at, he
+    // answers, both connect through the sound server, Alice hangs up, and both chats keep
+    // the call.
+    let a_standard = find(a, "[data-conversation-id][data-kind='standard']");
+    a.click(&a_standard).unwrap();
+    click(a, "#call-button");
+    wait_shown(a, "Alice's call bar", "#call-bar", "bob", STEP);
+    let answer = find(b, "#call-answer");
+    bob_art.screenshot(b, "call-ringing").unwrap();
+    b.click(&answer).unwrap();
+    for (who, session) in [("alice", a), ("bob", b)] {
+        wait_for(&format!("{who}'s call to connect"), STEP, || {
+            Ok(session.try_find("#call-bar[data-state='connected']")?)
+        })
+        .unwrap();
+    }
+    alice_art.screenshot(a, "call-connected").unwrap();
+    click(a, "#call-hang-up");
+    for (who, session) in [("alice", a), ("bob", b)] {
+        wait_for(&format!("{who}'s call bar to go"), STEP, || {
+            Ok(session.try_find("#call-bar")?.is_none().then_some(()))
+        })
+        .unwrap();
+    }
+    wait_shown(
+        a,
+        "Alice's call row",
+        ".message-body .call",
+        "Voice call ·",
+        STEP,
+    );
+    let b_chat = b_standard(b).expect("Bob's standard chat");
+    b.click(&b_chat).unwrap();
+    wait_shown(
+        b,
+        "Bob's call row",
+        ".message-body .call",
+        "Voice call ·",
+        STEP,
+    );
+    bob_art.screenshot(b, "call-row").unwrap();
 
     // Bob's key changes: his app closes, his profile is deleted (unregistering his handle)
     // and a new profile with a new identity key claims "bob" and writes to Alice.

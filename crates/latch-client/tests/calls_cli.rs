@@ -11,6 +11,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{Testbed, latch_bin};
+use latch_testkit::SoundServer;
 use serde_json::Value;
 
 /// A `latch` process whose JSON lines arrive on a channel.
@@ -160,77 +161,10 @@ fn the_callee_records_the_callers_tone_and_a_killed_caller_fails_the_call() {
     }
 }
 
-/// A private PulseAudio server with two null sinks: `latch_speaker` is the speaker (its
-/// monitor records what was played) and `mic_feed`'s monitor is the microphone (what is played
-/// into `mic_feed` is what the microphone hears; a monitor hands it over every few ms, where
-/// `module-sine-source` holds two seconds and delivers in bursts). Stopped when dropped.
-struct SoundServer {
-    dir: tempfile::TempDir,
-    child: Child,
-}
-
-impl SoundServer {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("native");
-        let child = Command::new("pulseaudio")
-            .args([
-                "-n",
-                "--daemonize=no",
-                "--exit-idle-time=-1",
-                "--disallow-exit",
-            ])
-            .arg("-L")
-            .arg(format!(
-                "module-native-protocol-unix auth-anonymous=1 socket={}",
-                socket.display()
-            ))
-            .args(["-L", "module-null-sink sink_name=latch_speaker rate=48000"])
-            .args(["-L", "module-null-sink sink_name=mic_feed rate=48000"])
-            .env("XDG_RUNTIME_DIR", dir.path())
-            .env("HOME", dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("pulseaudio is installed (scripts/setup test)");
-        let server = Self { dir, child };
-        // Ready when it answers, not after a guess at how long it takes.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !server.pactl(&["info"]) {
-            assert!(Instant::now() < deadline, "pulseaudio did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        assert!(server.pactl(&["set-default-sink", "latch_speaker"]));
-        assert!(server.pactl(&["set-default-source", "mic_feed.monitor"]));
-        server
-    }
-
-    fn address(&self) -> String {
-        format!("unix:{}", self.dir.path().join("native").display())
-    }
-
-    fn pactl(&self, args: &[&str]) -> bool {
-        Command::new("pactl")
-            .args(args)
-            .env("PULSE_SERVER", self.address())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    }
-}
-
-impl Drop for SoundServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 #[ignore = "needs a Secret Service keyring and PulseAudio; run by scripts/test"]
 fn a_call_through_a_real_sound_server_carries_the_microphone_and_reaches_the_speaker() {
-    let sound = SoundServer::start();
+    let sound = SoundServer::start().unwrap();
     let t = Testbed::new();
     let (a, b, _, _) = t.pair();
     a.close();
@@ -256,10 +190,10 @@ fn a_call_through_a_real_sound_server_carries_the_microphone_and_reaches_the_spe
         w.write_sample(x as i16).unwrap();
     }
     w.finalize().unwrap();
-    let feeder = Command::new("paplay")
+    let feeder = sound
+        .command("paplay")
         .arg("--device=mic_feed")
         .arg(&tone)
-        .env("PULSE_SERVER", sound.address())
         .spawn()
         .unwrap();
     let _feeder = Proc {
@@ -284,7 +218,8 @@ fn a_call_through_a_real_sound_server_carries_the_microphone_and_reaches_the_spe
     bob.call_state("connected", Duration::from_secs(30));
 
     // What Bob's speaker played, taken from the null sink's monitor for three seconds.
-    let recorder = Command::new("parecord")
+    let recorder = sound
+        .command("parecord")
         .args([
             "--device=latch_speaker.monitor",
             "--format=s16le",
@@ -293,7 +228,6 @@ fn a_call_through_a_real_sound_server_carries_the_microphone_and_reaches_the_spe
             "--file-format=wav",
         ])
         .arg(&played)
-        .env("PULSE_SERVER", sound.address())
         .spawn()
         .unwrap();
     let mut recorder = Proc {
