@@ -507,7 +507,27 @@ fn two_apps_chat_in_secret_and_verify() {
     wait_shown(a, "Alice's call bar", "#call-bar", "bob", STEP);
     let answer = find(b, "#call-answer");
     bob_art.screenshot(b, "call-ringing").unwrap();
+    // The notification server was told who is calling, and is told to withdraw it once
+    // answered.
+    let ringing = wait_for("the call's notification", STEP, || {
+        Ok(notifications.calls().iter().find_map(|call| match call {
+            NotificationCall::Notify {
+                summary,
+                body,
+                id: Some(id),
+            } if summary == "alice" && body == "Incoming voice call" => Some(*id),
+            _ => None,
+        }))
+    })
+    .unwrap();
     b.click(&answer).unwrap();
+    wait_for("the call's notification to be withdrawn", STEP, || {
+        Ok(notifications
+            .calls()
+            .contains(&NotificationCall::Close { id: ringing })
+            .then_some(()))
+    })
+    .unwrap();
     for (who, session) in [("alice", a), ("bob", b)] {
         wait_for(&format!("{who}'s call to connect"), STEP, || {
             Ok(session.try_find("#call-bar[data-state='connected']")?)

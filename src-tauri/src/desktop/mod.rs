@@ -35,6 +35,10 @@ struct Inner {
     recount_waiting: AtomicBool,
 }
 
+/// The message id under which the ringing call's notification is kept: message ids are
+/// positive, and there is one call at a time.
+const RINGING_CALL: i64 = -1;
+
 /// How long a recount of the unread messages waits for more events to cover.
 const RECOUNT_DELAY: std::time::Duration = std::time::Duration::from_millis(200);
 
@@ -117,6 +121,33 @@ impl Desktop {
                 }
                 self.recount_unread(engine);
             }
+            // A call ringing here: a notification, and the window brought back from the tray
+            // (not focused: whatever the user is typing elsewhere stays theirs).
+            Event::Call {
+                direction: "incoming",
+                state: "ringing",
+                conversation_id,
+                ..
+            } => {
+                let e = engine.clone();
+                let found = tauri::async_runtime::spawn_blocking(move || {
+                    e.conversation(latch_store::ConversationId(conversation_id))
+                })
+                .await;
+                if let Ok(Ok(view)) = found {
+                    self.inner.notifier.show(
+                        conversation_id,
+                        RINGING_CALL,
+                        Notice::for_call(&view),
+                    );
+                }
+                if let Some(window) = self.inner.app.get_webview_window(MAIN_WINDOW) {
+                    let _ = window.unminimize();
+                    let _ = window.show();
+                }
+            }
+            // Answered, declined, given up: it rings no more.
+            Event::Call { .. } => self.inner.notifier.withdraw(vec![RINGING_CALL]),
             // A block or an accept changes nothing counted, but costs one recount at most.
             Event::ConversationStarted { .. } | Event::Synced | Event::ContactStanding { .. } => {
                 self.recount_unread(engine);

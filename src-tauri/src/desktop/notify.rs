@@ -62,6 +62,23 @@ impl Notice {
     }
 }
 
+impl Notice {
+    /// The notification for a call ringing here. A secret chat's names no one, as its
+    /// messages' do; only accepted contacts ring at all.
+    pub(crate) fn for_call(conversation: &ConversationView) -> Self {
+        if conversation.kind == "secret" {
+            return Self {
+                summary: "Latch".to_owned(),
+                body: "Incoming call in a secret chat".to_owned(),
+            };
+        }
+        Self {
+            summary: conversation.contact_name.clone(),
+            body: "Incoming voice call".to_owned(),
+        }
+    }
+}
+
 /// Notification servers may read the body as a small HTML subset: text must stay text.
 fn escape_markup(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -327,6 +344,21 @@ mod tests {
         );
         assert!(!n.body.contains("meet") && !n.summary.contains("meet"));
         assert!(!n.summary.contains("bob") && !n.body.contains("bob"));
+    }
+
+    #[test]
+    fn a_ringing_call_in_a_secret_chat_names_no_one() {
+        let n = Notice::for_call(&conversation("secret", Some(5)));
+        assert!(
+            !n.summary.contains("bob") && !n.body.contains("bob"),
+            "{n:?}"
+        );
+        assert_eq!(n.body, "Incoming call in a secret chat");
+        let n = Notice::for_call(&conversation("standard", None));
+        assert_eq!(
+            (n.summary.as_str(), n.body.as_str()),
+            ("bob", "Incoming voice call")
+        );
     }
 
     #[test]
