@@ -448,19 +448,8 @@ impl Call {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::signal::{DtlsFingerprint, IceCredentials};
 
-    fn side(n: u8) -> MediaOffer {
-        MediaOffer {
-            call_key: [n; 32],
-            dtls: DtlsFingerprint([n; 32]),
-            ice: IceCredentials {
-                ufrag: "abcd".into(),
-                pwd: "0123456789abcdefghijkl".into(),
-            },
-            candidates: vec![],
-        }
-    }
+    use crate::signal::test_side as side;
 
     fn drain(c: &mut Call) -> Vec<CallOutput> {
         std::iter::from_fn(|| c.poll_output()).collect()

@@ -242,6 +242,20 @@ fn check_candidates(candidates: &[String]) -> Result<(), SignalError> {
     Ok(())
 }
 
+/// A well-formed side of a call for tests: every field derived from `n`.
+#[cfg(test)]
+pub(crate) fn test_side(n: u8) -> MediaOffer {
+    MediaOffer {
+        call_key: [n; 32],
+        dtls: DtlsFingerprint([n; 32]),
+        ice: IceCredentials {
+            ufrag: "abcd".into(),
+            pwd: "0123456789abcdefghijkl".into(),
+        },
+        candidates: vec![],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -299,19 +299,9 @@ impl<P: Clone + PartialEq> Switchboard<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::signal::{DtlsFingerprint, HangupReason, IceCredentials};
+    use crate::signal::HangupReason;
 
-    fn side(n: u8) -> MediaOffer {
-        MediaOffer {
-            call_key: [n; 32],
-            dtls: DtlsFingerprint([n; 32]),
-            ice: IceCredentials {
-                ufrag: "abcd".into(),
-                pwd: "0123456789abcdefghijkl".into(),
-            },
-            candidates: vec![],
-        }
-    }
+    use crate::signal::test_side as side;
 
     fn offer(id: u8, sent_at: i64) -> CallSignal {
         CallSignal::Offer {

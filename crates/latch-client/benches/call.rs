@@ -126,6 +126,43 @@ fn call_id(hex_id: &str) -> latch_call::CallId {
     latch_call::CallId(hex::decode(hex_id).unwrap().try_into().unwrap())
 }
 
+/// Alice calls Bob with `mouth` as her microphone; Bob answers with `ear` as his speaker
+/// (armed just before he answers). Returns Alice's call and when Bob answered.
+async fn call(
+    alice: &Engine,
+    bob: &Engine,
+    chat: latch_store::ConversationId,
+    bob_events: &mut broadcast::Receiver<Event>,
+    mouth: &Mouth,
+    ear: &Ear,
+) -> (latch_call::CallId, Instant) {
+    let id = alice
+        .start_call(
+            chat,
+            MediaKind::Audio,
+            CallDevices {
+                microphone: Box::new(mouth.clone()),
+                speaker: Box::new(Quiet),
+            },
+        )
+        .await
+        .unwrap();
+    let rung = wait_call(bob_events, "ringing").await;
+    ear.0.lock().unwrap().armed = true;
+    let answered = Instant::now();
+    bob.answer_call(
+        call_id(&rung),
+        false,
+        CallDevices {
+            microphone: Box::new(Quiet),
+            speaker: Box::new(ear.clone()),
+        },
+    )
+    .await
+    .unwrap();
+    (id, answered)
+}
+
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
@@ -202,30 +239,7 @@ async fn main() {
         let mouth = Mouth::default();
         mouth.0.lock().unwrap().steady = true;
         let ear = Ear::default();
-        let id = alice
-            .start_call(
-                chat,
-                MediaKind::Audio,
-                CallDevices {
-                    microphone: Box::new(mouth.clone()),
-                    speaker: Box::new(Quiet),
-                },
-            )
-            .await
-            .unwrap();
-        let rung = wait_call(&mut bob_events, "ringing").await;
-        ear.0.lock().unwrap().armed = true;
-        let answered = Instant::now();
-        bob.answer_call(
-            call_id(&rung),
-            false,
-            CallDevices {
-                microphone: Box::new(Quiet),
-                speaker: Box::new(ear.clone()),
-            },
-        )
-        .await
-        .unwrap();
+        let (id, answered) = call(&alice, &bob, chat, &mut bob_events, &mouth, &ear).await;
         let heard = loop {
             if let Some(t) = ear.0.lock().unwrap().heard_at {
                 break t;
@@ -250,28 +264,7 @@ async fn main() {
     // Mouth to ear, and the cost of a call.
     let mouth = Mouth::default();
     let ear = Ear::default();
-    let id = alice
-        .start_call(
-            chat,
-            MediaKind::Audio,
-            CallDevices {
-                microphone: Box::new(mouth.clone()),
-                speaker: Box::new(Quiet),
-            },
-        )
-        .await
-        .unwrap();
-    let rung = wait_call(&mut bob_events, "ringing").await;
-    bob.answer_call(
-        call_id(&rung),
-        false,
-        CallDevices {
-            microphone: Box::new(Quiet),
-            speaker: Box::new(ear.clone()),
-        },
-    )
-    .await
-    .unwrap();
+    let (id, _) = call(&alice, &bob, chat, &mut bob_events, &mouth, &ear).await;
     wait_call(&mut bob_events, "connected").await;
     // Let the jitter buffer settle before measuring.
     tokio::time::sleep(Duration::from_millis(500)).await;

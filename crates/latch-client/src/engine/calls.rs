@@ -163,6 +163,19 @@ fn outcome(r: &CallRecord) -> CallOutcome {
     }
 }
 
+/// A fresh key pair for one call, and this side's offer or answer carrying its public half.
+fn local_offer(transport: LocalTransport) -> Result<(CallKeyPair, MediaOffer), ClientError> {
+    let pair =
+        CallKeyPair::generate().map_err(|_| ClientError::Invalid("the OS random source failed"))?;
+    let offer = MediaOffer {
+        call_key: pair.public(),
+        dtls: transport.dtls,
+        ice: transport.ice,
+        candidates: transport.candidates,
+    };
+    Ok((pair, offer))
+}
+
 /// Missed calls from one chat closer together than this leave one row.
 const MISSED_CALL_COLLAPSE: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -278,8 +291,7 @@ impl Engine {
     ) -> Result<CallId, ClientError> {
         let id =
             CallId::random().map_err(|_| ClientError::Invalid("the OS random source failed"))?;
-        let pair = CallKeyPair::generate()
-            .map_err(|_| ClientError::Invalid("the OS random source failed"))?;
+        let (pair, local) = local_offer(transport)?;
         self.write(|tx| {
             let (conv, contact) = Self::conversation_and_contact(tx, conversation)?;
             Self::refuse_unless_accepted(&contact)?;
@@ -296,12 +308,6 @@ impl Engine {
             }
             Ok(())
         })?;
-        let local = MediaOffer {
-            call_key: pair.public(),
-            dtls: transport.dtls,
-            ice: transport.ice,
-            candidates: transport.candidates,
-        };
         {
             let mut desk = self.desk();
             desk.board
@@ -324,14 +330,7 @@ impl Engine {
         video: bool,
         transport: LocalTransport,
     ) -> Result<(), ClientError> {
-        let pair = CallKeyPair::generate()
-            .map_err(|_| ClientError::Invalid("the OS random source failed"))?;
-        let local = MediaOffer {
-            call_key: pair.public(),
-            dtls: transport.dtls,
-            ice: transport.ice,
-            candidates: transport.candidates,
-        };
+        let (pair, local) = local_offer(transport)?;
         {
             let mut desk = self.desk();
             desk.key_pair = Some((id, pair));
