@@ -440,3 +440,66 @@ async fn a_call_carries_the_callers_voice_to_the_callee_through_real_sockets() {
         "the media task kept running after the call ended"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_in_a_secret_chat_stays_in_it_and_its_row_disappears_with_the_chat() {
+    let net = net().await;
+    let alice = person(&net, "alice").await;
+    let bob = person(&net, "bob").await;
+    let (chat_a, chat_b) = befriend(&alice, &bob, "bob", "alice").await;
+    let mut eb = bob.subscribe();
+    let contact = alice.contact_by_handle("bob").unwrap().id;
+    let secret_a = alice.start_secret_chat(contact, 30).await.unwrap();
+    let secret_b = loop {
+        if let Event::ConversationStarted {
+            conversation_id,
+            kind: "secret",
+        } = next(&mut eb).await
+        {
+            break ConversationId(conversation_id);
+        }
+    };
+    assert_ne!(secret_b, chat_b);
+    let mut ea = alice.subscribe();
+
+    let id = alice
+        .place_call(secret_a, MediaKind::Audio, transport(1))
+        .unwrap();
+    // The ring belongs to Bob's secret chat, not his standard one.
+    loop {
+        if let Event::Call {
+            state: "ringing",
+            conversation_id,
+            ..
+        } = next(&mut eb).await
+        {
+            assert_eq!(conversation_id, secret_b.0);
+            break;
+        }
+    }
+    bob.decline_call(id).unwrap();
+    let (chat, outcome, _, _) = call_record(&mut ea).await;
+    assert_eq!((chat, outcome), (secret_a.0, "declined"));
+    let (chat, outcome, _, _) = call_record(&mut eb).await;
+    assert_eq!((chat, outcome), (secret_b.0, "declined"));
+    for (engine, chat) in [(&alice, secret_a), (&bob, secret_b)] {
+        let row = engine
+            .messages(chat, None, 10)
+            .unwrap()
+            .into_iter()
+            .find(|m| m.call.is_some())
+            .unwrap();
+        assert!(
+            row.expires_at.is_some(),
+            "a secret chat's call row disappears"
+        );
+    }
+    // Nothing of it in the standard chat.
+    assert!(
+        alice
+            .messages(chat_a, None, 50)
+            .unwrap()
+            .iter()
+            .all(|m| m.call.is_none())
+    );
+}
