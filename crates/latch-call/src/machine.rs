@@ -344,6 +344,13 @@ impl Call {
         Ok(())
     }
 
+    /// Gives up this outgoing call because the peer's own call to this device wins (both
+    /// called at once): ended as cancelled here, nothing said, since the peer drops this
+    /// call's offer on its side.
+    pub fn yield_to_crossing_call(&mut self, now: Instant) {
+        self.end(EndReason::Cancelled, None, now);
+    }
+
     /// The user hangs up, whatever the state (a ringing incoming call is declined).
     pub fn hang_up(&mut self, now: Instant) {
         match (self.direction, self.state) {

@@ -181,7 +181,12 @@ impl<P: Clone + PartialEq> Switchboard<P> {
                 if call.id() < id {
                     return;
                 }
-                self.current = None;
+                // Ours ends here first (its state and record go out like any ended call's),
+                // so whoever follows it can let go of it.
+                if let Some((_, own)) = &mut self.current {
+                    own.yield_to_crossing_call(now);
+                }
+                self.collect();
             } else {
                 self.events.push_back(SwitchboardEvent::Send {
                     to: peer.clone(),
@@ -422,7 +427,20 @@ mod tests {
         let (_, bobs) = bob.current().unwrap();
         assert_eq!((bobs.id(), bobs.direction()), (low, Direction::Incoming));
         assert!(sent(&drain(&mut alice)).is_empty(), "no busy either way");
-        assert_eq!(sent(&drain(&mut bob)), [("alice", "ringing")]);
+        let bob_events = drain(&mut bob);
+        assert_eq!(sent(&bob_events), [("alice", "ringing")]);
+        // Bob's own call ended visibly (so its media and keys can go), before the ring.
+        let ended = bob_events
+            .iter()
+            .position(
+                |e| matches!(e, SwitchboardEvent::Ended { record, .. } if record.call_id == high),
+            )
+            .expect("Bob's own call ends");
+        let rings = bob_events
+            .iter()
+            .position(|e| matches!(e, SwitchboardEvent::State { call_id, state: CallState::Ringing, .. } if *call_id == low))
+            .unwrap();
+        assert!(ended < rings);
     }
 
     #[test]

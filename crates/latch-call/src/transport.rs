@@ -313,9 +313,16 @@ impl MediaTransport {
             }
             let out = match self.rtc.poll_output() {
                 Ok(o) => o,
-                // A broken session is a dead connection: report it once, then idle.
+                // A broken session is a dead connection: report it once, then idle (the call's
+                // reconnect timer ends it).
                 Err(_) => {
-                    self.rtc.disconnect();
+                    if self.rtc.is_alive() {
+                        self.rtc.disconnect();
+                        if self.connected && !self.lost {
+                            self.lost = true;
+                            return TransportOutput::Event(TransportEvent::Disconnected);
+                        }
+                    }
                     return TransportOutput::Timeout(far_future());
                 }
             };

@@ -40,6 +40,11 @@ impl AudioSource for Microphone {
         let Ok(mut q) = self.queue.lock() else {
             return false;
         };
+        // What waited longer than two frames is stale: sound from before the call connected,
+        // or a device running ahead of the call's clock. Sending it would add its age to every
+        // word that follows.
+        let stale = q.len().saturating_sub(2 * frame.len());
+        q.drain(..stale);
         // Not enough yet (the device started late or runs slow): what there is, then silence.
         for s in frame.iter_mut() {
             *s = q.pop_front().unwrap_or(0);
@@ -170,6 +175,26 @@ mod tests {
         let q = q.lock().unwrap();
         assert_eq!(q.len(), QUEUE_MAX);
         assert_eq!(q.front().copied(), Some(100));
+    }
+
+    #[test]
+    fn a_backlog_is_dropped_so_the_call_hears_what_was_said_last() {
+        let (stop, _rx) = std::sync::mpsc::channel();
+        let mut m = Microphone {
+            queue: Arc::default(),
+            _owner: Arc::new(StreamOwner { stop: Some(stop) }),
+        };
+        // Half a second captured while the call was still ringing, then the newest frame.
+        push(&m.queue, std::iter::repeat_n(1i16, QUEUE_MAX - 960));
+        push(&m.queue, std::iter::repeat_n(9i16, 960));
+        let mut frame = [0i16; 960];
+        assert!(m.read(&mut frame));
+        assert_eq!(frame[0], 1, "one older frame may remain");
+        assert!(m.read(&mut frame));
+        assert!(
+            frame.iter().all(|&s| s == 9),
+            "then the newest, not 0.5 s late"
+        );
     }
 
     #[test]

@@ -503,3 +503,35 @@ async fn a_call_in_a_secret_chat_stays_in_it_and_its_row_disappears_with_the_cha
             .all(|m| m.call.is_none())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_double_answer_keeps_the_first_answers_keys() {
+    let net = net().await;
+    let alice = person(&net, "alice").await;
+    let bob = person(&net, "bob").await;
+    let (chat_a, _) = befriend(&alice, &bob, "bob", "alice").await;
+    let (mut ea, mut eb) = (alice.subscribe(), bob.subscribe());
+
+    // A double click on Answer: the second is refused and the first answer's keys stand.
+    let id = alice
+        .place_call(chat_a, MediaKind::Audio, transport(1))
+        .unwrap();
+    call_state(&mut eb, "ringing").await;
+    bob.accept_call(id, false, transport(2)).unwrap();
+    assert!(bob.accept_call(id, false, transport(3)).is_err());
+    call_state(&mut ea, "connecting").await;
+    let on_alice = alice.take_call_media(id).unwrap();
+    let on_bob = bob.take_call_media(id).unwrap();
+    assert_eq!(
+        on_alice.remote.dtls,
+        transport(2).dtls,
+        "the first answer went out"
+    );
+    let mut seal = on_bob.secrets.sealer(MediaStream::Audio).unwrap();
+    let mut open = on_alice.secrets.opener(MediaStream::Audio).unwrap();
+    let frame = seal.seal(b"", b"still the same keys").unwrap();
+    assert_eq!(open.open(b"", &frame).unwrap(), b"still the same keys");
+    alice.hang_up_call(id).unwrap();
+    call_state(&mut ea, "ended").await;
+    call_state(&mut eb, "ended").await;
+}

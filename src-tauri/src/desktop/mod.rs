@@ -31,6 +31,8 @@ struct Inner {
     /// The conversation on screen in a focused window.
     active: Mutex<Option<i64>>,
     tray: Mutex<Option<TrayIcon<Wry>>>,
+    /// The call whose notification is up, if one rings here.
+    ringing: Mutex<Option<String>>,
     watching: AtomicBool,
     recount_waiting: AtomicBool,
 }
@@ -52,6 +54,7 @@ impl Desktop {
                 notifier: Notifier::start(),
                 active: Mutex::new(None),
                 tray: Mutex::new(tray),
+                ringing: Mutex::new(None),
                 watching: AtomicBool::new(false),
                 recount_waiting: AtomicBool::new(false),
             }),
@@ -127,8 +130,14 @@ impl Desktop {
                 direction: "incoming",
                 state: "ringing",
                 conversation_id,
+                call_id,
                 ..
             } => {
+                *self
+                    .inner
+                    .ringing
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(call_id);
                 let e = engine.clone();
                 let found = tauri::async_runtime::spawn_blocking(move || {
                     e.conversation(latch_store::ConversationId(conversation_id))
@@ -146,8 +155,19 @@ impl Desktop {
                     let _ = window.show();
                 }
             }
-            // Answered, declined, given up: it rings no more.
-            Event::Call { .. } => self.inner.notifier.withdraw(vec![RINGING_CALL]),
+            // Answered, declined, given up: it rings no more. Only that call's own events count
+            // (a second caller's busy, say, must not silence it).
+            Event::Call { call_id, .. } => {
+                let mut ringing = self
+                    .inner
+                    .ringing
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if ringing.as_deref() == Some(call_id.as_str()) {
+                    *ringing = None;
+                    self.inner.notifier.withdraw(vec![RINGING_CALL]);
+                }
+            }
             // A block or an accept changes nothing counted, but costs one recount at most.
             Event::ConversationStarted { .. } | Event::Synced | Event::ContactStanding { .. } => {
                 self.recount_unread(engine);

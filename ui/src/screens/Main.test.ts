@@ -742,7 +742,9 @@ describe("calls", () => {
     expect(text(byId("call-status"))).toBe("Incoming voice call");
     expect(byId("call-hang-up")).toBeNull();
     await fireEvent.click(byId("call-answer"));
+    await fireEvent.click(byId("call-answer"));
     await settle();
+    // A double click answers once.
     expect(core.callsOf("answer_call")).toEqual([{ callId: "ab".repeat(16) }]);
 
     core.emit(callEvent("ended", { direction: "incoming", call_id: "ab".repeat(16), reason: "cancelled" }));

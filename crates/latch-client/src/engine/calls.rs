@@ -70,8 +70,9 @@ pub(super) struct CallDesk {
     key_pair: Option<(CallId, CallKeyPair)>,
     /// Agreed keys waiting for the transport.
     media: Option<CallMedia>,
-    /// Candidates the peer trickled, waiting for the transport.
+    /// Candidates the peer trickled, waiting for the transport, and the call they belong to.
     remote_candidates: Vec<String>,
+    candidates_for: Option<CallId>,
     /// The media task of the current call, when the engine runs it (see
     /// [`Engine::start_call`]), with its serial.
     session: Option<(CallId, u64, MediaSession)>,
@@ -314,7 +315,6 @@ impl Engine {
                 .place(conversation, id, media, local, now_ms(), Instant::now())
                 .map_err(call_error)?;
             desk.key_pair = Some((id, pair));
-            desk.remote_candidates.clear();
         }
         self.calls_changed();
         Ok(id)
@@ -333,10 +333,12 @@ impl Engine {
         let (pair, local) = local_offer(transport)?;
         {
             let mut desk = self.desk();
-            desk.key_pair = Some((id, pair));
             desk.board
                 .accept(id, local, video, Instant::now())
                 .map_err(call_error)?;
+            // Only now, under the same lock: a second answer (a double click) fails above and
+            // must not replace the key whose public half the first answer sent.
+            desk.key_pair = Some((id, pair));
         }
         self.calls_changed();
         Ok(())
@@ -419,12 +421,13 @@ impl Engine {
         }
     }
 
-    /// Candidates the peer trickled since the last call.
+    /// Candidates the peer of this call trickled since the last time.
     pub fn take_remote_candidates(&self, id: CallId) -> Vec<String> {
         let mut desk = self.desk();
-        match desk.board.current() {
-            Some((_, call)) if call.id() == id => std::mem::take(&mut desk.remote_candidates),
-            _ => Vec::new(),
+        if desk.candidates_for == Some(id) {
+            std::mem::take(&mut desk.remote_candidates)
+        } else {
+            Vec::new()
         }
     }
 
@@ -535,8 +538,18 @@ impl Engine {
                         remote_video,
                     });
                 }
-                SwitchboardEvent::RemoteCandidates { candidates, .. } => {
+                SwitchboardEvent::RemoteCandidates {
+                    call_id,
+                    candidates,
+                    ..
+                } => {
                     let mut desk = self.desk();
+                    // Candidates belong to one call: a new call's start the list afresh, so
+                    // none of an earlier peer's addresses reach a later call's transport.
+                    if desk.candidates_for != Some(call_id) {
+                        desk.candidates_for = Some(call_id);
+                        desk.remote_candidates.clear();
+                    }
                     let room = latch_call::signal::MAX_CANDIDATES * 4;
                     let take = room.saturating_sub(desk.remote_candidates.len());
                     desk.remote_candidates
@@ -558,6 +571,10 @@ impl Engine {
                             .is_some_and(|m| m.call_id == record.call_id)
                         {
                             desk.media = None;
+                        }
+                        if desk.candidates_for == Some(record.call_id) {
+                            desk.candidates_for = None;
+                            desk.remote_candidates.clear();
                         }
                         // Dropping the session stops its task and closes its sockets.
                         if desk
@@ -610,7 +627,11 @@ impl Engine {
                 None
             }
         };
-        let candidates = std::mem::take(&mut desk.remote_candidates);
+        let candidates = if desk.candidates_for == Some(id) {
+            std::mem::take(&mut desk.remote_candidates)
+        } else {
+            Vec::new()
+        };
         if let Some((_, _, session)) = desk.session.as_ref() {
             if let Some(m) = media {
                 session.connect(m);

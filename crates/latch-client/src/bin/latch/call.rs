@@ -169,7 +169,13 @@ pub(crate) async fn answer(
         let ev = tokio::time::timeout_at(deadline, events.recv())
             .await
             .map_err(|_| CliError::Usage(format!("no call rang within {wait} s")))?;
-        let Ok(ev) = ev else { continue };
+        let ev = match ev {
+            Ok(ev) => ev,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                return Err(CliError::Usage("the engine stopped".into()));
+            }
+        };
         print(&json!({ "event": event_json(&ev) }), true);
         if let Event::Call {
             call_id: c,
@@ -211,7 +217,11 @@ async fn follow(
         };
         tokio::select! {
             ev = events.recv() => {
-                let Ok(ev) = ev else { continue };
+                let ev = match ev {
+                    Ok(ev) => ev,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                };
                 print(&json!({ "event": event_json(&ev) }), true);
                 if let Event::Call { call_id, state, .. } = &ev && *call_id == mine {
                     if *state == "connected" && hang_up_at.is_none() {
@@ -223,7 +233,10 @@ async fn follow(
                     }
                 }
             }
-            () = timer => hang_up(engine, id)?,
+            () = timer => {
+                hang_up_at = None;
+                hang_up(engine, id)?;
+            }
             _ = tokio::signal::ctrl_c() => hang_up(engine, id)?,
         }
     }
