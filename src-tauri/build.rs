@@ -31,6 +31,7 @@ const COMMANDS: &[&str] = &[
     "answer_call",
     "decline_call",
     "hang_up_call",
+    "set_call_muted",
     "open_link",
     "set_active_conversation",
     "ui_ready",

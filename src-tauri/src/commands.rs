@@ -497,6 +497,17 @@ pub(crate) async fn hang_up_call(
     with_engine(&latch, move |e| Ok(e.hang_up_call(id)?)).await
 }
 
+/// Mutes or unmutes this device's microphone in the call.
+#[tauri::command]
+pub(crate) async fn set_call_muted(
+    latch: State<'_, SharedLatch>,
+    call_id: String,
+    muted: bool,
+) -> Result<(), CommandError> {
+    let id = self::call_id(&call_id)?;
+    with_engine(&latch, move |e| Ok(e.set_call_muted(id, muted)?)).await
+}
+
 /// Full-text search over standard chats (secret chats are never indexed).
 #[tauri::command]
 pub(crate) async fn search(

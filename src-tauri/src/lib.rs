@@ -78,6 +78,7 @@ pub fn run() -> ExitCode {
             commands::answer_call,
             commands::decline_call,
             commands::hang_up_call,
+            commands::set_call_muted,
             commands::open_link,
             commands::set_active_conversation,
             commands::ui_ready,

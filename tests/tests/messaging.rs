@@ -535,6 +535,11 @@ fn two_apps_chat_in_secret_and_verify() {
         .unwrap();
     }
     alice_art.screenshot(a, "call-connected").unwrap();
+    click(a, "#call-mute");
+    wait_for("Alice's microphone to be muted", STEP, || {
+        Ok(a.try_find("#call-mute[aria-pressed='true']")?)
+    })
+    .unwrap();
     click(a, "#call-hang-up");
     for (who, session) in [("alice", a), ("bob", b)] {
         wait_for(&format!("{who}'s call bar to go"), STEP, || {

@@ -33,6 +33,7 @@ const ALLOWED_COMMANDS = new Set([
   "answer_call",
   "decline_call",
   "hang_up_call",
+  "set_call_muted",
   "open_link",
   "set_active_conversation",
   "ui_ready",

@@ -47,6 +47,7 @@ pub(crate) enum MediaReport {
 enum Command {
     Connect(Box<CallMedia>),
     RemoteCandidates(Vec<String>),
+    Mute(bool),
 }
 
 /// A running media task. Dropping it stops the task and closes its sockets.
@@ -177,6 +178,11 @@ impl MediaSession {
     pub(crate) fn remote_candidates(&self, candidates: Vec<String>) {
         let _ = self.commands.send(Command::RemoteCandidates(candidates));
     }
+
+    /// Mutes or unmutes this side's microphone.
+    pub(crate) fn mute(&self, muted: bool) {
+        let _ = self.commands.send(Command::Mute(muted));
+    }
 }
 
 const FRAME: Duration = Duration::from_millis(20);
@@ -245,6 +251,7 @@ async fn run(
     let mut played = vec![0i16; FRAME_SAMPLES];
     let mut media_time: u64 = 0;
     let mut microphone_open = true;
+    let mut muted = false;
     let mut liveness = Liveness::default();
     loop {
         let wake = flush(
@@ -270,7 +277,9 @@ async fn run(
                         // The source ended (a file): send silence from now on.
                         microphone_open = false;
                     }
-                    if !microphone_open {
+                    // Muted: silence still goes out every 20 ms (tiny Opus frames), so the peer
+                    // goes on hearing that the call is alive.
+                    if !microphone_open || muted {
                         frame.fill(0);
                     }
                     match encoder.encode(&frame) {
@@ -298,6 +307,7 @@ async fn run(
                         tracing::warn!("ignored an unusable remote candidate");
                     }
                 }
+                Some(Command::Mute(m)) => muted = m,
                 None => break,
             },
         }

@@ -535,3 +535,78 @@ async fn a_double_answer_keeps_the_first_answers_keys() {
     call_state(&mut ea, "ended").await;
     call_state(&mut eb, "ended").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn muting_sends_silence_and_unmuting_brings_the_voice_back() {
+    use latch_call::audio::ToneSource;
+    use latch_client::CallDevices;
+    let net = net().await;
+    let alice = person(&net, "alice").await;
+    let bob = person(&net, "bob").await;
+    for e in [&alice, &bob] {
+        e.set_call_hosts(vec![std::net::Ipv4Addr::LOCALHOST.into()]);
+    }
+    let (chat_a, _) = befriend(&alice, &bob, "bob", "alice").await;
+    let (mut ea, mut eb) = (alice.subscribe(), bob.subscribe());
+    let id = alice
+        .start_call(
+            chat_a,
+            MediaKind::Audio,
+            CallDevices {
+                microphone: Box::new(ToneSource::new(vec![(440.0, 50 * 120)])),
+                speaker: Box::new(Recorder(tokio::sync::mpsc::unbounded_channel().0)),
+            },
+        )
+        .await
+        .unwrap();
+    call_state(&mut eb, "ringing").await;
+    assert!(
+        bob.set_call_muted(id, true).is_err(),
+        "no media of this call runs on Bob's side yet"
+    );
+    let (heard_tx, mut heard) = tokio::sync::mpsc::unbounded_channel();
+    bob.answer_call(
+        id,
+        false,
+        CallDevices {
+            microphone: Box::new(Silence),
+            speaker: Box::new(Recorder(heard_tx)),
+        },
+    )
+    .await
+    .unwrap();
+    call_state(&mut ea, "connected").await;
+
+    // Waits until `n` frames in a row are loud (or quiet); the frames are the signal, and
+    // ten seconds (500 frames) is far more than a change needs to cross the jitter buffer.
+    async fn run_of(
+        heard: &mut tokio::sync::mpsc::UnboundedReceiver<Vec<i16>>,
+        loud: bool,
+        n: usize,
+    ) {
+        let mut run = 0;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while run < n {
+            let f = tokio::time::timeout_at(deadline, heard.recv())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "no run of {n} {} frames",
+                        if loud { "loud" } else { "quiet" }
+                    )
+                })
+                .unwrap();
+            let peak = f.iter().map(|&x| i32::from(x).abs()).max().unwrap_or(0);
+            run = if (peak > 2_000) == loud { run + 1 } else { 0 };
+        }
+    }
+    run_of(&mut heard, true, 20).await;
+    alice.set_call_muted(id, true).unwrap();
+    run_of(&mut heard, false, 20).await;
+    alice.set_call_muted(id, false).unwrap();
+    run_of(&mut heard, true, 20).await;
+    // Muted is not lost: the call stayed connected throughout.
+    alice.hang_up_call(id).unwrap();
+    let (_, reason, _) = call_state(&mut eb, "ended").await;
+    assert_eq!(reason, Some("hung_up"));
+}

@@ -240,6 +240,11 @@ export function hangUpCall(callId: string): Promise<void> {
   return call<void>("hang_up_call", { callId });
 }
 
+/** Mutes or unmutes this device's microphone in the call. */
+export function setCallMuted(callId: string, muted: boolean): Promise<void> {
+  return call<void>("set_call_muted", { callId, muted });
+}
+
 /** Full-text search over standard chats (secret chats are never indexed). */
 export function search(query: string): Promise<MessageView[]> {
   return call<MessageView[]>("search", { query });
@@ -298,6 +303,7 @@ export const COMMANDS = [
   "answer_call",
   "decline_call",
   "hang_up_call",
+  "set_call_muted",
   "open_link",
   "set_active_conversation",
   "ui_ready",

@@ -722,6 +722,17 @@ describe("calls", () => {
     expect(text(byId("call-status"))).toBe("0:00");
     expect(byId("call-answer")).toBeNull();
 
+    // Mute by button, unmute by the shortcut.
+    await fireEvent.click(byId("call-mute"));
+    await settle();
+    expect(core.callsOf("set_call_muted")).toEqual([{ callId: "c0".repeat(16), muted: true }]);
+    expect(byId("call-mute").getAttribute("aria-pressed")).toBe("true");
+    expect(text(byId("call-mute"))).toBe("Unmute");
+    await fireEvent.keyDown(window, { key: "M", ctrlKey: true, shiftKey: true });
+    await settle();
+    expect(core.lastCallOf("set_call_muted")).toEqual({ callId: "c0".repeat(16), muted: false });
+    expect(text(byId("call-mute"))).toBe("Mute");
+
     await fireEvent.click(byId("call-hang-up"));
     await settle();
     expect(core.callsOf("hang_up_call")).toEqual([{ callId: "c0".repeat(16) }]);

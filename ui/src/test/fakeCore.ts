@@ -330,6 +330,7 @@ export class FakeCore {
       case "answer_call":
       case "decline_call":
       case "hang_up_call":
+      case "set_call_muted":
         return null;
       case "search": {
         const needle = String(args.query).toLowerCase();

@@ -257,6 +257,20 @@ impl Engine {
         Ok(())
     }
 
+    /// Mutes or unmutes this device's microphone in the call it runs the media of.
+    ///
+    /// # Errors
+    /// `NotFound` when this engine runs no media for that call.
+    pub fn set_call_muted(&self, id: CallId, muted: bool) -> Result<(), ClientError> {
+        match self.desk().session.as_ref() {
+            Some((call, _, session)) if *call == id => {
+                session.mute(muted);
+                Ok(())
+            }
+            _ => Err(ClientError::NotFound("call")),
+        }
+    }
+
     /// Feeds the media tasks' reports to the call (part of the timer task).
     fn on_media_report(&self, serial: u64, report: MediaReport) {
         let id = match self.desk().session.as_ref() {

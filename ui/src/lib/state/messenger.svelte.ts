@@ -23,6 +23,8 @@ export interface ActiveCall {
   state: Exclude<CallState, "ended">;
   /** When it first connected (ms), for the duration. */
   connectedAt: number | null;
+  /** Whether this side's microphone is muted. */
+  muted: boolean;
 }
 
 /** What the screen reader and the toast say when a call ends. */
@@ -289,6 +291,7 @@ export class Messenger {
       media: event.media,
       state: event.state,
       connectedAt: previous?.connectedAt ?? (event.state === "connected" ? Date.now() : null),
+      muted: previous?.muted ?? false,
     };
   }
 
@@ -305,6 +308,7 @@ export class Messenger {
           media: "audio",
           state: "dialing",
           connectedAt: null,
+          muted: false,
         };
       }
     } catch (error) {
@@ -331,6 +335,20 @@ export class Messenger {
       await api.declineCall(call.callId);
     } catch (error) {
       this.announce(`The call could not be declined: ${api.describeError(error)}`);
+    }
+  }
+
+  /** Mutes or unmutes the microphone in the call in progress. */
+  async toggleMute(): Promise<void> {
+    const call = this.call;
+    if (call === null || (call.direction === "incoming" && call.state === "ringing")) return;
+    const muted = !call.muted;
+    try {
+      await api.setCallMuted(call.callId, muted);
+      if (this.call?.callId === call.callId) this.call = { ...this.call, muted };
+      this.announce(muted ? "Microphone muted" : "Microphone on");
+    } catch (error) {
+      this.announce(`The microphone could not be switched: ${api.describeError(error)}`);
     }
   }
 
