@@ -32,18 +32,32 @@ fn push(queue: &Queue, samples: impl Iterator<Item = i16>) {
 /// The microphone, as the media task reads it.
 struct Microphone {
     queue: Queue,
+    /// Whether the call has read it yet: what it captured before (while ringing) is dropped
+    /// at the first read.
+    started: bool,
     _owner: Arc<StreamOwner>,
 }
+
+/// Frames the microphone may hold ahead of the call during it: enough to ride out a late tick
+/// (the media task then reads several frames at once) and device jitter, little enough that a
+/// device running ahead of the call's clock never adds more than this to the delay.
+const MICROPHONE_AHEAD_FRAMES: usize = 6;
 
 impl AudioSource for Microphone {
     fn read(&mut self, frame: &mut [i16]) -> bool {
         let Ok(mut q) = self.queue.lock() else {
             return false;
         };
-        // What waited longer than two frames is stale: sound from before the call connected,
-        // or a device running ahead of the call's clock. Sending it would add its age to every
-        // word that follows.
-        let stale = q.len().saturating_sub(2 * frame.len());
+        // What the device captured before the call read it is stale (sound from before the
+        // call connected), and so is anything beyond a few frames ahead: sending it would add
+        // its age to every word that follows.
+        let keep = if self.started {
+            MICROPHONE_AHEAD_FRAMES * frame.len()
+        } else {
+            frame.len()
+        };
+        self.started = true;
+        let stale = q.len().saturating_sub(keep);
         q.drain(..stale);
         // Not enough yet (the device started late or runs slow): what there is, then silence.
         for s in frame.iter_mut() {
@@ -115,6 +129,7 @@ pub fn system_devices() -> Result<CallDevices, ClientError> {
     Ok(CallDevices {
         microphone: Box::new(Microphone {
             queue: mic,
+            started: false,
             _owner: owner.clone(),
         }),
         speaker: Box::new(Speaker {
@@ -182,6 +197,7 @@ mod tests {
         let (stop, _rx) = std::sync::mpsc::channel();
         let mut m = Microphone {
             queue: Arc::default(),
+            started: false,
             _owner: Arc::new(StreamOwner { stop: Some(stop) }),
         };
         // Half a second captured while the call was still ringing, then the newest frame.
@@ -189,12 +205,18 @@ mod tests {
         push(&m.queue, std::iter::repeat_n(9i16, 960));
         let mut frame = [0i16; 960];
         assert!(m.read(&mut frame));
-        assert_eq!(frame[0], 1, "one older frame may remain");
-        assert!(m.read(&mut frame));
         assert!(
             frame.iter().all(|&s| s == 9),
-            "then the newest, not 0.5 s late"
+            "the newest first, not 0.5 s late"
         );
+        // During the call, a few frames ahead (a late tick) are kept and read in order.
+        for f in 0..MICROPHONE_AHEAD_FRAMES as i16 {
+            push(&m.queue, std::iter::repeat_n(f, 960));
+        }
+        for f in 0..MICROPHONE_AHEAD_FRAMES as i16 {
+            assert!(m.read(&mut frame));
+            assert_eq!(frame[0], f);
+        }
     }
 
     #[test]
@@ -202,6 +224,7 @@ mod tests {
         let (stop, _rx) = std::sync::mpsc::channel();
         let mut m = Microphone {
             queue: Arc::default(),
+            started: false,
             _owner: Arc::new(StreamOwner { stop: Some(stop) }),
         };
         push(&m.queue, [7i16; 10].into_iter());

@@ -512,7 +512,10 @@ async fn a_double_answer_keeps_the_first_answers_keys() {
     let (chat_a, _) = befriend(&alice, &bob, "bob", "alice").await;
     let (mut ea, mut eb) = (alice.subscribe(), bob.subscribe());
 
-    // A double click on Answer: the second is refused and the first answer's keys stand.
+    // A double click on Answer: the second is refused and the first answer's keys stand. (The
+    // two accepts here run one after the other; the race the engine guards against, a second
+    // accept between the first's accept and its key agreement, is not reproduced: this guards
+    // the outcome against regressions.)
     let id = alice
         .place_call(chat_a, MediaKind::Audio, transport(1))
         .unwrap();

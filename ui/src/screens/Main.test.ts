@@ -728,7 +728,10 @@ describe("calls", () => {
     expect(core.callsOf("set_call_muted")).toEqual([{ callId: "c0".repeat(16), muted: true }]);
     expect(byId("call-mute").getAttribute("aria-pressed")).toBe("true");
     expect(text(byId("call-mute"))).toBe("Unmute");
-    await fireEvent.keyDown(window, { key: "M", ctrlKey: true, shiftKey: true });
+    await fireEvent.keyDown(window, { key: "M", code: "KeyM", ctrlKey: true, shiftKey: true, repeat: true });
+    await settle();
+    expect(core.callsOf("set_call_muted")).toHaveLength(1);
+    await fireEvent.keyDown(window, { key: "M", code: "KeyM", ctrlKey: true, shiftKey: true });
     await settle();
     expect(core.lastCallOf("set_call_muted")).toEqual({ callId: "c0".repeat(16), muted: false });
     expect(text(byId("call-mute"))).toBe("Mute");
@@ -765,6 +768,26 @@ describe("calls", () => {
     await settle();
     expect(core.callsOf("decline_call")).toEqual([{ callId: "cd".repeat(16) }]);
     expect(core.callsOf("answer_call")).toHaveLength(1);
+  });
+
+  it("a failed answer can be tried again or declined, and the shortcut never declines", async () => {
+    seed();
+    await renderMain();
+    core.on("answer_call", async () => {
+      throw { kind: "invalid", message: "no microphone found" };
+    });
+    core.emit(callEvent("ringing", { direction: "incoming", call_id: "ab".repeat(16) }));
+    await settle();
+    await fireEvent.keyDown(window, { key: "E", code: "KeyE", ctrlKey: true, shiftKey: true });
+    await settle();
+    expect(core.callsOf("hang_up_call")).toEqual([]);
+    await fireEvent.click(byId("call-answer"));
+    await settle();
+    expect(byId<HTMLButtonElement>("call-answer").disabled).toBe(false);
+    expect(byId<HTMLButtonElement>("call-decline").disabled).toBe(false);
+    await fireEvent.click(byId("call-decline"));
+    await settle();
+    expect(core.callsOf("decline_call")).toEqual([{ callId: "ab".repeat(16) }]);
   });
 
   it("a call that ended before its start was answered does not come back", async () => {

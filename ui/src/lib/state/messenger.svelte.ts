@@ -64,6 +64,8 @@ export class Messenger {
   call: ActiveCall | null = $state(null);
   /** Calls that ended this session: a late answer to `startCall` must not bring one back. */
   private endedCalls = new Set<string>();
+  /** A mute switch is on its way to the core. */
+  private switchingMute = false;
 
   private subscribed = false;
   private loaded = new Set<number>();
@@ -316,14 +318,16 @@ export class Messenger {
     }
   }
 
-  /** Answers the ringing call. */
-  async answerCall(): Promise<void> {
+  /** Answers the ringing call; whether the answer went out. */
+  async answerCall(): Promise<boolean> {
     const call = this.call;
-    if (call === null) return;
+    if (call === null) return false;
     try {
       await api.answerCall(call.callId);
+      return true;
     } catch (error) {
       this.announce(`The call could not be answered: ${api.describeError(error)}`);
+      return false;
     }
   }
 
@@ -338,17 +342,20 @@ export class Messenger {
     }
   }
 
-  /** Mutes or unmutes the microphone in the call in progress. */
+  /** Mutes or unmutes the microphone in the call in progress (one switch at a time). */
   async toggleMute(): Promise<void> {
     const call = this.call;
-    if (call === null || (call.direction === "incoming" && call.state === "ringing")) return;
+    if (call === null || this.switchingMute || (call.direction === "incoming" && call.state === "ringing")) return;
     const muted = !call.muted;
+    this.switchingMute = true;
     try {
       await api.setCallMuted(call.callId, muted);
       if (this.call?.callId === call.callId) this.call = { ...this.call, muted };
       this.announce(muted ? "Microphone muted" : "Microphone on");
     } catch (error) {
       this.announce(`The microphone could not be switched: ${api.describeError(error)}`);
+    } finally {
+      this.switchingMute = false;
     }
   }
 

@@ -220,7 +220,9 @@ async fn follow(
                 let ev = match ev {
                     Ok(ev) => ev,
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        return Err(CliError::Usage("the engine stopped during the call".into()));
+                    }
                 };
                 print(&json!({ "event": event_json(&ev) }), true);
                 if let Event::Call { call_id, state, .. } = &ev && *call_id == mine {
